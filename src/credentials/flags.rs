@@ -1,0 +1,110 @@
+//! Credentials given by the user directly: `--username` with `--password` or `--password-stdin`,
+//! or the `IDPBUILDER_REGISTRY_USERNAME` / `IDPBUILDER_REGISTRY_PASSWORD` variables.
+
+use secrecy::SecretString;
+
+use super::Credentials;
+use crate::error::{Error, Result};
+
+/// The raw flag values; the password read from stdin is already here as a secret.
+#[derive(Default)]
+pub struct FlagInput {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_from_stdin: Option<SecretString>,
+}
+
+/// Credentials from flags, or an error when they are given half.
+pub fn from_flags(input: FlagInput) -> Result<Option<Credentials>> {
+    let password = match (input.password, input.password_from_stdin) {
+        (Some(p), _) => Some(SecretString::from(p)),
+        (None, Some(p)) => Some(p),
+        (None, None) => None,
+    };
+    match (input.username, password) {
+        (Some(username), Some(password)) => Ok(Some(Credentials { username, password })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::input("--username was given without a password")
+            .with_hint("add --password-stdin and pipe the password in")),
+        (None, Some(_)) => Err(Error::input("a password was given without --username")
+            .with_hint("add --username USER")),
+    }
+}
+
+/// Credentials from the environment, when both variables are set and non-empty.
+pub fn from_environment(get: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
+    let username = get("IDPBUILDER_REGISTRY_USERNAME").filter(|u| !u.is_empty());
+    let password = get("IDPBUILDER_REGISTRY_PASSWORD").filter(|p| !p.is_empty());
+    match (username, password) {
+        (Some(username), Some(password)) => Some(Credentials {
+            username,
+            password: SecretString::from(password),
+        }),
+        (Some(_), None) | (None, Some(_)) => {
+            tracing::warn!(
+                "only one of IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD is set; ignoring both"
+            );
+            None
+        }
+        (None, None) => None,
+    }
+}
+
+/// Reads a password from standard input as `docker login --password-stdin` does: all of it,
+/// without the trailing newline.
+pub fn read_password(mut input: impl std::io::Read) -> Result<SecretString> {
+    let mut text = String::new();
+    input.read_to_string(&mut text).map_err(|e| {
+        Error::input("cannot read the password from standard input").with_cause(e)
+    })?;
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Err(Error::input("--password-stdin read an empty password")
+            .with_hint("pipe the password in, e.g. echo \"$PASSWORD\" | idpbuilder push --password-stdin ..."));
+    }
+    Ok(SecretString::from(trimmed.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn half_given_flags_are_errors() {
+        let only_user = FlagInput {
+            username: Some("u".into()),
+            ..FlagInput::default()
+        };
+        assert!(from_flags(only_user).is_err());
+        let only_password = FlagInput {
+            password: Some("p".into()),
+            ..FlagInput::default()
+        };
+        assert!(from_flags(only_password).is_err());
+    }
+
+    #[test]
+    fn stdin_password_is_used_with_username() {
+        let input = FlagInput {
+            username: Some("u".into()),
+            password_from_stdin: Some(SecretString::from("s3cret")),
+            ..FlagInput::default()
+        };
+        let c = from_flags(input).unwrap().unwrap();
+        assert_eq!(c.password.expose_secret(), "s3cret");
+    }
+
+    #[test]
+    fn read_password_strips_only_the_line_end() {
+        let p = read_password(&b" pass word \r\n"[..]).unwrap();
+        assert_eq!(p.expose_secret(), " pass word ");
+        assert!(read_password(&b"\n"[..]).is_err());
+    }
+
+    #[test]
+    fn environment_needs_both_variables() {
+        let only_user = |k: &str| (k == "IDPBUILDER_REGISTRY_USERNAME").then(|| "u".to_string());
+        assert!(from_environment(only_user).is_none());
+    }
+}

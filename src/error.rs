@@ -1,0 +1,144 @@
+//! The one error type users see: what failed, what to try, and the exit code the SPEC assigns.
+
+use std::fmt;
+
+/// What kind of failure this is; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad flags, bad reference, unreadable or invalid image (exit 2).
+    Input,
+    /// The registry refused our credentials (exit 3).
+    Auth,
+    /// The registry's TLS certificate is not trusted (exit 4).
+    Tls,
+    /// The registry or the network failed after retries (exit 1).
+    Registry,
+    /// Ctrl-C or SIGTERM (exit 130).
+    Interrupted,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Kind::Registry => 1,
+            Kind::Input => 2,
+            Kind::Auth => 3,
+            Kind::Tls => 4,
+            Kind::Interrupted => 130,
+        }
+    }
+}
+
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failure with a lower-case message naming the object, an optional `hint:` with the next step,
+/// and the underlying cause (printed only at `-l debug`).
+pub struct Error {
+    kind: Kind,
+    message: String,
+    hint: Option<String>,
+    cause: Option<Cause>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+            cause: None,
+        }
+    }
+
+    pub fn input(message: impl Into<String>) -> Self {
+        Self::new(Kind::Input, message)
+    }
+
+    pub fn registry(message: impl Into<String>) -> Self {
+        Self::new(Kind::Registry, message)
+    }
+
+    pub fn auth(message: impl Into<String>) -> Self {
+        Self::new(Kind::Auth, message)
+    }
+
+    pub fn tls(message: impl Into<String>) -> Self {
+        Self::new(Kind::Tls, message)
+    }
+
+    pub fn interrupted() -> Self {
+        Self::new(Kind::Interrupted, "interrupted")
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_cause(mut self, cause: impl Into<Cause>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("hint", &self.hint)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_spec() {
+        assert_eq!(Kind::Registry.exit_code(), 1);
+        assert_eq!(Kind::Input.exit_code(), 2);
+        assert_eq!(Kind::Auth.exit_code(), 3);
+        assert_eq!(Kind::Tls.exit_code(), 4);
+        assert_eq!(Kind::Interrupted.exit_code(), 130);
+    }
+
+    #[test]
+    fn cause_is_the_error_source() {
+        let io = std::io::Error::other("disk on fire");
+        let err = Error::input("cannot read image").with_cause(io).with_hint("check the path");
+        let source = std::error::Error::source(&err).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("disk on fire"));
+        assert_eq!(err.hint(), Some("check the path"));
+        assert_eq!(err.to_string(), "cannot read image");
+    }
+}

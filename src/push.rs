@@ -1,0 +1,144 @@
+//! The plan and order of a push: every blob (up to `--concurrency` at once), then the platform
+//! manifests, then the index or manifest under its tag. Nothing is tagged until everything it
+//! points at is in the registry.
+
+use std::time::Instant;
+
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::progress::Reporter;
+use crate::reference::{Destination, Target, is_valid_tag};
+use crate::registry::{BlobOutcome, ChunkPolicy, Registry};
+use crate::source::Image;
+
+/// What a push did, for the result line and `-o json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub reference: String,
+    pub digest: String,
+    /// Size in bytes of the pushed manifest or index.
+    pub size: u64,
+    pub blobs_uploaded: usize,
+    pub blobs_skipped: usize,
+    pub bytes_uploaded: u64,
+    pub seconds: f64,
+}
+
+/// The tag the root manifest is pushed under, or `None` for a push by digest.
+pub fn tag_for(destination: &Destination, image: &Image) -> Result<Option<String>> {
+    match &destination.target {
+        Target::Tag(tag) => Ok(Some(tag.clone())),
+        Target::Digest(digest) => {
+            if digest != &image.root.digest {
+                return Err(Error::input(format!(
+                    "the image's digest is {}, not {digest} as {destination} asks",
+                    image.root.digest
+                ))
+                .with_hint("push by tag instead, or pick the image with that digest"));
+            }
+            Ok(None)
+        }
+        Target::Default => Ok(Some(
+            image
+                .source_tag
+                .clone()
+                .filter(|t| is_valid_tag(t))
+                .unwrap_or_else(|| "latest".to_string()),
+        )),
+    }
+}
+
+pub struct Push<'a> {
+    pub registry: &'a Registry,
+    pub destination: &'a Destination,
+    pub concurrency: usize,
+    pub chunks: &'a ChunkPolicy,
+    pub reporter: &'a dyn Reporter,
+}
+
+impl Push<'_> {
+    pub async fn run(&self, image: &Image, started: Instant) -> Result<Summary> {
+        let tag = tag_for(self.destination, image)?;
+        self.registry.login().await?;
+
+        let plan: Vec<(Digest, u64)> = image.blobs.iter().map(|b| (b.digest.clone(), b.size)).collect();
+        self.reporter.plan(&plan);
+        let outcomes: Vec<(BlobOutcome, u64)> = futures_util::stream::iter(&image.blobs)
+            .map(|blob| async move {
+                let outcome = self.registry.upload_blob(blob, self.chunks, self.reporter).await?;
+                self.reporter.blob_finished(&blob.digest, blob.size, outcome);
+                tracing::debug!("{outcome:?} {}", blob.digest);
+                Ok::<_, Error>((outcome, blob.size))
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .try_collect()
+            .await?;
+
+        for child in &image.children {
+            self.registry.put_manifest(child.digest.as_str(), child).await?;
+        }
+        let reference = tag.clone().unwrap_or_else(|| image.root.digest.to_string());
+        self.registry.put_manifest(&reference, &image.root).await?;
+
+        let pushed = outcomes.iter().filter(|(o, _)| *o == BlobOutcome::Pushed);
+        let shown = match tag {
+            Some(tag) => format!("{}/{}:{tag}", self.destination.host, self.destination.repository),
+            None => format!("{}/{}", self.destination.host, self.destination.repository),
+        };
+        Ok(Summary {
+            reference: format!("{shown}@{}", image.root.digest),
+            digest: image.root.digest.to_string(),
+            size: image.root.bytes.len() as u64,
+            blobs_uploaded: pushed.clone().count(),
+            blobs_skipped: outcomes.len() - pushed.clone().count(),
+            bytes_uploaded: pushed.map(|(_, size)| size).sum(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Manifest;
+
+    fn image(source_tag: Option<&str>) -> Image {
+        let bytes = br#"{"schemaVersion":2}"#.to_vec();
+        Image {
+            blobs: vec![],
+            children: vec![],
+            root: Manifest {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: Digest::of(&bytes),
+                bytes,
+            },
+            source_tag: source_tag.map(String::from),
+            keep_alive: None,
+        }
+    }
+
+    #[test]
+    fn explicit_tag_wins() {
+        let d = Destination::parse("o/n:2.0").unwrap();
+        assert_eq!(tag_for(&d, &image(Some("1.0"))).unwrap().as_deref(), Some("2.0"));
+    }
+
+    #[test]
+    fn default_tag_is_the_sources_own_else_latest() {
+        let d = Destination::parse("o/n").unwrap();
+        assert_eq!(tag_for(&d, &image(Some("1.0"))).unwrap().as_deref(), Some("1.0"));
+        assert_eq!(tag_for(&d, &image(None)).unwrap().as_deref(), Some("latest"));
+        assert_eq!(tag_for(&d, &image(Some("not a tag"))).unwrap().as_deref(), Some("latest"));
+    }
+
+    #[test]
+    fn digest_destination_must_match_the_image() {
+        let img = image(None);
+        let ok = Destination::parse(&format!("o/n@{}", img.root.digest)).unwrap();
+        assert_eq!(tag_for(&ok, &img).unwrap(), None);
+        let other = Destination::parse(&format!("o/n@{}", Digest::of(b"other"))).unwrap();
+        assert_eq!(tag_for(&other, &img).unwrap_err().kind(), crate::error::Kind::Input);
+    }
+}

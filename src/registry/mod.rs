@@ -1,0 +1,10 @@
+//! Talking to an OCI registry: TLS trust, authentication, and the write steps of a push.
+
+mod auth;
+mod client;
+mod tls;
+mod upload;
+
+pub use client::{Connection, Registry};
+pub use tls::Trust;
+pub use upload::{BlobOutcome, ChunkPolicy, human_bytes};

@@ -1,0 +1,244 @@
+//! TLS trust for registry connections: system roots, `--ca-file`, the cluster's idpbuilder
+//! certificate, and `--insecure`.
+//!
+//! idpbuilder's ingress serves one self-signed certificate marked CA:TRUE as its own. webpki
+//! refuses a CA certificate as an end entity (`CaUsedAsEndEntity`) even when it is trusted, while
+//! curl, Go and skopeo accept it. So a server certificate byte-identical to a trusted self-signed
+//! certificate is accepted after checking its host name, its validity period and (as always) the
+//! handshake signature; anything else goes through normal chain verification.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{WebPkiServerVerifier, verify_server_name};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::error::{Error, Result};
+
+/// How much the client trusts what the server presents.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// Extra PEM certificates (`--ca-file`, the cluster's idpbuilder certificate).
+    pub extra: Vec<CertificateDer<'static>>,
+    /// `--insecure`: accept any certificate.
+    pub insecure: bool,
+}
+
+impl Trust {
+    /// Adds every certificate of a PEM bundle; `what` names it in errors.
+    pub fn add_pem(&mut self, pem: &[u8], what: &str) -> Result<()> {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| {
+                Error::input(format!("{what} is not a valid PEM certificate file"))
+                    .with_cause(e)
+                    .with_hint("pass a PEM file holding -----BEGIN CERTIFICATE----- blocks")
+            })?;
+            self.extra.push(cert);
+            added += 1;
+        }
+        if added == 0 {
+            return Err(Error::input(format!("{what} holds no PEM certificate"))
+                .with_hint("pass a PEM file holding -----BEGIN CERTIFICATE----- blocks"));
+        }
+        Ok(())
+    }
+}
+
+/// The process-wide crypto provider: ring, so the binary carries one provider, not two.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the rustls client configuration for `trust`.
+pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig> {
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = if trust.insecure {
+        Arc::new(AcceptAnyCertificate {
+            provider: provider.clone(),
+        })
+    } else {
+        Arc::new(PinnedOrChain::new(trust, provider.clone())?)
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::tls("cannot set up TLS").with_cause(e))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+fn system_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::debug!("skipping a system certificate store: {error}");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    tracing::debug!(added, ignored, "loaded system root certificates");
+    roots
+}
+
+fn is_self_signed(cert: &CertificateDer<'_>) -> bool {
+    match x509_parser::parse_x509_certificate(cert.as_ref()) {
+        Ok((_, parsed)) => parsed.subject() == parsed.issuer(),
+        Err(_) => false,
+    }
+}
+
+/// Accepts a trusted self-signed certificate presented as-is, or a normal chain.
+#[derive(Debug)]
+struct PinnedOrChain {
+    pinned: Vec<CertificateDer<'static>>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl PinnedOrChain {
+    fn new(trust: &Trust, provider: Arc<CryptoProvider>) -> Result<Self> {
+        let mut roots = system_roots();
+        for cert in &trust.extra {
+            // A certificate webpki cannot use as a trust anchor may still be pinned below.
+            if let Err(e) = roots.add(cert.clone()) {
+                tracing::debug!("extra certificate is not usable as a CA: {e}");
+            }
+        }
+        let pinned = trust.extra.iter().filter(|c| is_self_signed(c)).cloned().collect();
+        let chain = if roots.is_empty() {
+            None
+        } else {
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| Error::tls("cannot load the trusted certificates").with_cause(e))?;
+            Some(verifier)
+        };
+        Ok(PinnedOrChain { pinned, chain, provider })
+    }
+}
+
+impl ServerCertVerifier for PinnedOrChain {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
+            let parsed = ParsedCertificate::try_from(end_entity)?;
+            verify_server_name(&parsed, server_name)?;
+            check_validity(end_entity, now)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        match &self.chain {
+            Some(chain) => chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            None => Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn check_validity(cert: &CertificateDer<'_>, now: UnixTime) -> std::result::Result<(), rustls::Error> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = now.as_secs() as i64;
+    let validity = parsed.validity();
+    if now < validity.not_before.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(())
+}
+
+/// `--insecure`: any certificate, but the handshake must still be signed by its key.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_without_certificates_is_an_input_error() {
+        let mut trust = Trust::default();
+        let err = trust.add_pem(b"not a certificate", "ca.pem").unwrap_err();
+        assert_eq!(err.kind(), crate::error::Kind::Input);
+        assert!(err.message().contains("ca.pem"));
+    }
+
+    #[test]
+    fn default_and_insecure_configs_build() {
+        assert!(client_config(&Trust::default()).is_ok());
+        let insecure = Trust {
+            insecure: true,
+            ..Trust::default()
+        };
+        assert!(client_config(&insecure).is_ok());
+    }
+}

@@ -1,0 +1,414 @@
+//! The write steps of a push, one method per protocol request, as go-containerregistry names
+//! them: `blob_exists` (HEAD), `initiate_upload` (POST), `put_whole` / `patch_chunk` (the bytes),
+//! `commit_upload` (PUT `?digest=`), `put_manifest`. `upload_blob` chains them inside one retry.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use reqwest::{Body, Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use url::Url;
+
+use super::client::{Attempt, Failure, Registry};
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::progress::Reporter;
+use crate::source::{Blob, Manifest};
+
+const READ_BUFFER: usize = 256 * 1024;
+/// Below this, a proxy that refuses bodies is not worked around any further.
+const MIN_CHUNK: u64 = 1 << 20;
+
+/// What happened to a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOutcome {
+    Pushed,
+    Exists,
+}
+
+/// The chunk size in force: `--chunk-size`, lowered for the rest of the push when a proxy
+/// answers 413.
+#[derive(Debug)]
+pub struct ChunkPolicy {
+    size: AtomicU64,
+    warned: AtomicBool,
+}
+
+impl ChunkPolicy {
+    pub fn new(size: u64) -> Self {
+        ChunkPolicy {
+            size: AtomicU64::new(size.max(MIN_CHUNK)),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    pub fn current(&self) -> u64 {
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// Halves the size below the body that was refused; `None` when already at the floor.
+    fn shrink(&self, refused: u64, host: &str) -> Option<u64> {
+        let current = self.current();
+        if refused <= MIN_CHUNK {
+            return None;
+        }
+        let next = (refused.min(current) / 2).max(MIN_CHUNK);
+        self.size.fetch_min(next, Ordering::Relaxed);
+        let next = self.current();
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "warning: {host} refused a request body of {} (413); uploading in chunks of {} from now on",
+                human_bytes(refused),
+                human_bytes(next)
+            );
+        } else {
+            tracing::debug!("lowering the chunk size to {next} bytes after another 413");
+        }
+        Some(next)
+    }
+}
+
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl Registry {
+    /// `HEAD /v2/<name>/blobs/<digest>`: 200 when present, 404 when not.
+    pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        let url = self.url(&format!("blobs/{digest}"))?;
+        self.retrying("check a blob", || async {
+            let response = self
+                .send(
+                    || async { Ok(self.request(Method::HEAD, url.clone())) },
+                    &[StatusCode::OK, StatusCode::NOT_FOUND],
+                )
+                .await?;
+            Ok(response.status() == StatusCode::OK)
+        })
+        .await
+    }
+
+    /// Uploads one blob unless the registry has it. A failed attempt starts over in a new
+    /// upload session, so the registry never keeps a partial blob.
+    pub async fn upload_blob(
+        &self,
+        blob: &Blob,
+        chunks: &ChunkPolicy,
+        reporter: &dyn Reporter,
+    ) -> Result<BlobOutcome> {
+        if self.blob_exists(&blob.digest).await? {
+            return Ok(BlobOutcome::Exists);
+        }
+        let what = format!("upload {}", blob.digest.short());
+        self.retrying(&what, || async {
+            reporter.blob_restarted(&blob.digest);
+            loop {
+                let location = self.initiate_upload().await?;
+                let chunk = chunks.current();
+                let result = if blob.size <= chunk {
+                    self.put_whole(location, blob, reporter).await
+                } else {
+                    self.upload_in_chunks(location, blob, chunk, reporter).await
+                };
+                match result {
+                    Err(Failure {
+                        status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+                        error,
+                        ..
+                    }) => {
+                        let refused = blob.size.min(chunk);
+                        if chunks.shrink(refused, self.host()).is_none() {
+                            return Err(Failure::fatal(error.with_hint(
+                                "a proxy in front of the registry refuses even 1 MiB request bodies; raise its body size limit",
+                            )));
+                        }
+                        reporter.blob_restarted(&blob.digest);
+                    }
+                    other => return other.map(|()| BlobOutcome::Pushed),
+                }
+            }
+        })
+        .await
+    }
+
+    /// `POST /v2/<name>/blobs/uploads/`: 202 with the session's `Location`.
+    async fn initiate_upload(&self) -> Attempt<Url> {
+        let url = self.url("blobs/uploads/")?;
+        let response = self
+            .send(
+                || async {
+                    Ok(self
+                        .request(Method::POST, url.clone())
+                        .header(CONTENT_LENGTH, 0))
+                },
+                &[StatusCode::ACCEPTED],
+            )
+            .await?;
+        self.next_location(&response)
+    }
+
+    fn next_location(&self, response: &reqwest::Response) -> Attempt<Url> {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::registry(format!("{} started an upload without a Location header", self.host())))?;
+        Ok(self.resolve_location(location)?)
+    }
+
+    /// `PUT <location>?digest=<digest>` with the whole blob streamed as the body: 201.
+    async fn put_whole(&self, location: Url, blob: &Blob, reporter: &dyn Reporter) -> Attempt<()> {
+        let url = with_digest(location, &blob.digest);
+        let hasher = Arc::new(Mutex::new(Hasher::new()));
+        let mismatch = Arc::new(OnceLock::new());
+        let result = self
+            .send(
+                || async {
+                    let body = blob_body(blob, 0, blob.size, &hasher, Hasher::new(), Some(&mismatch), reporter).await?;
+                    Ok(self
+                        .request(Method::PUT, url.clone())
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, blob.size)
+                        .body(body))
+                },
+                &[StatusCode::CREATED],
+            )
+            .await;
+        check_mismatch(blob, &mismatch)?;
+        result.map(drop)
+    }
+
+    /// `PATCH` chunks with `Content-Range: start-end`, following each new `Location`, then
+    /// commit once every byte is in and its digest checked.
+    async fn upload_in_chunks(
+        &self,
+        mut location: Url,
+        blob: &Blob,
+        chunk: u64,
+        reporter: &dyn Reporter,
+    ) -> Attempt<()> {
+        let hasher = Arc::new(Mutex::new(Hasher::new()));
+        let mismatch = Arc::new(OnceLock::new());
+        let mut start = 0;
+        while start < blob.size {
+            let len = chunk.min(blob.size - start);
+            let last = start + len == blob.size;
+            let verify = last.then_some(&mismatch);
+            let url = location.clone();
+            let before = lock(&hasher).clone();
+            let result = self
+                .send(
+                    || async {
+                        let body = blob_body(blob, start, len, &hasher, before.clone(), verify, reporter).await?;
+                        Ok(self
+                            .request(Method::PATCH, url.clone())
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_RANGE, format!("{}-{}", start, start + len - 1))
+                            .header(CONTENT_LENGTH, len)
+                            .body(body))
+                    },
+                    &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT],
+                )
+                .await;
+            check_mismatch(blob, &mismatch)?;
+            location = self.next_location(&result?)?;
+            start += len;
+        }
+        self.commit_upload(location, &blob.digest).await
+    }
+
+    /// `PUT <location>?digest=<digest>` with no body: 201.
+    async fn commit_upload(&self, location: Url, digest: &Digest) -> Attempt<()> {
+        let url = with_digest(location, digest);
+        self.send(
+            || async {
+                Ok(self
+                    .request(Method::PUT, url.clone())
+                    .header(CONTENT_LENGTH, 0))
+            },
+            &[StatusCode::CREATED],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `PUT /v2/<name>/manifests/<reference>` with the manifest's exact bytes: 201. Checks the
+    /// digest the registry computed against ours.
+    pub async fn put_manifest(&self, reference: &str, manifest: &Manifest) -> Result<()> {
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let body = Bytes::from(manifest.bytes.clone());
+        self.retrying("push the manifest", || async {
+            let response = self
+                .send(
+                    || async {
+                        Ok(self
+                            .request(Method::PUT, url.clone())
+                            .header(CONTENT_TYPE, manifest.media_type.as_str())
+                            .body(body.clone()))
+                    },
+                    &[StatusCode::CREATED, StatusCode::OK],
+                )
+                .await?;
+            let echoed = response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok());
+            if let Some(echoed) = echoed {
+                if echoed != manifest.digest.as_str() {
+                    return Err(Failure::fatal(Error::registry(format!(
+                        "{} stored manifest {} as {echoed}",
+                        self.host(),
+                        manifest.digest
+                    ))));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn with_digest(mut location: Url, digest: &Digest) -> Url {
+    location.query_pairs_mut().append_pair("digest", digest.as_str());
+    location
+}
+
+fn check_mismatch(blob: &Blob, mismatch: &OnceLock<Digest>) -> Attempt<()> {
+    match mismatch.get() {
+        Some(actual) => Err(Failure::fatal(
+            Error::input(format!(
+                "blob {} of the image does not match its digest (its bytes hash to {actual})",
+                blob.digest
+            ))
+            .with_hint("the image file is corrupt; export or save the image again"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A body streaming `len` bytes of the blob from `start`, feeding `hasher` and the progress
+/// reporter. With `verify`, the digest is checked before the last bytes are handed over, so a
+/// corrupt blob never completes its request.
+async fn blob_body(
+    blob: &Blob,
+    start: u64,
+    len: u64,
+    hasher: &Arc<Mutex<Hasher>>,
+    hashed_before: Hasher,
+    verify: Option<&Arc<OnceLock<Digest>>>,
+    reporter: &dyn Reporter,
+) -> Result<Body> {
+    let mut file = tokio::fs::File::open(blob.location.file.as_path())
+        .await
+        .map_err(|e| Error::input(format!("cannot read blob {} from {}", blob.digest, blob.location.file.display())).with_cause(e))?;
+    file.seek(io::SeekFrom::Start(blob.location.offset + start))
+        .await
+        .map_err(|e| Error::input(format!("cannot read blob {}", blob.digest)).with_cause(e))?;
+    // A request sent again re-reads the same range, so the hash restarts from the state it had
+    // where this range begins.
+    let reading = Reading {
+        file,
+        remaining: len,
+        hasher: hasher.clone(),
+        snapshot: Some(hashed_before),
+        expected: verify.map(|m| (blob.digest.clone(), m.clone())),
+        progress: reporter.blob_progress_sink(&blob.digest),
+    };
+    Ok(Body::wrap_stream(reading.into_stream()))
+}
+
+struct Reading {
+    file: tokio::fs::File,
+    remaining: u64,
+    hasher: Arc<Mutex<Hasher>>,
+    snapshot: Option<Hasher>,
+    expected: Option<(Digest, Arc<OnceLock<Digest>>)>,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+fn lock(hasher: &Mutex<Hasher>) -> std::sync::MutexGuard<'_, Hasher> {
+    hasher.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Reading {
+    fn into_stream(self) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        futures_util::stream::try_unfold(self, |mut reading| async move {
+            if let Some(snapshot) = reading.snapshot.take() {
+                *lock(&reading.hasher) = snapshot;
+            }
+            if reading.remaining == 0 {
+                return Ok(None);
+            }
+            let want = reading.remaining.min(READ_BUFFER as u64) as usize;
+            let mut buffer = BytesMut::with_capacity(want);
+            while buffer.len() < want {
+                let read = (&mut reading.file)
+                    .take((want - buffer.len()) as u64)
+                    .read_buf(&mut buffer)
+                    .await?;
+                if read == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the blob file ended early"));
+                }
+            }
+            reading.remaining -= want as u64;
+            let mut hasher = lock(&reading.hasher);
+            hasher.update(&buffer);
+            if reading.remaining == 0 {
+                if let Some((expected, mismatch)) = reading.expected.take() {
+                    let actual = hasher.clone().finish();
+                    if actual != expected {
+                        let _ = mismatch.set(actual);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, "blob digest mismatch"));
+                    }
+                }
+            }
+            drop(hasher);
+            (reading.progress)(want as u64);
+            Ok(Some((buffer.freeze(), reading)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_policy_halves_below_the_refused_body_and_stops_at_the_floor() {
+        let policy = ChunkPolicy::new(512 << 20);
+        assert_eq!(policy.shrink(40 << 20, "h"), Some(20 << 20));
+        assert_eq!(policy.current(), 20 << 20);
+        assert_eq!(policy.shrink(20 << 20, "h"), Some(10 << 20));
+        assert_eq!(policy.shrink(MIN_CHUNK, "h"), None);
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(12_900_000), "12.3 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn digest_goes_into_the_query_next_to_the_state() {
+        let url = Url::parse("https://h/v2/a/blobs/uploads/u?_state=xyz").unwrap();
+        let d = Digest::of(b"");
+        let url = with_digest(url, &d);
+        assert_eq!(url.query(), Some(&*format!("_state=xyz&digest=sha256%3A{}", d.hex())));
+    }
+}

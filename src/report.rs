@@ -1,0 +1,93 @@
+//! What the user reads at the end: the result on stdout (text or JSON) and, on failure, the
+//! `error:` / `hint:` / `caused by:` lines on stderr.
+
+use std::io::Write;
+
+use crate::cli::OutputFormat;
+use crate::error::Error;
+use crate::push::Summary;
+
+/// The result on stdout; its last line is `HOST/REPO:TAG@sha256:DIGEST` in text mode.
+pub fn result(out: &mut impl Write, summary: &Summary, format: OutputFormat) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Text => writeln!(out, "{}", summary.reference),
+        OutputFormat::Json => {
+            serde_json::to_writer(&mut *out, summary)?;
+            writeln!(out)
+        }
+    }
+}
+
+/// `error: ...`, then `hint: ...`, then the causes when `verbose`.
+pub fn error(err: &mut impl Write, error: &Error, verbose: bool, color: bool) -> std::io::Result<()> {
+    let (red, yellow, reset) = if color {
+        ("\x1b[1;31m", "\x1b[1;33m", "\x1b[0m")
+    } else {
+        ("", "", "")
+    };
+    writeln!(err, "{red}error:{reset} {}", error.message())?;
+    if let Some(hint) = error.hint() {
+        writeln!(err, "{yellow}hint:{reset} {hint}")?;
+    }
+    if verbose {
+        let mut cause = std::error::Error::source(error);
+        while let Some(c) = cause {
+            writeln!(err, "caused by: {c}")?;
+            cause = c.source();
+        }
+    }
+    Ok(())
+}
+
+/// `warning: ...` on stderr.
+pub fn warning(message: &str, color: bool) {
+    let (yellow, reset) = if color { ("\x1b[1;33m", "\x1b[0m") } else { ("", "") };
+    let _ = writeln!(std::io::stderr().lock(), "{yellow}warning:{reset} {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> Summary {
+        Summary {
+            reference: "h/o/n:1@sha256:abc".into(),
+            digest: "sha256:abc".into(),
+            size: 10,
+            blobs_uploaded: 2,
+            blobs_skipped: 1,
+            bytes_uploaded: 300,
+            seconds: 0.5,
+        }
+    }
+
+    #[test]
+    fn text_result_is_the_reference_line() {
+        let mut out = Vec::new();
+        result(&mut out, &summary(), OutputFormat::Text).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "h/o/n:1@sha256:abc\n");
+    }
+
+    #[test]
+    fn json_result_has_every_field() {
+        let mut out = Vec::new();
+        result(&mut out, &summary(), OutputFormat::Json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        for key in ["reference", "digest", "size", "blobs_uploaded", "blobs_skipped", "bytes_uploaded", "seconds"] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn error_lines_with_hint_and_causes_only_when_verbose() {
+        let e = Error::input("image x does not exist")
+            .with_hint("check the path")
+            .with_cause(std::io::Error::other("no such file"));
+        let mut quiet = Vec::new();
+        error(&mut quiet, &e, false, false).unwrap();
+        assert_eq!(String::from_utf8(quiet).unwrap(), "error: image x does not exist\nhint: check the path\n");
+        let mut verbose = Vec::new();
+        error(&mut verbose, &e, true, false).unwrap();
+        assert!(String::from_utf8(verbose).unwrap().ends_with("caused by: no such file\n"));
+    }
+}

@@ -1,0 +1,178 @@
+//! Image sources: turn an IMAGE argument (layout directory, OCI archive, docker archive) into the
+//! manifests and blobs to push, without reading any layer into memory.
+//!
+//! Every source ends up as an [`Image`]: the root manifest (or index) with its exact bytes, the
+//! platform manifests under an index, and each blob as a byte range of a file on disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+mod docker_archive;
+mod layout;
+mod names;
+mod oci_archive;
+mod platform;
+mod store;
+#[cfg(test)]
+mod testing;
+
+use store::Store;
+
+pub use platform::Platform;
+
+/// Where a blob's bytes lie: `len` bytes at `offset` of `file` (a plain file, or an entry of an
+/// uncompressed tar, or of a `.tar.gz` decompressed to a temporary file).
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub file: Arc<PathBuf>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// A blob (config or layer) to upload.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    pub location: Location,
+}
+
+/// A manifest or index, kept as the exact bytes of the source so its digest does not change.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub media_type: String,
+    pub digest: Digest,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything one push needs, in the order the registry must receive it.
+#[derive(Debug)]
+pub struct Image {
+    /// Configs and layers of every manifest, each digest once.
+    pub blobs: Vec<Blob>,
+    /// Platform manifests of an index (pushed before the index); empty for a single image.
+    pub children: Vec<Manifest>,
+    /// The manifest or index the tag will point at.
+    pub root: Manifest,
+    /// The source's own tag (ref name annotation or RepoTag), when it names exactly one.
+    pub source_tag: Option<String>,
+    /// Keeps a decompressed temporary copy alive for as long as blobs are read from it.
+    pub keep_alive: Option<Arc<tempfile::TempDir>>,
+}
+
+/// What the user asked for on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `:REF` of a prefixed IMAGE argument.
+    pub reference: Option<String>,
+    /// `--platform`.
+    pub platform: Option<Platform>,
+}
+
+/// The kind of source a prefix forces, or `Detect` for a bare path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Layout,
+    OciArchive,
+    DockerArchive,
+    Detect,
+}
+
+/// Opens the IMAGE argument: `oci:PATH[:REF]`, `oci-archive:PATH[:REF]`, `docker-archive:PATH[:REF]`,
+/// or a bare path whose kind is detected from its contents.
+///
+/// How `PATH[:REF]` splits: if the whole text names an existing file or directory, it is the
+/// PATH and there is no REF (so a path such as `./a:b` works). Otherwise the longest part before
+/// a `:` that exists is the PATH and the rest is REF, so a REF may itself hold a `:`
+/// (`docker-archive:app.tar:foo:1.0`). When nothing exists, the first `:` splits, as in skopeo,
+/// and the error names that PATH. An empty REF is no REF. A bare path never has a REF.
+pub fn open(argument: &str, platform: Option<Platform>) -> Result<Image> {
+    let (kind, path, reference) = parse_argument(argument);
+    let selection = Selection { reference, platform };
+    let path = Path::new(&path);
+    let meta = std::fs::metadata(path).map_err(|e| missing(argument, path, kind, e))?;
+    match (kind, meta.is_dir()) {
+        (Kind::Layout | Kind::Detect, true) => layout_dir(path, &selection),
+        (Kind::OciArchive, false) => oci_archive::open(&Store::archive(path)?, &selection),
+        (Kind::DockerArchive, false) => docker_archive::open(&Store::archive(path)?, &selection),
+        (Kind::Detect, false) => detect_archive(path, &selection),
+        (Kind::Layout, false) => Err(Error::input(format!("{} is a file, not an OCI layout directory", path.display()))
+            .with_hint(format!("for an archive, use oci-archive:{0} or docker-archive:{0}", path.display()))),
+        (Kind::OciArchive | Kind::DockerArchive, true) => {
+            Err(Error::input(format!("{} is a directory, not an archive", path.display()))
+                .with_hint(format!("for an OCI layout directory, use oci:{}", path.display())))
+        }
+    }
+}
+
+/// Splits the argument into kind, path and REF, following the rule documented on [`open`].
+fn parse_argument(argument: &str) -> (Kind, String, Option<String>) {
+    let prefixes = [("oci:", Kind::Layout), ("oci-archive:", Kind::OciArchive), ("docker-archive:", Kind::DockerArchive)];
+    let Some((kind, rest)) = prefixes.iter().find_map(|(p, k)| argument.strip_prefix(p).map(|r| (*k, r))) else {
+        return (Kind::Detect, argument.to_string(), None);
+    };
+    let exists = |p: &str| !p.is_empty() && Path::new(p).exists();
+    let split = if exists(rest) {
+        None
+    } else {
+        let colons: Vec<usize> = rest.match_indices(':').map(|(i, _)| i).collect();
+        colons.iter().rev().copied().find(|&i| exists(&rest[..i])).or_else(|| colons.first().copied())
+    };
+    match split {
+        Some(i) => {
+            let reference = Some(rest[i + 1..].to_string()).filter(|r| !r.is_empty());
+            (kind, rest[..i].to_string(), reference)
+        }
+        None => (kind, rest.to_string(), None),
+    }
+}
+
+fn missing(argument: &str, path: &Path, kind: Kind, cause: std::io::Error) -> Error {
+    let message = if cause.kind() == std::io::ErrorKind::NotFound {
+        format!("image {} does not exist", path.display())
+    } else {
+        format!("cannot read image {}: {cause}", path.display())
+    };
+    let hint = if kind == Kind::Detect && argument.contains(':') {
+        "IMAGE is a local file or directory; to pick one image of an archive, use \
+         oci:PATH:REF, oci-archive:PATH:REF or docker-archive:PATH:REF"
+    } else {
+        "pass an OCI layout directory, an OCI archive, or a docker archive (docker save -o app.tar IMAGE)"
+    };
+    Error::input(message).with_hint(hint).with_cause(cause)
+}
+
+/// A directory, which must be an OCI image layout.
+fn layout_dir(path: &Path, selection: &Selection) -> Result<Image> {
+    let store = Store::dir(path);
+    if !store.exists("oci-layout") || !store.exists("index.json") {
+        return Err(Error::input(format!("{} is not an OCI image layout (no oci-layout/index.json)", path.display()))
+            .with_hint("pass a directory written by skopeo copy ... oci:DIR, or an image archive file"));
+    }
+    layout::open(&store, selection, "oci")
+}
+
+/// A file: a docker archive when it has `manifest.json`, else an OCI archive when it has
+/// `index.json`.
+fn detect_archive(path: &Path, selection: &Selection) -> Result<Image> {
+    let store = Store::archive(path)?;
+    if store.exists("manifest.json") {
+        docker_archive::open(&store, selection)
+    } else if store.exists("index.json") {
+        oci_archive::open(&store, selection)
+    } else {
+        Err(Error::input(format!(
+            "{} is neither a docker archive (no manifest.json) nor an OCI archive (no index.json)",
+            path.display()
+        ))
+        .with_hint("export the image with docker save -o app.tar IMAGE or skopeo copy ... oci-archive:app.tar"))
+    }
+}
+
+#[cfg(test)]
+#[path = "open_tests.rs"]
+mod tests;

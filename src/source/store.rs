@@ -1,0 +1,408 @@
+//! Where an image's files live: a layout directory, or a tar archive indexed once so that every
+//! file in it is a byte range of the tar. A gzip'd tar is first decompressed to a temporary file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tempfile::TempDir;
+
+use super::Location;
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, Result};
+
+/// The most we read into memory for one JSON file (manifest, index, config, manifest.json).
+pub(crate) const JSON_LIMIT: u64 = 4 << 20;
+/// Buffer size for streaming reads (hashing).
+const CHUNK: usize = 256 << 10;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Symlink chains longer than this are treated as broken (and loops end).
+const MAX_LINK_HOPS: usize = 16;
+
+/// A file or a link inside a tar, by normalised path.
+#[derive(Debug)]
+enum Node {
+    File { offset: u64, len: u64 },
+    Link(String),
+}
+
+#[derive(Debug)]
+enum Backing {
+    Dir,
+    Tar { file: Arc<PathBuf>, nodes: HashMap<String, Node> },
+}
+
+/// Files of one image source, looked up by their path relative to the layout or archive root.
+#[derive(Debug)]
+pub(crate) struct Store {
+    /// The path the user gave, for messages.
+    source: PathBuf,
+    backing: Backing,
+    keep_alive: Option<Arc<TempDir>>,
+}
+
+impl Store {
+    /// A directory whose files are read in place.
+    pub(crate) fn dir(path: &Path) -> Store {
+        Store { source: path.to_path_buf(), backing: Backing::Dir, keep_alive: None }
+    }
+
+    /// A tar file, or a gzip'd tar (detected by its magic bytes) decompressed to a temporary file.
+    pub(crate) fn archive(path: &Path) -> Result<Store> {
+        let magic = read_magic(path)?;
+        if magic.starts_with(&ZSTD_MAGIC) {
+            return Err(Error::input(format!("{} is zstd-compressed, which is not supported", path.display()))
+                .with_hint(format!("decompress it first: zstd -d {}", path.display())));
+        }
+        let (tar_path, keep_alive) = if magic.starts_with(&GZIP_MAGIC) {
+            let (tmp, file) = gunzip(path)?;
+            (file, Some(Arc::new(tmp)))
+        } else {
+            (path.to_path_buf(), None)
+        };
+        let nodes = index_tar(path, &tar_path)?;
+        let backing = Backing::Tar { file: Arc::new(tar_path), nodes };
+        Ok(Store { source: path.to_path_buf(), backing, keep_alive })
+    }
+
+    pub(crate) fn source(&self) -> &Path {
+        &self.source
+    }
+
+    pub(crate) fn keep_alive(&self) -> Option<Arc<TempDir>> {
+        self.keep_alive.clone()
+    }
+
+    pub(crate) fn exists(&self, path: &str) -> bool {
+        matches!(self.locate(path), Ok(Some(_)))
+    }
+
+    /// Where the regular file at `path` lies, following links; `None` when there is no such file.
+    pub(crate) fn locate(&self, path: &str) -> Result<Option<Location>> {
+        let Some(mut name) = normalise(path) else { return Ok(None) };
+        match &self.backing {
+            Backing::Dir => {
+                let full = self.source.join(&name);
+                match std::fs::metadata(&full) {
+                    Ok(meta) if meta.is_file() => {
+                        Ok(Some(Location { file: Arc::new(full), offset: 0, len: meta.len() }))
+                    }
+                    Ok(_) => Ok(None),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::input(format!("cannot read {}", full.display())).with_cause(e)),
+                }
+            }
+            Backing::Tar { file, nodes } => {
+                for _ in 0..MAX_LINK_HOPS {
+                    match nodes.get(&name) {
+                        Some(Node::File { offset, len }) => {
+                            return Ok(Some(Location { file: file.clone(), offset: *offset, len: *len }));
+                        }
+                        Some(Node::Link(target)) => name = target.clone(),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads the whole of a small file (JSON); a missing file or one over `limit` is an error.
+    pub(crate) fn read_small(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        let location = self
+            .locate(path)?
+            .ok_or_else(|| Error::input(format!("{} has no {path}", self.source.display())))?;
+        read_location(&location, limit).map_err(|e| self.corrupt(path, e))
+    }
+
+    /// The error for a file of this source that cannot be read as it should.
+    pub(crate) fn corrupt(&self, path: &str, cause: Error) -> Error {
+        Error::input(format!("cannot read {path} in {}: {}", self.source.display(), cause.message()))
+            .with_hint("the image is corrupt or truncated; export it again")
+    }
+}
+
+/// Reads all of `location` into memory, refusing anything over `limit` bytes.
+pub(crate) fn read_location(location: &Location, limit: u64) -> Result<Vec<u8>> {
+    if location.len > limit {
+        return Err(Error::input(format!("it is {} bytes, more than the {limit} allowed", location.len)));
+    }
+    let mut reader = open_at(location)?;
+    let mut bytes = Vec::with_capacity(location.len as usize);
+    reader.read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() as u64 != location.len {
+        return Err(Error::input("it ends early"));
+    }
+    Ok(bytes)
+}
+
+/// The first `n` bytes of `location` (fewer when it is shorter), for magic-number checks.
+pub(crate) fn head(location: &Location, n: usize) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(n);
+    open_at(location)?.take(n as u64).read_to_end(&mut bytes).map_err(read_error)?;
+    Ok(bytes)
+}
+
+/// The sha256 of the bytes at `location`, read as a stream.
+pub(crate) fn hash(location: &Location) -> Result<Digest> {
+    let mut reader = open_at(location)?;
+    let mut hasher = Hasher::new();
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let n = reader.read(&mut buffer).map_err(read_error)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    if hasher.len() != location.len {
+        return Err(Error::input("it ends early"));
+    }
+    Ok(hasher.finish())
+}
+
+fn open_at(location: &Location) -> Result<io::Take<File>> {
+    let mut file = File::open(location.file.as_path()).map_err(read_error)?;
+    file.seek(SeekFrom::Start(location.offset)).map_err(read_error)?;
+    Ok(file.take(location.len))
+}
+
+fn read_error(e: io::Error) -> Error {
+    Error::input(e.to_string()).with_cause(e)
+}
+
+/// Normalises a path inside an archive: no `./`, no leading `/`, `..` resolved (never above the
+/// root). `None` for the root itself.
+pub(crate) fn normalise(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    if parts.is_empty() { None } else { Some(parts.join("/")) }
+}
+
+fn read_magic(path: &Path) -> Result<Vec<u8>> {
+    let file = File::open(path)
+        .map_err(|e| Error::input(format!("cannot open {}: {e}", path.display())).with_cause(e))?;
+    let mut magic = Vec::with_capacity(4);
+    file.take(4)
+        .read_to_end(&mut magic)
+        .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())).with_cause(e))?;
+    Ok(magic)
+}
+
+fn not_a_tar(source: &Path, why: impl std::fmt::Display) -> Error {
+    Error::input(format!("{} is not a readable tar archive ({why})", source.display()))
+        .with_hint("pass an OCI layout directory, an OCI archive, or a docker archive (docker save -o FILE IMAGE)")
+}
+
+/// Decompresses `path` once into a new temporary directory; returns it and the tar inside.
+fn gunzip(path: &Path) -> Result<(TempDir, PathBuf)> {
+    let tmp = tempfile::Builder::new()
+        .prefix("idpbuilder-push-")
+        .tempdir()
+        .map_err(|e| Error::input(format!("cannot create a temporary directory: {e}")).with_cause(e))?;
+    let target = tmp.path().join("image.tar");
+    let disk_error = |e: io::Error| {
+        Error::input(format!("cannot decompress {} to {}: {e}", path.display(), target.display()))
+            .with_hint("free some space in the temporary directory, or set TMPDIR to a larger one")
+            .with_cause(e)
+    };
+    let input = File::open(path)
+        .map_err(|e| Error::input(format!("cannot open {}: {e}", path.display())).with_cause(e))?;
+    let mut decoder = flate2::read::MultiGzDecoder::new(BufReader::new(input));
+    let mut output = BufWriter::new(File::create(&target).map_err(disk_error)?);
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let n = decoder.read(&mut buffer).map_err(|e| {
+            Error::input(format!("{} is not a readable gzip archive ({e})", path.display()))
+                .with_hint("the file is corrupt or truncated; export it again")
+                .with_cause(e)
+        })?;
+        if n == 0 {
+            break;
+        }
+        output.write_all(&buffer[..n]).map_err(disk_error)?;
+    }
+    output.flush().map_err(disk_error)?;
+    Ok((tmp, target))
+}
+
+/// Lists the files and links of the tar at `tar_path` (`source` is the user's name for it).
+fn index_tar(source: &Path, tar_path: &Path) -> Result<HashMap<String, Node>> {
+    let file = File::open(tar_path).map_err(|e| not_a_tar(source, &e))?;
+    let total = file.metadata().map_err(|e| not_a_tar(source, &e))?.len();
+    let mut archive = tar::Archive::new(file);
+    let mut nodes = HashMap::new();
+    for entry in archive.entries_with_seek().map_err(|e| not_a_tar(source, &e))? {
+        let entry = entry.map_err(|e| not_a_tar(source, &e))?;
+        let Some(name) = normalise(&String::from_utf8_lossy(&entry.path_bytes())) else { continue };
+        let link = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let (offset, len) = (entry.raw_file_position(), entry.size());
+                if offset.saturating_add(len) > total {
+                    return Err(not_a_tar(source, format_args!("{name} is cut short: the file is truncated")));
+                }
+                nodes.insert(name, Node::File { offset, len });
+            }
+            tar::EntryType::Symlink => {
+                let target = match link {
+                    Some(l) if l.starts_with('/') => normalise(&l),
+                    Some(l) => normalise(&format!("{name}/../{l}")),
+                    None => None,
+                };
+                if let Some(target) = target {
+                    nodes.insert(name, Node::Link(target));
+                }
+            }
+            tar::EntryType::Link => {
+                if let Some(target) = link.as_deref().and_then(normalise) {
+                    nodes.insert(name, Node::Link(target));
+                }
+            }
+            _ => {}
+        }
+    }
+    if nodes.is_empty() {
+        return Err(not_a_tar(source, "no files in it"));
+    }
+    Ok(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn tar_bytes(files: &[(&str, &[u8])], links: &[(&str, &str, tar::EntryType)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        for (name, target, kind) in links {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_size(0);
+            builder.append_link(&mut header, name, target).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn read(store: &Store, path: &str) -> Vec<u8> {
+        store.read_small(path, JSON_LIMIT).unwrap()
+    }
+
+    #[test]
+    fn normalise_drops_dot_prefixes_and_resolves_parents() {
+        assert_eq!(normalise("./a/b").as_deref(), Some("a/b"));
+        assert_eq!(normalise("/a//b/").as_deref(), Some("a/b"));
+        assert_eq!(normalise("a/../../b").as_deref(), Some("b"));
+        assert_eq!(normalise("./"), None);
+    }
+
+    #[test]
+    fn tar_entries_are_byte_ranges_of_the_tar() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write(tmp.path(), "a.tar", &tar_bytes(&[("./index.json", b"{}"), ("x/y", b"hello")], &[]));
+        let store = Store::archive(&path).unwrap();
+        assert_eq!(read(&store, "index.json"), b"{}");
+        let location = store.locate("./x/y").unwrap().unwrap();
+        assert_eq!(location.len, 5);
+        assert_eq!(location.file.as_path(), path.as_path());
+        assert_eq!(hash(&location).unwrap(), Digest::of(b"hello"));
+        assert_eq!(head(&location, 2).unwrap(), b"he");
+        assert!(!store.exists("nope"));
+        assert!(store.keep_alive().is_none());
+    }
+
+    #[test]
+    fn symlinks_and_hard_links_lead_to_their_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let links = [
+            ("b/layer.tar", "../a/layer.tar", tar::EntryType::Symlink),
+            ("c/layer.tar", "a/layer.tar", tar::EntryType::Link),
+            ("d/layer.tar", "/b/layer.tar", tar::EntryType::Symlink),
+            ("loop", "loop", tar::EntryType::Symlink),
+        ];
+        let path = write(tmp.path(), "l.tar", &tar_bytes(&[("a/layer.tar", b"data")], &links));
+        let store = Store::archive(&path).unwrap();
+        for name in ["b/layer.tar", "c/layer.tar", "d/layer.tar"] {
+            assert_eq!(read(&store, name), b"data", "{name}");
+        }
+        assert!(store.locate("loop").unwrap().is_none());
+    }
+
+    #[test]
+    fn gzip_is_detected_by_content_and_decompressed_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar_bytes(&[("index.json", b"[1]")], &[])).unwrap();
+        let path = write(tmp.path(), "no-extension", &gz.finish().unwrap());
+        let store = Store::archive(&path).unwrap();
+        assert_eq!(read(&store, "index.json"), b"[1]");
+        let location = store.locate("index.json").unwrap().unwrap();
+        assert_ne!(location.file.as_path(), path.as_path());
+        assert!(store.keep_alive().is_some());
+    }
+
+    #[test]
+    fn a_truncated_tar_is_an_error_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bytes = tar_bytes(&[("big", &[7u8; 4000])], &[]);
+        let path = write(tmp.path(), "cut.tar", &bytes[..2048]);
+        let err = Store::archive(&path).unwrap_err();
+        assert!(err.message().contains("cut.tar is not a readable tar archive"), "{}", err.message());
+        let path = write(tmp.path(), "cut2.tar", &bytes[..700]);
+        assert!(Store::archive(&path).is_err());
+    }
+
+    #[test]
+    fn a_truncated_gzip_is_an_error_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar_bytes(&[("index.json", &[1u8; 10000])], &[])).unwrap();
+        let bytes = gz.finish().unwrap();
+        let path = write(tmp.path(), "cut.tar.gz", &bytes[..bytes.len() / 2]);
+        let err = Store::archive(&path).unwrap_err();
+        assert!(err.message().contains("cut.tar.gz is not a readable gzip archive"), "{}", err.message());
+    }
+
+    #[test]
+    fn text_and_zstd_files_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write(tmp.path(), "notes.txt", &[b'x'; 1024]);
+        assert!(Store::archive(&path).unwrap_err().message().contains("notes.txt is not a readable tar"));
+        let path = write(tmp.path(), "a.tar.zst", &[0x28, 0xb5, 0x2f, 0xfd, 0, 0]);
+        assert!(Store::archive(&path).unwrap_err().message().contains("zstd"));
+    }
+
+    #[test]
+    fn oversized_json_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("index.json"), b"[1,2,3]").unwrap();
+        let store = Store::dir(tmp.path());
+        assert_eq!(read(&store, "index.json"), b"[1,2,3]");
+        let err = store.read_small("index.json", 3).unwrap_err();
+        assert!(err.message().contains("more than the 3 allowed"), "{}", err.message());
+        assert!(store.read_small("missing.json", 3).unwrap_err().message().contains("has no missing.json"));
+    }
+}
