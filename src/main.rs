@@ -28,6 +28,7 @@ fn main() {
     let Command::Push(args) = Cli::parse().command;
     let color = use_color(args.color);
     init_logging(args.log_level);
+    registry::install_default_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => exit_with(Error::registry("cannot start the async runtime").with_cause(e), &args, color),

@@ -81,7 +81,6 @@ impl Destination {
         })
     }
 
-    /// `host/repository`, without tag.
 }
 
 impl fmt::Display for Destination {

@@ -325,8 +325,7 @@ impl Registry {
     /// timeouts are worth retrying.
     pub fn transport_failure(&self, error: reqwest::Error) -> Failure {
         if let Some(tls) = find_tls_error(&error) {
-            let text = tls.to_string();
-            let err = Error::tls(format!("the TLS certificate of {} is not trusted ({text})", self.host()))
+            let err = Error::tls(format!("the TLS certificate of {} is not trusted: {}", self.host(), describe_tls(tls)))
                 .with_hint("pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure")
                 .with_cause(error);
             return Failure::fatal(err);
@@ -376,18 +375,36 @@ async fn registry_message(mut response: Response) -> Option<String> {
     }
 }
 
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::{CertificateError, OtherError};
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer => "it is signed by an unknown authority".into(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "it has expired".into(),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "it is not valid yet".into(),
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "it is not valid for this host name".into()
+            }
+            CertificateError::Other(OtherError(inner)) if inner.to_string().contains("CaUsedAsEndEntity") => {
+                "it is a self-signed CA certificate that is not in the trusted set".into()
+            }
+            other => format!("{other:?}"),
+        },
+        other => other.to_string(),
+    }
+}
+
 fn find_tls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                return Some(tls);
-            }
-        }
-        current = e.source();
+        // io::Error's source() skips the error it wraps; step into it instead.
+        current = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }

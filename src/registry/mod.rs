@@ -6,5 +6,5 @@ mod tls;
 mod upload;
 
 pub use client::{Connection, Registry};
-pub use tls::Trust;
+pub use tls::{Trust, install_default_provider};
 pub use upload::{BlobOutcome, ChunkPolicy, human_bytes};

@@ -51,7 +51,16 @@ impl Trust {
 
 /// The process-wide crypto provider: ring, so the binary carries one provider, not two.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    match CryptoProvider::get_default() {
+        Some(provider) => provider.clone(),
+        None => Arc::new(rustls::crypto::ring::default_provider()),
+    }
+}
+
+/// Makes ring the default for every rustls user in the process (reqwest, and kube later).
+pub fn install_default_provider() {
+    // An error only means a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Builds the rustls client configuration for `trust`.

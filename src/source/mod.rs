@@ -61,6 +61,7 @@ pub struct Image {
     /// The source's own tag (ref name annotation or RepoTag), when it names exactly one.
     pub source_tag: Option<String>,
     /// Keeps a decompressed temporary copy alive for as long as blobs are read from it.
+    #[allow(dead_code, reason = "held for its Drop, which removes the temporary copy")]
     pub keep_alive: Option<Arc<tempfile::TempDir>>,
 }
 
