@@ -73,12 +73,9 @@ impl Hasher {
         self.len += chunk.len() as u64;
     }
 
+    /// Bytes hashed so far.
     pub fn len(&self) -> u64 {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     pub fn finish(self) -> Digest {

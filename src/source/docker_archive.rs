@@ -68,13 +68,16 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
     let source = store.source().display();
     let bytes = store.read_small("manifest.json", JSON_LIMIT)?;
     let entries: Vec<Entry> = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::input(format!("manifest.json in {source} is not a docker archive manifest ({e})"))
+        Error::input(format!(
+            "manifest.json in {source} is not a docker archive manifest ({e})"
+        ))
     })?;
     let (entry, source_tag) = select(store, &entries, selection.reference.as_deref())?;
 
     let config = blob(store, &entry.config, CONFIG)?;
     if let Some(platform) = &selection.platform {
-        let bytes = read_location(&config.location, JSON_LIMIT).map_err(|e| store.corrupt(&entry.config, e))?;
+        let bytes = read_location(&config.location, JSON_LIMIT)
+            .map_err(|e| store.corrupt(&entry.config, e))?;
         check_config(platform, &bytes, &source.to_string())?;
     }
     let mut layers = Vec::with_capacity(entry.layers.len());
@@ -99,7 +102,11 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
     };
     let bytes = serde_json::to_vec(&manifest)
         .map_err(|e| Error::input(format!("cannot write a manifest for {source} ({e})")))?;
-    let root = Manifest { media_type: layout::OCI_MANIFEST.to_string(), digest: Digest::of(&bytes), bytes };
+    let root = Manifest {
+        media_type: layout::OCI_MANIFEST.to_string(),
+        digest: Digest::of(&bytes),
+        bytes,
+    };
 
     let mut blobs: Vec<Blob> = vec![config];
     for layer in layers {
@@ -107,33 +114,71 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
             blobs.push(layer);
         }
     }
-    Ok(Image { blobs, children: Vec::new(), root, source_tag, keep_alive: store.keep_alive() })
+    Ok(Image {
+        blobs,
+        children: Vec::new(),
+        root,
+        source_tag,
+        keep_alive: store.keep_alive(),
+    })
 }
 
 /// The entry of `manifest.json` the REF names (a RepoTag), or the only one; with its tag.
-fn select<'a>(store: &Store, entries: &'a [Entry], reference: Option<&str>) -> Result<(&'a Entry, Option<String>)> {
+fn select<'a>(
+    store: &Store,
+    entries: &'a [Entry],
+    reference: Option<&str>,
+) -> Result<(&'a Entry, Option<String>)> {
     let source = store.source().display();
-    let labels = || entries.iter().map(Entry::label).collect::<Vec<_>>().join(", ");
+    let labels = || {
+        entries
+            .iter()
+            .map(Entry::label)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let hint = format!("pick one with docker-archive:{source}:REF");
     let Some(reference) = reference else {
         return match entries {
             [entry] => Ok((entry, single_tag(entry.tags().iter()))),
-            [] => Err(Error::input(format!("{source} holds no image (its manifest.json is empty)"))),
-            _ => Err(Error::input(format!("{source} holds {} images: {}", entries.len(), labels())).with_hint(hint)),
+            [] => Err(Error::input(format!(
+                "{source} holds no image (its manifest.json is empty)"
+            ))),
+            _ => Err(Error::input(format!(
+                "{source} holds {} images: {}",
+                entries.len(),
+                labels()
+            ))
+            .with_hint(hint)),
         };
     };
     let found: Vec<(&Entry, Vec<&String>)> = entries
         .iter()
-        .map(|e| (e, e.tags().iter().filter(|t| matches_name(t, reference)).collect::<Vec<_>>()))
+        .map(|e| {
+            (
+                e,
+                e.tags()
+                    .iter()
+                    .filter(|t| matches_name(t, reference))
+                    .collect::<Vec<_>>(),
+            )
+        })
         .filter(|(_, tags)| !tags.is_empty())
         .collect();
     match found.as_slice() {
         [(entry, tags)] => Ok((entry, single_tag(tags.iter().copied()))),
-        [] => Err(Error::input(format!("no image {reference:?} in {source} (it holds: {})", labels())).with_hint(hint)),
+        [] => Err(Error::input(format!(
+            "no image {reference:?} in {source} (it holds: {})",
+            labels()
+        ))
+        .with_hint(hint)),
         _ => {
             let names: Vec<String> = found.iter().map(|(e, _)| e.label()).collect();
-            Err(Error::input(format!("{reference:?} names several images in {source}: {}", names.join(", ")))
-                .with_hint(hint))
+            Err(Error::input(format!(
+                "{reference:?} names several images in {source}: {}",
+                names.join(", ")
+            ))
+            .with_hint(hint))
         }
     }
 }
@@ -148,21 +193,37 @@ fn single_tag<'a>(mut names: impl Iterator<Item = &'a String>) -> Option<String>
 
 fn locate(store: &Store, path: &str, what: &str) -> Result<Location> {
     store.locate(path)?.ok_or_else(|| {
-        Error::input(format!("{what} {path} is missing from {}", store.source().display()))
-            .with_hint("the archive is incomplete; export it again")
+        Error::input(format!(
+            "{what} {path} is missing from {}",
+            store.source().display()
+        ))
+        .with_hint("the archive is incomplete; export it again")
     })
 }
 
 /// A config or layer file of the archive as a blob, its digest computed from its bytes.
 fn blob(store: &Store, path: &str, media_type: &str) -> Result<Blob> {
-    let what = if media_type == CONFIG { "config" } else { "layer" };
+    let what = if media_type == CONFIG {
+        "config"
+    } else {
+        "layer"
+    };
     let location = locate(store, path, what)?;
     let digest = hash(&location).map_err(|e| store.corrupt(path, e))?;
-    Ok(Blob { digest, size: location.len, media_type: media_type.to_string(), location })
+    Ok(Blob {
+        digest,
+        size: location.len,
+        media_type: media_type.to_string(),
+        location,
+    })
 }
 
 fn describe(blob: &Blob) -> OciDescriptor<'_> {
-    OciDescriptor { media_type: &blob.media_type, digest: blob.digest.as_str(), size: blob.size }
+    OciDescriptor {
+        media_type: &blob.media_type,
+        digest: blob.digest.as_str(),
+        size: blob.size,
+    }
 }
 
 #[cfg(test)]

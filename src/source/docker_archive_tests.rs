@@ -44,7 +44,10 @@ fn a_classic_archive_gets_an_oci_manifest_over_its_exact_bytes() {
     let config = Digest::of(CONFIG_JSON);
     let plain = Digest::of(b"plain layer");
     let gz = Digest::of(&gz_layer);
-    assert_eq!(digests(&image), [config.to_string(), plain.to_string(), gz.to_string()]);
+    assert_eq!(
+        digests(&image),
+        [config.to_string(), plain.to_string(), gz.to_string()]
+    );
     let types: Vec<&str> = image.blobs.iter().map(|b| b.media_type.as_str()).collect();
     assert_eq!(types, [CONFIG, LAYER, LAYER_GZIP]);
     let expected = format!(
@@ -63,38 +66,56 @@ fn a_classic_archive_gets_an_oci_manifest_over_its_exact_bytes() {
         gz,
         gz_layer.len()
     );
-    assert_eq!(String::from_utf8(image.root.bytes.clone()).unwrap(), expected);
+    assert_eq!(
+        String::from_utf8(image.root.bytes.clone()).unwrap(),
+        expected
+    );
     assert_eq!(image.root.digest, Digest::of(expected.as_bytes()));
     assert_eq!(image.root.media_type, layout::OCI_MANIFEST);
     assert_eq!(image.source_tag.as_deref(), Some("1.0"));
     assert!(image.children.is_empty());
     let again = open_archive(&path, None, None).unwrap();
-    assert_eq!(again.root.digest, image.root.digest, "the same archive gives the same digest");
+    assert_eq!(
+        again.root.digest, image.root.digest,
+        "the same archive gives the same digest"
+    );
 }
 
 #[test]
 fn a_repeated_layer_stored_as_a_symlink_is_read_through_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let manifest = json!([{"Config": "c.json", "RepoTags": null, "Layers": ["a/layer.tar", "b/layer.tar"]}]);
+    let manifest =
+        json!([{"Config": "c.json", "RepoTags": null, "Layers": ["a/layer.tar", "b/layer.tar"]}]);
     let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in [("c.json", CONFIG_JSON), ("a/layer.tar", b"same layer".as_slice())] {
+    for (name, data) in [
+        ("c.json", CONFIG_JSON),
+        ("a/layer.tar", b"same layer".as_slice()),
+    ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         builder.append_data(&mut header, name, data).unwrap();
     }
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Symlink);
-    builder.append_link(&mut header, "b/layer.tar", "../a/layer.tar").unwrap();
+    header.set_size(0);
+    builder
+        .append_link(&mut header, "b/layer.tar", "../a/layer.tar")
+        .unwrap();
     let mut header = tar::Header::new_gnu();
     let manifest = manifest.to_string();
     header.set_size(manifest.len() as u64);
-    builder.append_data(&mut header, "manifest.json", manifest.as_bytes()).unwrap();
+    builder
+        .append_data(&mut header, "manifest.json", manifest.as_bytes())
+        .unwrap();
     let path = tmp.path().join("linked.tar");
     std::fs::write(&path, builder.into_inner().unwrap()).unwrap();
 
     let image = open_archive(&path, None, None).unwrap();
     let layer = Digest::of(b"same layer");
-    assert_eq!(digests(&image), [Digest::of(CONFIG_JSON).to_string(), layer.to_string()]);
+    assert_eq!(
+        digests(&image),
+        [Digest::of(CONFIG_JSON).to_string(), layer.to_string()]
+    );
     let manifest: serde_json::Value = serde_json::from_slice(&image.root.bytes).unwrap();
     assert_eq!(manifest["layers"][1]["digest"], layer.as_str());
     assert_eq!(image.source_tag, None);
@@ -105,8 +126,11 @@ fn zstd_layers_get_the_zstd_media_type() {
     let tmp = tempfile::tempdir().unwrap();
     let manifest = json!([{"Config": "c.json", "Layers": ["z.tar.zst"]}]).to_string();
     let path = tmp.path().join("z.tar");
-    let files: [(&str, &[u8]); 3] =
-        [("c.json", CONFIG_JSON), ("z.tar.zst", &[0x28, 0xb5, 0x2f, 0xfd, 1, 2]), ("manifest.json", manifest.as_bytes())];
+    let files: [(&str, &[u8]); 3] = [
+        ("c.json", CONFIG_JSON),
+        ("z.tar.zst", &[0x28, 0xb5, 0x2f, 0xfd, 1, 2]),
+        ("manifest.json", manifest.as_bytes()),
+    ];
     tar_files(&path, &files, false);
     let image = open_archive(&path, None, None).unwrap();
     assert_eq!(image.blobs[1].media_type, LAYER_ZSTD);
@@ -136,11 +160,15 @@ fn several_images_without_ref_is_an_error_listing_repo_tags() {
     let path = two_images(tmp.path());
     let err = open_archive(&path, None, None).unwrap_err();
     assert!(
-        err.message().ends_with("holds 2 images: foo:1.0, docker.io/library/bar:2.0 bar:latest"),
+        err.message()
+            .ends_with("holds 2 images: foo:1.0, docker.io/library/bar:2.0 bar:latest"),
         "{}",
         err.message()
     );
-    assert_eq!(err.hint(), Some(format!("pick one with docker-archive:{}:REF", path.display()).as_str()));
+    assert_eq!(
+        err.hint(),
+        Some(format!("pick one with docker-archive:{}:REF", path.display()).as_str())
+    );
 }
 
 #[test]
@@ -155,7 +183,11 @@ fn a_ref_picks_an_image_by_repo_tag_in_short_or_full_form() {
     let image = open_archive(&path, Some("foo:1.0"), None).unwrap();
     assert_eq!(image.blobs[1].digest, Digest::of(b"a"));
     let err = open_archive(&path, Some("baz:1"), None).unwrap_err();
-    assert!(err.message().starts_with("no image \"baz:1\" in "), "{}", err.message());
+    assert!(
+        err.message().starts_with("no image \"baz:1\" in "),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -163,7 +195,12 @@ fn a_classic_image_for_another_platform_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let path = two_images(tmp.path());
     let err = open_archive(&path, Some("bar:2.0"), Some("linux/amd64")).unwrap_err();
-    assert!(err.message().ends_with("is for platform linux/arm64, not linux/amd64"), "{}", err.message());
+    assert!(
+        err.message()
+            .ends_with("is for platform linux/arm64, not linux/amd64"),
+        "{}",
+        err.message()
+    );
     assert!(open_archive(&path, Some("bar:2.0"), Some("linux/arm64")).is_ok());
 }
 
@@ -172,9 +209,21 @@ fn a_missing_layer_file_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let manifest = json!([{"Config": "c.json", "Layers": ["gone/layer.tar"]}]).to_string();
     let path = tmp.path().join("m.tar");
-    tar_files(&path, &[("c.json", CONFIG_JSON), ("manifest.json", manifest.as_bytes())], false);
+    tar_files(
+        &path,
+        &[
+            ("c.json", CONFIG_JSON),
+            ("manifest.json", manifest.as_bytes()),
+        ],
+        false,
+    );
     let err = open_archive(&path, None, None).unwrap_err();
-    assert!(err.message().starts_with("layer gone/layer.tar is missing from "), "{}", err.message());
+    assert!(
+        err.message()
+            .starts_with("layer gone/layer.tar is missing from "),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -199,5 +248,9 @@ fn a_modern_archive_is_read_as_its_oci_layout() {
         assert_eq!(image.source_tag.as_deref(), Some("1.0"));
     }
     let err = open_archive(&path, Some("bar:1.0"), None).unwrap_err();
-    assert!(err.hint().unwrap().starts_with("pick one with docker-archive:"));
+    assert!(
+        err.hint()
+            .unwrap()
+            .starts_with("pick one with docker-archive:")
+    );
 }

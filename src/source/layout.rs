@@ -46,7 +46,10 @@ impl Descriptor {
 
     /// How messages name this entry: a name, else its digest and platform.
     fn label(&self) -> String {
-        match (self.names().next(), self.platform.as_ref().and_then(PlatformJson::describe)) {
+        match (
+            self.names().next(),
+            self.platform.as_ref().and_then(PlatformJson::describe),
+        ) {
             (Some(name), _) => name.to_string(),
             (None, Some(platform)) => format!("{} ({platform})", self.digest),
             (None, None) => self.digest.clone(),
@@ -73,13 +76,28 @@ struct Document {
 pub(crate) fn open(store: &Store, selection: &Selection, prefix: &str) -> Result<Image> {
     let bytes = store.read_small("index.json", JSON_LIMIT)?;
     let index: Document = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::input(format!("index.json in {} is not valid JSON ({e})", store.source().display()))
+        Error::input(format!(
+            "index.json in {} is not valid JSON ({e})",
+            store.source().display()
+        ))
     })?;
     let entries = index.manifests.unwrap_or_default();
     let chosen = select(store, &entries, selection.reference.as_deref(), prefix)?;
-    let tags: HashSet<String> = chosen.iter().filter_map(|d| d.names().find_map(tag_of)).collect();
-    let source_tag = if tags.len() == 1 { tags.into_iter().next() } else { None };
-    let mut walk = Walk { store, blobs: Vec::new(), seen: HashSet::new(), children: Vec::new() };
+    let tags: HashSet<String> = chosen
+        .iter()
+        .filter_map(|d| d.names().find_map(tag_of))
+        .collect();
+    let source_tag = if tags.len() == 1 {
+        tags.into_iter().next()
+    } else {
+        None
+    };
+    let mut walk = Walk {
+        store,
+        blobs: Vec::new(),
+        seen: HashSet::new(),
+        children: Vec::new(),
+    };
     let root = walk.root(chosen[0], selection.platform.as_ref())?;
     Ok(Image {
         blobs: walk.blobs,
@@ -98,7 +116,13 @@ fn select<'a>(
     prefix: &str,
 ) -> Result<Vec<&'a Descriptor>> {
     let source = store.source().display();
-    let labels = || entries.iter().map(Descriptor::label).collect::<Vec<_>>().join(", ");
+    let labels = || {
+        entries
+            .iter()
+            .map(Descriptor::label)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let hint = format!("pick one with {prefix}:{source}:REF");
     let chosen: Vec<&Descriptor> = match reference {
         Some(r) => entries
@@ -110,13 +134,17 @@ fn select<'a>(
     let digests: HashSet<&str> = chosen.iter().map(|d| d.digest.as_str()).collect();
     match (reference, digests.len()) {
         (_, 1) => Ok(chosen),
-        (None, 0) => Err(Error::input(format!("{source} holds no image (its index.json is empty)"))),
-        (Some(r), 0) if entries.is_empty() => {
-            Err(Error::input(format!("no image {r:?} in {source}: it holds no image")))
-        }
-        (Some(r), 0) => {
-            Err(Error::input(format!("no image {r:?} in {source} (it holds: {})", labels())).with_hint(hint))
-        }
+        (None, 0) => Err(Error::input(format!(
+            "{source} holds no image (its index.json is empty)"
+        ))),
+        (Some(r), 0) if entries.is_empty() => Err(Error::input(format!(
+            "no image {r:?} in {source}: it holds no image"
+        ))),
+        (Some(r), 0) => Err(Error::input(format!(
+            "no image {r:?} in {source} (it holds: {})",
+            labels()
+        ))
+        .with_hint(hint)),
         (None, n) => {
             Err(Error::input(format!("{source} holds {n} images: {}", labels())).with_hint(hint))
         }
@@ -128,8 +156,11 @@ fn select<'a>(
                     None => d.label(),
                 })
                 .collect();
-            Err(Error::input(format!("{r:?} names several images in {source}: {}", found.join(", ")))
-                .with_hint(hint))
+            Err(Error::input(format!(
+                "{r:?} names several images in {source}: {}",
+                found.join(", ")
+            ))
+            .with_hint(hint))
         }
     }
 }
@@ -196,7 +227,12 @@ impl Walk<'_> {
     }
 
     /// The blobs of one image manifest; checks its config against `platform` when given.
-    fn image(&mut self, manifest: &Manifest, document: &Document, platform: Option<&Platform>) -> Result<()> {
+    fn image(
+        &mut self,
+        manifest: &Manifest,
+        document: &Document,
+        platform: Option<&Platform>,
+    ) -> Result<()> {
         let source = self.store.source().display();
         let config = document.config.as_ref().ok_or_else(|| {
             Error::input(format!(
@@ -208,7 +244,8 @@ impl Walk<'_> {
             let digest = parse_digest(self.store, &config.digest)?;
             let location = self.present(&digest, config.size, "config")?;
             let path = blob_path(&digest);
-            let bytes = read_location(&location, JSON_LIMIT).map_err(|e| self.store.corrupt(&path, e))?;
+            let bytes =
+                read_location(&location, JSON_LIMIT).map_err(|e| self.store.corrupt(&path, e))?;
             check_config(platform, &bytes, &source.to_string())?;
         }
         self.blob(config)?;
@@ -221,8 +258,10 @@ impl Walk<'_> {
     /// The index entry for the platform the user asked for.
     fn pick<'e>(&self, entries: &'e [Descriptor], platform: &Platform) -> Result<&'e Descriptor> {
         let source = self.store.source().display();
-        let found: Vec<&Descriptor> =
-            entries.iter().filter(|d| d.platform.as_ref().is_some_and(|p| p.is(platform))).collect();
+        let found: Vec<&Descriptor> = entries
+            .iter()
+            .filter(|d| d.platform.as_ref().is_some_and(|p| p.is(platform)))
+            .collect();
         let digests: HashSet<&str> = found.iter().map(|d| d.digest.as_str()).collect();
         let list = |entries: &mut dyn Iterator<Item = &Descriptor>| {
             let mut names: Vec<String> = entries
@@ -238,7 +277,9 @@ impl Walk<'_> {
                 "{source} has no image for platform {platform} (it has: {})",
                 list(&mut entries.iter())
             ))
-            .with_hint("pick one of those with --platform, or leave --platform out to push them all")),
+            .with_hint(
+                "pick one of those with --platform, or leave --platform out to push them all",
+            )),
             _ => Err(Error::input(format!(
                 "several images in {source} match platform {platform}: {}",
                 list(&mut found.iter().copied())
@@ -258,23 +299,38 @@ impl Walk<'_> {
                 e
             }
         })?;
-        let bytes = read_location(&location, JSON_LIMIT).map_err(|e| self.store.corrupt(&blob_path(&digest), e))?;
+        let bytes = read_location(&location, JSON_LIMIT)
+            .map_err(|e| self.store.corrupt(&blob_path(&digest), e))?;
         if Digest::of(&bytes) != digest {
-            return Err(Error::input(format!("manifest {digest} in {source} does not match its digest"))
-                .with_hint("the image is corrupt; export it again"));
+            return Err(Error::input(format!(
+                "manifest {digest} in {source} does not match its digest"
+            ))
+            .with_hint("the image is corrupt; export it again"));
         }
-        let document: Document = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::input(format!("manifest {digest} in {source} is not valid JSON ({e})")))?;
+        let document: Document = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::input(format!(
+                "manifest {digest} in {source} is not valid JSON ({e})"
+            ))
+        })?;
         let media_type = match (&document.media_type, &entry.media_type) {
             (Some(t), _) | (None, Some(t)) if !t.is_empty() => t.clone(),
             _ if document.manifests.is_some() => OCI_INDEX.to_string(),
             _ => OCI_MANIFEST.to_string(),
         };
         if media_type.starts_with("application/vnd.docker.distribution.manifest.v1") {
-            return Err(Error::input(format!("{source} holds a docker schema 1 manifest, which is not supported"))
-                .with_hint("convert it first: skopeo copy --format v2s2 ..."));
+            return Err(Error::input(format!(
+                "{source} holds a docker schema 1 manifest, which is not supported"
+            ))
+            .with_hint("convert it first: skopeo copy --format v2s2 ..."));
         }
-        Ok((Manifest { media_type, digest, bytes }, document))
+        Ok((
+            Manifest {
+                media_type,
+                digest,
+                bytes,
+            },
+            document,
+        ))
     }
 
     /// Adds a config or layer blob, once per digest.
@@ -290,7 +346,12 @@ impl Walk<'_> {
         }
         let location = self.present(&digest, entry.size, "blob")?;
         self.seen.insert(digest.clone());
-        self.blobs.push(Blob { digest, size: entry.size, media_type, location });
+        self.blobs.push(Blob {
+            digest,
+            size: entry.size,
+            media_type,
+            location,
+        });
         Ok(())
     }
 
@@ -321,7 +382,8 @@ fn blob_path(digest: &Digest) -> String {
 }
 
 fn parse_digest(store: &Store, text: &str) -> Result<Digest> {
-    Digest::parse(text).map_err(|e| Error::input(format!("{} in {}", e.message(), store.source().display())))
+    Digest::parse(text)
+        .map_err(|e| Error::input(format!("{} in {}", e.message(), store.source().display())))
 }
 
 #[cfg(test)]

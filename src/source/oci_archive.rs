@@ -9,9 +9,13 @@ use crate::error::{Error, Result};
 pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
     if !store.exists("index.json") {
         let source = store.source().display();
-        let error = Error::input(format!("{source} is not an OCI archive (it has no index.json)"));
+        let error = Error::input(format!(
+            "{source} is not an OCI archive (it has no index.json)"
+        ));
         return Err(if store.exists("manifest.json") {
-            error.with_hint(format!("it looks like a docker archive: use docker-archive:{source}"))
+            error.with_hint(format!(
+                "it looks like a docker archive: use docker-archive:{source}"
+            ))
         } else {
             error
         });
@@ -30,7 +34,9 @@ mod tests {
         let layout = Layout::new(&tmp.path().join("layout"));
         let (desc, blobs) = layout.image("linux", "amd64", &[b"first layer", b"second layer"]);
         layout.finish(&[named(&desc, "v1")]);
-        let path = tmp.path().join(if gzip { "image.tar.gz" } else { "image.tar" });
+        let path = tmp
+            .path()
+            .join(if gzip { "image.tar.gz" } else { "image.tar" });
         tar_dir(&layout.dir, &path, gzip);
         (tmp, path, blobs)
     }
@@ -44,7 +50,10 @@ mod tests {
         let layer = &image.blobs[2];
         assert_eq!(layer.location.file.as_path(), path.as_path());
         assert!(layer.location.offset > 0);
-        assert_eq!(read_location(&layer.location, JSON_LIMIT).unwrap(), b"second layer");
+        assert_eq!(
+            read_location(&layer.location, JSON_LIMIT).unwrap(),
+            b"second layer"
+        );
         assert!(image.keep_alive.is_none());
     }
 
@@ -55,7 +64,10 @@ mod tests {
         assert_eq!(digests(&image), blobs);
         let keep_alive = image.keep_alive.as_ref().unwrap();
         assert!(image.blobs[1].location.file.starts_with(keep_alive.path()));
-        assert_eq!(read_location(&image.blobs[1].location, JSON_LIMIT).unwrap(), b"first layer");
+        assert_eq!(
+            read_location(&image.blobs[1].location, JSON_LIMIT).unwrap(),
+            b"first layer"
+        );
     }
 
     #[test]
@@ -64,7 +76,10 @@ mod tests {
         let path = tmp.path().join("d.tar");
         tar_files(&path, &[("manifest.json", b"[]")], false);
         let err = open(&Store::archive(&path).unwrap(), &Selection::default()).unwrap_err();
-        assert!(err.message().ends_with("d.tar is not an OCI archive (it has no index.json)"));
+        assert!(
+            err.message()
+                .ends_with("d.tar is not an OCI archive (it has no index.json)")
+        );
         assert!(err.hint().unwrap().contains("docker-archive:"));
     }
 }

@@ -21,12 +21,34 @@ fn arguments_split_at_the_longest_existing_path() {
     std::fs::write(tmp.path().join("a:b"), b"").unwrap();
     std::fs::write(tmp.path().join("app.tar"), b"").unwrap();
     let cases = [
-        (format!("oci:{dir}/a:b"), (Kind::Layout, format!("{dir}/a:b"), None)),
-        (format!("oci:{dir}/a:b:v1"), (Kind::Layout, format!("{dir}/a:b"), Some(s("v1")))),
-        (format!("docker-archive:{dir}/app.tar:foo:1.0"), (Kind::DockerArchive, format!("{dir}/app.tar"), Some(s("foo:1.0")))),
-        (format!("oci-archive:{dir}/app.tar:"), (Kind::OciArchive, format!("{dir}/app.tar"), None)),
-        (s("oci-archive:nothing/here.tar:v1:x"), (Kind::OciArchive, s("nothing/here.tar"), Some(s("v1:x")))),
-        (format!("{dir}/app.tar:foo"), (Kind::Detect, format!("{dir}/app.tar:foo"), None)),
+        (
+            format!("oci:{dir}/a:b"),
+            (Kind::Layout, format!("{dir}/a:b"), None),
+        ),
+        (
+            format!("oci:{dir}/a:b:v1"),
+            (Kind::Layout, format!("{dir}/a:b"), Some(s("v1"))),
+        ),
+        (
+            format!("docker-archive:{dir}/app.tar:foo:1.0"),
+            (
+                Kind::DockerArchive,
+                format!("{dir}/app.tar"),
+                Some(s("foo:1.0")),
+            ),
+        ),
+        (
+            format!("oci-archive:{dir}/app.tar:"),
+            (Kind::OciArchive, format!("{dir}/app.tar"), None),
+        ),
+        (
+            s("oci-archive:nothing/here.tar:v1:x"),
+            (Kind::OciArchive, s("nothing/here.tar"), Some(s("v1:x"))),
+        ),
+        (
+            format!("{dir}/app.tar:foo"),
+            (Kind::Detect, format!("{dir}/app.tar:foo"), None),
+        ),
     ];
     for (argument, expected) in cases {
         assert_eq!(parse_argument(&argument), expected, "{argument}");
@@ -47,7 +69,10 @@ fn a_missing_path_is_an_input_error_with_a_hint() {
 fn a_directory_that_is_not_a_layout_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let err = open(&tmp.path().display().to_string(), None).unwrap_err();
-    let expected = format!("{} is not an OCI image layout (no oci-layout/index.json)", tmp.path().display());
+    let expected = format!(
+        "{} is not an OCI image layout (no oci-layout/index.json)",
+        tmp.path().display()
+    );
     assert_eq!(err.message(), expected);
     assert!(err.hint().is_some());
 }
@@ -58,7 +83,14 @@ fn a_layout_directory_is_detected_and_selected_by_ref() {
     let digest = layout_with_image(tmp.path());
     let path = tmp.path().display().to_string();
     assert_eq!(open(&path, None).unwrap().root.digest.as_str(), digest);
-    assert_eq!(open(&format!("oci:{path}:1.0"), None).unwrap().root.digest.as_str(), digest);
+    assert_eq!(
+        open(&format!("oci:{path}:1.0"), None)
+            .unwrap()
+            .root
+            .digest
+            .as_str(),
+        digest
+    );
     assert!(open(&format!("oci:{path}:2.0"), None).is_err());
     let err = open(&format!("oci-archive:{path}"), None).unwrap_err();
     assert!(err.hint().unwrap().contains("oci:"));
@@ -70,13 +102,33 @@ fn archives_are_detected_from_their_contents() {
     let digest = layout_with_image(&tmp.path().join("layout"));
     let oci = tmp.path().join("oci.bin");
     tar_dir(&tmp.path().join("layout"), &oci, true);
-    assert_eq!(open(&oci.display().to_string(), None).unwrap().root.digest.as_str(), digest);
+    assert_eq!(
+        open(&oci.display().to_string(), None)
+            .unwrap()
+            .root
+            .digest
+            .as_str(),
+        digest
+    );
     let err = open(&format!("oci:{}", oci.display()), None).unwrap_err();
-    assert!(err.message().ends_with("is a file, not an OCI layout directory"), "{}", err.message());
+    assert!(
+        err.message()
+            .ends_with("is a file, not an OCI layout directory"),
+        "{}",
+        err.message()
+    );
 
     let docker = tmp.path().join("docker.tar");
     let manifest = br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l.tar"]}]"#;
-    tar_files(&docker, &[("c.json", b"{}"), ("l.tar", b"l"), ("manifest.json", manifest)], false);
+    tar_files(
+        &docker,
+        &[
+            ("c.json", b"{}"),
+            ("l.tar", b"l"),
+            ("manifest.json", manifest),
+        ],
+        false,
+    );
     let image = open(&docker.display().to_string(), None).unwrap();
     assert_eq!(image.source_tag.as_deref(), Some("1"));
     assert!(open(&format!("docker-archive:{}:x:1", docker.display()), None).is_ok());
@@ -84,7 +136,9 @@ fn archives_are_detected_from_their_contents() {
     let other = tmp.path().join("other.tar");
     tar_files(&other, &[("README", b"hi")], false);
     let err = open(&other.display().to_string(), None).unwrap_err();
-    assert!(err.message().ends_with("is neither a docker archive (no manifest.json) nor an OCI archive (no index.json)"));
+    assert!(err.message().ends_with(
+        "is neither a docker archive (no manifest.json) nor an OCI archive (no index.json)"
+    ));
 }
 
 #[test]
@@ -97,5 +151,12 @@ fn a_truncated_archive_is_an_error_naming_the_file() {
     let cut = tmp.path().join("cut.tar");
     std::fs::write(&cut, &bytes[..bytes.len() / 2 + 100]).unwrap();
     let err = open(&cut.display().to_string(), None).unwrap_err();
-    assert!(err.message().starts_with(&format!("{} is not a readable tar archive (", cut.display())), "{}", err.message());
+    assert!(
+        err.message().starts_with(&format!(
+            "{} is not a readable tar archive (",
+            cut.display()
+        )),
+        "{}",
+        err.message()
+    );
 }

@@ -21,7 +21,10 @@ impl FromStr for Platform {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Platform> {
-        let parts: Vec<String> = text.split('/').map(|p| p.trim().to_ascii_lowercase()).collect();
+        let parts: Vec<String> = text
+            .split('/')
+            .map(|p| p.trim().to_ascii_lowercase())
+            .collect();
         if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
             return Err(Error::input(format!(
                 "invalid --platform {text:?}: expected os/arch or os/arch/variant"
@@ -29,13 +32,21 @@ impl FromStr for Platform {
             .with_hint("for example --platform linux/amd64 or --platform linux/arm64/v8"));
         }
         let architecture = normalise_architecture(&parts[1]);
-        Ok(Platform { os: parts[0].clone(), architecture, variant: parts.get(2).cloned() })
+        Ok(Platform {
+            os: parts[0].clone(),
+            architecture,
+            variant: parts.get(2).cloned(),
+        })
     }
 }
 
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&describe(&self.os, &self.architecture, self.variant.as_deref()))
+        f.write_str(&describe(
+            &self.os,
+            &self.architecture,
+            self.variant.as_deref(),
+        ))
     }
 }
 
@@ -50,7 +61,8 @@ impl Platform {
         match &self.variant {
             None => true,
             Some(wanted) => {
-                default_variant(&architecture, Some(wanted)) == default_variant(&architecture, variant)
+                default_variant(&architecture, Some(wanted))
+                    == default_variant(&architecture, variant)
             }
         }
     }
@@ -136,7 +148,11 @@ mod tests {
     fn parses_os_arch_and_optional_variant() {
         assert_eq!(
             p("linux/amd64"),
-            Platform { os: "linux".into(), architecture: "amd64".into(), variant: None }
+            Platform {
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                variant: None
+            }
         );
         assert_eq!(p("linux/arm/v7").variant.as_deref(), Some("v7"));
         assert_eq!(p("Linux/x86_64").to_string(), "linux/amd64");
@@ -177,7 +193,10 @@ mod tests {
         let config = br#"{"os":"linux","architecture":"arm64","variant":"v8"}"#;
         assert!(check_config(&p("linux/arm64"), config, "img").is_ok());
         let err = check_config(&p("linux/amd64"), config, "app.tar").unwrap_err();
-        assert_eq!(err.message(), "app.tar is for platform linux/arm64/v8, not linux/amd64");
+        assert_eq!(
+            err.message(),
+            "app.tar is for platform linux/arm64/v8, not linux/amd64"
+        );
         assert!(check_config(&p("linux/amd64"), b"{}", "artifact").is_ok());
     }
 }

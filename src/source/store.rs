@@ -32,7 +32,10 @@ enum Node {
 #[derive(Debug)]
 enum Backing {
     Dir,
-    Tar { file: Arc<PathBuf>, nodes: HashMap<String, Node> },
+    Tar {
+        file: Arc<PathBuf>,
+        nodes: HashMap<String, Node>,
+    },
 }
 
 /// Files of one image source, looked up by their path relative to the layout or archive root.
@@ -47,15 +50,22 @@ pub(crate) struct Store {
 impl Store {
     /// A directory whose files are read in place.
     pub(crate) fn dir(path: &Path) -> Store {
-        Store { source: path.to_path_buf(), backing: Backing::Dir, keep_alive: None }
+        Store {
+            source: path.to_path_buf(),
+            backing: Backing::Dir,
+            keep_alive: None,
+        }
     }
 
     /// A tar file, or a gzip'd tar (detected by its magic bytes) decompressed to a temporary file.
     pub(crate) fn archive(path: &Path) -> Result<Store> {
         let magic = read_magic(path)?;
         if magic.starts_with(&ZSTD_MAGIC) {
-            return Err(Error::input(format!("{} is zstd-compressed, which is not supported", path.display()))
-                .with_hint(format!("decompress it first: zstd -d {}", path.display())));
+            return Err(Error::input(format!(
+                "{} is zstd-compressed, which is not supported",
+                path.display()
+            ))
+            .with_hint(format!("decompress it first: zstd -d {}", path.display())));
         }
         let (tar_path, keep_alive) = if magic.starts_with(&GZIP_MAGIC) {
             let (tmp, file) = gunzip(path)?;
@@ -64,8 +74,15 @@ impl Store {
             (path.to_path_buf(), None)
         };
         let nodes = index_tar(path, &tar_path)?;
-        let backing = Backing::Tar { file: Arc::new(tar_path), nodes };
-        Ok(Store { source: path.to_path_buf(), backing, keep_alive })
+        let backing = Backing::Tar {
+            file: Arc::new(tar_path),
+            nodes,
+        };
+        Ok(Store {
+            source: path.to_path_buf(),
+            backing,
+            keep_alive,
+        })
     }
 
     pub(crate) fn source(&self) -> &Path {
@@ -82,24 +99,34 @@ impl Store {
 
     /// Where the regular file at `path` lies, following links; `None` when there is no such file.
     pub(crate) fn locate(&self, path: &str) -> Result<Option<Location>> {
-        let Some(mut name) = normalise(path) else { return Ok(None) };
+        let Some(mut name) = normalise(path) else {
+            return Ok(None);
+        };
         match &self.backing {
             Backing::Dir => {
                 let full = self.source.join(&name);
                 match std::fs::metadata(&full) {
-                    Ok(meta) if meta.is_file() => {
-                        Ok(Some(Location { file: Arc::new(full), offset: 0, len: meta.len() }))
-                    }
+                    Ok(meta) if meta.is_file() => Ok(Some(Location {
+                        file: Arc::new(full),
+                        offset: 0,
+                        len: meta.len(),
+                    })),
                     Ok(_) => Ok(None),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(Error::input(format!("cannot read {}", full.display())).with_cause(e)),
+                    Err(e) => {
+                        Err(Error::input(format!("cannot read {}", full.display())).with_cause(e))
+                    }
                 }
             }
             Backing::Tar { file, nodes } => {
                 for _ in 0..MAX_LINK_HOPS {
                     match nodes.get(&name) {
                         Some(Node::File { offset, len }) => {
-                            return Ok(Some(Location { file: file.clone(), offset: *offset, len: *len }));
+                            return Ok(Some(Location {
+                                file: file.clone(),
+                                offset: *offset,
+                                len: *len,
+                            }));
                         }
                         Some(Node::Link(target)) => name = target.clone(),
                         None => return Ok(None),
@@ -120,15 +147,22 @@ impl Store {
 
     /// The error for a file of this source that cannot be read as it should.
     pub(crate) fn corrupt(&self, path: &str, cause: Error) -> Error {
-        Error::input(format!("cannot read {path} in {}: {}", self.source.display(), cause.message()))
-            .with_hint("the image is corrupt or truncated; export it again")
+        Error::input(format!(
+            "cannot read {path} in {}: {}",
+            self.source.display(),
+            cause.message()
+        ))
+        .with_hint("the image is corrupt or truncated; export it again")
     }
 }
 
 /// Reads all of `location` into memory, refusing anything over `limit` bytes.
 pub(crate) fn read_location(location: &Location, limit: u64) -> Result<Vec<u8>> {
     if location.len > limit {
-        return Err(Error::input(format!("it is {} bytes, more than the {limit} allowed", location.len)));
+        return Err(Error::input(format!(
+            "it is {} bytes, more than the {limit} allowed",
+            location.len
+        )));
     }
     let mut reader = open_at(location)?;
     let mut bytes = Vec::with_capacity(location.len as usize);
@@ -142,7 +176,10 @@ pub(crate) fn read_location(location: &Location, limit: u64) -> Result<Vec<u8>> 
 /// The first `n` bytes of `location` (fewer when it is shorter), for magic-number checks.
 pub(crate) fn head(location: &Location, n: usize) -> Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(n);
-    open_at(location)?.take(n as u64).read_to_end(&mut bytes).map_err(read_error)?;
+    open_at(location)?
+        .take(n as u64)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
     Ok(bytes)
 }
 
@@ -166,7 +203,8 @@ pub(crate) fn hash(location: &Location) -> Result<Digest> {
 
 fn open_at(location: &Location) -> Result<io::Take<File>> {
     let mut file = File::open(location.file.as_path()).map_err(read_error)?;
-    file.seek(SeekFrom::Start(location.offset)).map_err(read_error)?;
+    file.seek(SeekFrom::Start(location.offset))
+        .map_err(read_error)?;
     Ok(file.take(location.len))
 }
 
@@ -187,7 +225,11 @@ pub(crate) fn normalise(path: &str) -> Option<String> {
             _ => parts.push(part),
         }
     }
-    if parts.is_empty() { None } else { Some(parts.join("/")) }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("/"))
+    }
 }
 
 fn read_magic(path: &Path) -> Result<Vec<u8>> {
@@ -210,12 +252,18 @@ fn gunzip(path: &Path) -> Result<(TempDir, PathBuf)> {
     let tmp = tempfile::Builder::new()
         .prefix("idpbuilder-push-")
         .tempdir()
-        .map_err(|e| Error::input(format!("cannot create a temporary directory: {e}")).with_cause(e))?;
+        .map_err(|e| {
+            Error::input(format!("cannot create a temporary directory: {e}")).with_cause(e)
+        })?;
     let target = tmp.path().join("image.tar");
     let disk_error = |e: io::Error| {
-        Error::input(format!("cannot decompress {} to {}: {e}", path.display(), target.display()))
-            .with_hint("free some space in the temporary directory, or set TMPDIR to a larger one")
-            .with_cause(e)
+        Error::input(format!(
+            "cannot decompress {} to {}: {e}",
+            path.display(),
+            target.display()
+        ))
+        .with_hint("free some space in the temporary directory, or set TMPDIR to a larger one")
+        .with_cause(e)
     };
     let input = File::open(path)
         .map_err(|e| Error::input(format!("cannot open {}: {e}", path.display())).with_cause(e))?;
@@ -224,9 +272,12 @@ fn gunzip(path: &Path) -> Result<(TempDir, PathBuf)> {
     let mut buffer = vec![0u8; CHUNK];
     loop {
         let n = decoder.read(&mut buffer).map_err(|e| {
-            Error::input(format!("{} is not a readable gzip archive ({e})", path.display()))
-                .with_hint("the file is corrupt or truncated; export it again")
-                .with_cause(e)
+            Error::input(format!(
+                "{} is not a readable gzip archive ({e})",
+                path.display()
+            ))
+            .with_hint("the file is corrupt or truncated; export it again")
+            .with_cause(e)
         })?;
         if n == 0 {
             break;
@@ -243,15 +294,25 @@ fn index_tar(source: &Path, tar_path: &Path) -> Result<HashMap<String, Node>> {
     let total = file.metadata().map_err(|e| not_a_tar(source, &e))?.len();
     let mut archive = tar::Archive::new(file);
     let mut nodes = HashMap::new();
-    for entry in archive.entries_with_seek().map_err(|e| not_a_tar(source, &e))? {
+    for entry in archive
+        .entries_with_seek()
+        .map_err(|e| not_a_tar(source, &e))?
+    {
         let entry = entry.map_err(|e| not_a_tar(source, &e))?;
-        let Some(name) = normalise(&String::from_utf8_lossy(&entry.path_bytes())) else { continue };
-        let link = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
+        let Some(name) = normalise(&String::from_utf8_lossy(&entry.path_bytes())) else {
+            continue;
+        };
+        let link = entry
+            .link_name_bytes()
+            .map(|l| String::from_utf8_lossy(&l).into_owned());
         match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let (offset, len) = (entry.raw_file_position(), entry.size());
                 if offset.saturating_add(len) > total {
-                    return Err(not_a_tar(source, format_args!("{name} is cut short: the file is truncated")));
+                    return Err(not_a_tar(
+                        source,
+                        format_args!("{name} is cut short: the file is truncated"),
+                    ));
                 }
                 nodes.insert(name, Node::File { offset, len });
             }
@@ -282,7 +343,6 @@ fn index_tar(source: &Path, tar_path: &Path) -> Result<HashMap<String, Node>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
 
     fn tar_bytes(files: &[(&str, &[u8])], links: &[(&str, &str, tar::EntryType)]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
@@ -322,7 +382,11 @@ mod tests {
     #[test]
     fn tar_entries_are_byte_ranges_of_the_tar() {
         let tmp = tempfile::tempdir().unwrap();
-        let path = write(tmp.path(), "a.tar", &tar_bytes(&[("./index.json", b"{}"), ("x/y", b"hello")], &[]));
+        let path = write(
+            tmp.path(),
+            "a.tar",
+            &tar_bytes(&[("./index.json", b"{}"), ("x/y", b"hello")], &[]),
+        );
         let store = Store::archive(&path).unwrap();
         assert_eq!(read(&store, "index.json"), b"{}");
         let location = store.locate("./x/y").unwrap().unwrap();
@@ -343,7 +407,11 @@ mod tests {
             ("d/layer.tar", "/b/layer.tar", tar::EntryType::Symlink),
             ("loop", "loop", tar::EntryType::Symlink),
         ];
-        let path = write(tmp.path(), "l.tar", &tar_bytes(&[("a/layer.tar", b"data")], &links));
+        let path = write(
+            tmp.path(),
+            "l.tar",
+            &tar_bytes(&[("a/layer.tar", b"data")], &links),
+        );
         let store = Store::archive(&path).unwrap();
         for name in ["b/layer.tar", "c/layer.tar", "d/layer.tar"] {
             assert_eq!(read(&store, name), b"data", "{name}");
@@ -355,7 +423,8 @@ mod tests {
     fn gzip_is_detected_by_content_and_decompressed_once() {
         let tmp = tempfile::tempdir().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar_bytes(&[("index.json", b"[1]")], &[])).unwrap();
+        gz.write_all(&tar_bytes(&[("index.json", b"[1]")], &[]))
+            .unwrap();
         let path = write(tmp.path(), "no-extension", &gz.finish().unwrap());
         let store = Store::archive(&path).unwrap();
         assert_eq!(read(&store, "index.json"), b"[1]");
@@ -370,7 +439,12 @@ mod tests {
         let bytes = tar_bytes(&[("big", &[7u8; 4000])], &[]);
         let path = write(tmp.path(), "cut.tar", &bytes[..2048]);
         let err = Store::archive(&path).unwrap_err();
-        assert!(err.message().contains("cut.tar is not a readable tar archive"), "{}", err.message());
+        assert!(
+            err.message()
+                .contains("cut.tar is not a readable tar archive"),
+            "{}",
+            err.message()
+        );
         let path = write(tmp.path(), "cut2.tar", &bytes[..700]);
         assert!(Store::archive(&path).is_err());
     }
@@ -379,20 +453,36 @@ mod tests {
     fn a_truncated_gzip_is_an_error_naming_the_file() {
         let tmp = tempfile::tempdir().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar_bytes(&[("index.json", &[1u8; 10000])], &[])).unwrap();
+        gz.write_all(&tar_bytes(&[("index.json", &[1u8; 10000])], &[]))
+            .unwrap();
         let bytes = gz.finish().unwrap();
         let path = write(tmp.path(), "cut.tar.gz", &bytes[..bytes.len() / 2]);
         let err = Store::archive(&path).unwrap_err();
-        assert!(err.message().contains("cut.tar.gz is not a readable gzip archive"), "{}", err.message());
+        assert!(
+            err.message()
+                .contains("cut.tar.gz is not a readable gzip archive"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]
     fn text_and_zstd_files_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let path = write(tmp.path(), "notes.txt", &[b'x'; 1024]);
-        assert!(Store::archive(&path).unwrap_err().message().contains("notes.txt is not a readable tar"));
+        assert!(
+            Store::archive(&path)
+                .unwrap_err()
+                .message()
+                .contains("notes.txt is not a readable tar")
+        );
         let path = write(tmp.path(), "a.tar.zst", &[0x28, 0xb5, 0x2f, 0xfd, 0, 0]);
-        assert!(Store::archive(&path).unwrap_err().message().contains("zstd"));
+        assert!(
+            Store::archive(&path)
+                .unwrap_err()
+                .message()
+                .contains("zstd")
+        );
     }
 
     #[test]
@@ -402,7 +492,17 @@ mod tests {
         let store = Store::dir(tmp.path());
         assert_eq!(read(&store, "index.json"), b"[1,2,3]");
         let err = store.read_small("index.json", 3).unwrap_err();
-        assert!(err.message().contains("more than the 3 allowed"), "{}", err.message());
-        assert!(store.read_small("missing.json", 3).unwrap_err().message().contains("has no missing.json"));
+        assert!(
+            err.message().contains("more than the 3 allowed"),
+            "{}",
+            err.message()
+        );
+        assert!(
+            store
+                .read_small("missing.json", 3)
+                .unwrap_err()
+                .message()
+                .contains("has no missing.json")
+        );
     }
 }

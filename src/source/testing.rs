@@ -20,7 +20,9 @@ impl Layout {
     pub(crate) fn new(dir: &Path) -> Layout {
         std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
         std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        Layout { dir: dir.to_path_buf() }
+        Layout {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Stores `bytes` as a blob; returns its descriptor.
@@ -37,7 +39,11 @@ impl Layout {
         let config = self.blob(CONFIG, config.to_string().as_bytes());
         let layers: Vec<Value> = layers.iter().map(|l| self.blob(LAYER_GZIP, l)).collect();
         let mut digests = vec![config["digest"].as_str().unwrap().to_string()];
-        digests.extend(layers.iter().map(|l| l["digest"].as_str().unwrap().to_string()));
+        digests.extend(
+            layers
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string()),
+        );
         let manifest =
             json!({"schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": layers});
         let mut desc = self.blob(MANIFEST, manifest.to_string().as_bytes());
@@ -94,7 +100,11 @@ pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn write_maybe_gzip(out: &Path, bytes: &[u8], compress: bool) {
-    let bytes = if compress { gzip(bytes) } else { bytes.to_vec() };
+    let bytes = if compress {
+        gzip(bytes)
+    } else {
+        bytes.to_vec()
+    };
     std::fs::write(out, bytes).unwrap();
 }
 
