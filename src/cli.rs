@@ -58,7 +58,12 @@ pub struct PushArgs {
     pub username: Option<String>,
 
     /// Registry password (visible to other users; prefer --password-stdin)
-    #[arg(short, long, value_name = "PASSWORD", conflicts_with = "password_stdin")]
+    #[arg(
+        short,
+        long,
+        value_name = "PASSWORD",
+        conflicts_with = "password_stdin"
+    )]
     pub password: Option<String>,
 
     /// Read the password from standard input
@@ -194,14 +199,29 @@ mod tests {
     #[test]
     fn password_and_password_stdin_conflict() {
         let r = Cli::try_parse_from([
-            "idpbuilder", "push", "-u", "x", "-p", "y", "--password-stdin", "a", "o/n",
+            "idpbuilder",
+            "push",
+            "-u",
+            "x",
+            "-p",
+            "y",
+            "--password-stdin",
+            "a",
+            "o/n",
         ]);
         assert!(r.is_err());
     }
 
     #[test]
     fn insecure_and_plain_http_conflict() {
-        let r = Cli::try_parse_from(["idpbuilder", "push", "--insecure", "--plain-http", "a", "o/n"]);
+        let r = Cli::try_parse_from([
+            "idpbuilder",
+            "push",
+            "--insecure",
+            "--plain-http",
+            "a",
+            "o/n",
+        ]);
         assert!(r.is_err());
     }
 

@@ -13,10 +13,16 @@ pub struct Digest(String);
 impl Digest {
     /// Parses `sha256:` followed by 64 lower-case hex characters.
     pub fn parse(text: &str) -> Result<Digest> {
-        let hex = text
-            .strip_prefix("sha256:")
-            .ok_or_else(|| Error::input(format!("unsupported digest {text:?}: only sha256 is supported")))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let hex = text.strip_prefix("sha256:").ok_or_else(|| {
+            Error::input(format!(
+                "unsupported digest {text:?}: only sha256 is supported"
+            ))
+        })?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(Error::input(format!("malformed digest {text:?}")));
         }
         Ok(Digest(text.to_string()))

@@ -135,7 +135,9 @@ mod tests {
     #[test]
     fn cause_is_the_error_source() {
         let io = std::io::Error::other("disk on fire");
-        let err = Error::input("cannot read image").with_cause(io).with_hint("check the path");
+        let err = Error::input("cannot read image")
+            .with_cause(io)
+            .with_hint("check the path");
         let source = std::error::Error::source(&err).map(|s| s.to_string());
         assert_eq!(source.as_deref(), Some("disk on fire"));
         assert_eq!(err.hint(), Some("check the path"));

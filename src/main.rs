@@ -29,9 +29,16 @@ fn main() {
     let color = use_color(args.color);
     init_logging(args.log_level);
     registry::install_default_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
-        Err(e) => exit_with(Error::registry("cannot start the async runtime").with_cause(e), &args, color),
+        Err(e) => exit_with(
+            Error::registry("cannot start the async runtime").with_cause(e),
+            &args,
+            color,
+        ),
     };
     let result = runtime.block_on(async {
         tokio::select! {
@@ -91,7 +98,8 @@ async fn run(args: &PushArgs, color: bool) -> Result<Summary> {
         password: args.password.clone(),
         password_from_stdin,
     };
-    let (credentials, origin) = credentials::resolve(flags, |key| std::env::var(key).ok(), &destination.host)?;
+    let (credentials, origin) =
+        credentials::resolve(flags, |key| std::env::var(key).ok(), &destination.host)?;
     tracing::debug!("credentials for {}: {origin}", destination.host);
 
     let registry = Registry::new(
@@ -144,7 +152,10 @@ fn use_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal(),
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
     }
 }
 
@@ -173,13 +184,14 @@ async fn interrupted() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

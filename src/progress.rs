@@ -105,7 +105,11 @@ impl Bars {
         let total_style = ProgressStyle::with_template(total)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
-        let total = multi.add(ProgressBar::new(0).with_style(total_style).with_prefix("total       "));
+        let total = multi.add(
+            ProgressBar::new(0)
+                .with_style(total_style)
+                .with_prefix("total       "),
+        );
         total.enable_steady_tick(Duration::from_millis(200));
         Bars {
             multi,
@@ -141,7 +145,8 @@ impl Reporter for Bars {
 
     fn blob_restarted(&self, digest: &Digest) {
         if let Some(bar) = self.bar(digest) {
-            self.total.set_position(self.total.position().saturating_sub(bar.position()));
+            self.total
+                .set_position(self.total.position().saturating_sub(bar.position()));
             bar.set_position(0);
         }
     }
@@ -164,7 +169,8 @@ impl Reporter for Bars {
                 bar.set_position(size);
                 bar.finish_with_message("exists");
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix} exists").unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    ProgressStyle::with_template("{prefix} exists")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
             } else {
                 bar.finish();

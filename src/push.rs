@@ -63,12 +63,20 @@ impl Push<'_> {
         let tag = tag_for(self.destination, image)?;
         self.registry.login().await?;
 
-        let plan: Vec<(Digest, u64)> = image.blobs.iter().map(|b| (b.digest.clone(), b.size)).collect();
+        let plan: Vec<(Digest, u64)> = image
+            .blobs
+            .iter()
+            .map(|b| (b.digest.clone(), b.size))
+            .collect();
         self.reporter.plan(&plan);
         let outcomes: Vec<(BlobOutcome, u64)> = futures_util::stream::iter(&image.blobs)
             .map(|blob| async move {
-                let outcome = self.registry.upload_blob(blob, self.chunks, self.reporter).await?;
-                self.reporter.blob_finished(&blob.digest, blob.size, outcome);
+                let outcome = self
+                    .registry
+                    .upload_blob(blob, self.chunks, self.reporter)
+                    .await?;
+                self.reporter
+                    .blob_finished(&blob.digest, blob.size, outcome);
                 tracing::debug!("{outcome:?} {}", blob.digest);
                 Ok::<_, Error>((outcome, blob.size))
             })
@@ -77,14 +85,19 @@ impl Push<'_> {
             .await?;
 
         for child in &image.children {
-            self.registry.put_manifest(child.digest.as_str(), child).await?;
+            self.registry
+                .put_manifest(child.digest.as_str(), child)
+                .await?;
         }
         let reference = tag.clone().unwrap_or_else(|| image.root.digest.to_string());
         self.registry.put_manifest(&reference, &image.root).await?;
 
         let pushed = outcomes.iter().filter(|(o, _)| *o == BlobOutcome::Pushed);
         let shown = match tag {
-            Some(tag) => format!("{}/{}:{tag}", self.destination.host, self.destination.repository),
+            Some(tag) => format!(
+                "{}/{}:{tag}",
+                self.destination.host, self.destination.repository
+            ),
             None => format!("{}/{}", self.destination.host, self.destination.repository),
         };
         Ok(Summary {
@@ -122,15 +135,27 @@ mod tests {
     #[test]
     fn explicit_tag_wins() {
         let d = Destination::parse("o/n:2.0").unwrap();
-        assert_eq!(tag_for(&d, &image(Some("1.0"))).unwrap().as_deref(), Some("2.0"));
+        assert_eq!(
+            tag_for(&d, &image(Some("1.0"))).unwrap().as_deref(),
+            Some("2.0")
+        );
     }
 
     #[test]
     fn default_tag_is_the_sources_own_else_latest() {
         let d = Destination::parse("o/n").unwrap();
-        assert_eq!(tag_for(&d, &image(Some("1.0"))).unwrap().as_deref(), Some("1.0"));
-        assert_eq!(tag_for(&d, &image(None)).unwrap().as_deref(), Some("latest"));
-        assert_eq!(tag_for(&d, &image(Some("not a tag"))).unwrap().as_deref(), Some("latest"));
+        assert_eq!(
+            tag_for(&d, &image(Some("1.0"))).unwrap().as_deref(),
+            Some("1.0")
+        );
+        assert_eq!(
+            tag_for(&d, &image(None)).unwrap().as_deref(),
+            Some("latest")
+        );
+        assert_eq!(
+            tag_for(&d, &image(Some("not a tag"))).unwrap().as_deref(),
+            Some("latest")
+        );
     }
 
     #[test]
@@ -139,6 +164,9 @@ mod tests {
         let ok = Destination::parse(&format!("o/n@{}", img.root.digest)).unwrap();
         assert_eq!(tag_for(&ok, &img).unwrap(), None);
         let other = Destination::parse(&format!("o/n@{}", Digest::of(b"other"))).unwrap();
-        assert_eq!(tag_for(&other, &img).unwrap_err().kind(), crate::error::Kind::Input);
+        assert_eq!(
+            tag_for(&other, &img).unwrap_err().kind(),
+            crate::error::Kind::Input
+        );
     }
 }

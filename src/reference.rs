@@ -42,7 +42,8 @@ impl Destination {
         }
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => {
-                let digest = Digest::parse(digest).map_err(|_| bad("the digest is not sha256:<64 hex>"))?;
+                let digest =
+                    Digest::parse(digest).map_err(|_| bad("the digest is not sha256:<64 hex>"))?;
                 (rest, Some(digest))
             }
             None => (text, None),
@@ -80,7 +81,6 @@ impl Destination {
             target,
         })
     }
-
 }
 
 impl fmt::Display for Destination {
@@ -111,9 +111,12 @@ fn validate_host(host: &str) -> std::result::Result<(), String> {
     }
     let name_ok = !name.is_empty()
         && (name.starts_with('[') && name.ends_with(']')
-            || name
-                .split('.')
-                .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')));
+            || name.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }));
     if !name_ok {
         return Err(format!("{name:?} is not a valid host name"));
     }
@@ -135,7 +138,9 @@ fn validate_repository(_whole: &str, repository: &str) -> std::result::Result<()
         return Err(RepoError::UpperCase);
     }
     if repository.len() > 255 {
-        return Err(RepoError::Invalid("the repository is longer than 255 characters".into()));
+        return Err(RepoError::Invalid(
+            "the repository is longer than 255 characters".into(),
+        ));
     }
     for component in repository.split('/') {
         if !valid_component(component) {
@@ -164,7 +169,10 @@ fn valid_component(component: &str) -> bool {
             i += 1;
         }
         let separator = &component[start..i];
-        let ok = separator == "." || separator == "_" || separator == "__" || separator.bytes().all(|b| b == b'-');
+        let ok = separator == "."
+            || separator == "_"
+            || separator == "__"
+            || separator.bytes().all(|b| b == b'-');
         if !ok {
             return false;
         }
@@ -183,7 +191,9 @@ fn validate_tag(tag: &str) -> std::result::Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("tag {tag:?} must be 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"))
+        Err(format!(
+            "tag {tag:?} must be 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+        ))
     }
 }
 

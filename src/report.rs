@@ -8,7 +8,11 @@ use crate::error::Error;
 use crate::push::Summary;
 
 /// The result on stdout; its last line is `HOST/REPO:TAG@sha256:DIGEST` in text mode.
-pub fn result(out: &mut impl Write, summary: &Summary, format: OutputFormat) -> std::io::Result<()> {
+pub fn result(
+    out: &mut impl Write,
+    summary: &Summary,
+    format: OutputFormat,
+) -> std::io::Result<()> {
     match format {
         OutputFormat::Text => writeln!(out, "{}", summary.reference),
         OutputFormat::Json => {
@@ -19,7 +23,12 @@ pub fn result(out: &mut impl Write, summary: &Summary, format: OutputFormat) -> 
 }
 
 /// `error: ...`, then `hint: ...`, then the causes when `verbose`.
-pub fn error(err: &mut impl Write, error: &Error, verbose: bool, color: bool) -> std::io::Result<()> {
+pub fn error(
+    err: &mut impl Write,
+    error: &Error,
+    verbose: bool,
+    color: bool,
+) -> std::io::Result<()> {
     let (red, yellow, reset) = if color {
         ("\x1b[1;31m", "\x1b[1;33m", "\x1b[0m")
     } else {
@@ -41,8 +50,15 @@ pub fn error(err: &mut impl Write, error: &Error, verbose: bool, color: bool) ->
 
 /// `warning: ...` on stderr.
 pub fn warning(message: &str, color: bool) {
-    let (yellow, reset) = if color { ("\x1b[1;33m", "\x1b[0m") } else { ("", "") };
-    let _ = writeln!(std::io::stderr().lock(), "{yellow}warning:{reset} {message}");
+    let (yellow, reset) = if color {
+        ("\x1b[1;33m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{yellow}warning:{reset} {message}"
+    );
 }
 
 #[cfg(test)]
@@ -73,7 +89,15 @@ mod tests {
         let mut out = Vec::new();
         result(&mut out, &summary(), OutputFormat::Json).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        for key in ["reference", "digest", "size", "blobs_uploaded", "blobs_skipped", "bytes_uploaded", "seconds"] {
+        for key in [
+            "reference",
+            "digest",
+            "size",
+            "blobs_uploaded",
+            "blobs_skipped",
+            "bytes_uploaded",
+            "seconds",
+        ] {
             assert!(v.get(key).is_some(), "{key}");
         }
     }
@@ -85,9 +109,16 @@ mod tests {
             .with_cause(std::io::Error::other("no such file"));
         let mut quiet = Vec::new();
         error(&mut quiet, &e, false, false).unwrap();
-        assert_eq!(String::from_utf8(quiet).unwrap(), "error: image x does not exist\nhint: check the path\n");
+        assert_eq!(
+            String::from_utf8(quiet).unwrap(),
+            "error: image x does not exist\nhint: check the path\n"
+        );
         let mut verbose = Vec::new();
         error(&mut verbose, &e, true, false).unwrap();
-        assert!(String::from_utf8(verbose).unwrap().ends_with("caused by: no such file\n"));
+        assert!(
+            String::from_utf8(verbose)
+                .unwrap()
+                .ends_with("caused by: no such file\n")
+        );
     }
 }

@@ -21,7 +21,10 @@ fn fails_with(args: &[&str], code: i32, message: &str) -> String {
     let err = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
     assert!(err.starts_with("error: "), "{args:?}: {err}");
-    assert!(err.contains(message), "{args:?}: expected {message:?} in {err}");
+    assert!(
+        err.contains(message),
+        "{args:?}: expected {message:?} in {err}"
+    );
     assert!(output.stdout.is_empty(), "nothing on stdout");
     err
 }
@@ -48,13 +51,20 @@ fn version_is_printed() {
 
 #[test]
 fn unknown_flags_are_usage_errors_with_exit_2() {
-    let output = idpbuilder().args(["push", "--nope", "a", "b"]).output().expect("run");
+    let output = idpbuilder()
+        .args(["push", "--nope", "a", "b"])
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(2));
 }
 
 #[test]
 fn missing_image_path_exits_2() {
-    let err = fails_with(&["push", "--plain-http", "/no/such/image.tar", NOWHERE], 2, "/no/such/image.tar");
+    let err = fails_with(
+        &["push", "--plain-http", "/no/such/image.tar", NOWHERE],
+        2,
+        "/no/such/image.tar",
+    );
     assert!(err.contains("hint: "), "{err}");
 }
 
@@ -62,7 +72,11 @@ fn missing_image_path_exits_2() {
 fn a_directory_that_is_not_a_layout_exits_2() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().display().to_string();
-    fails_with(&["push", "--plain-http", &path, NOWHERE], 2, "not an OCI image layout");
+    fails_with(
+        &["push", "--plain-http", &path, NOWHERE],
+        2,
+        "not an OCI image layout",
+    );
 }
 
 #[test]
@@ -72,7 +86,11 @@ fn a_truncated_tar_exits_2() {
     fixtures::oci_archive(&tar, &ImageSpec::new("1.0", &[50_000]));
     let bytes = std::fs::read(&tar).expect("read tar");
     std::fs::write(&tar, &bytes[..bytes.len() / 3]).expect("truncate");
-    fails_with(&["push", "--plain-http", &tar.display().to_string(), NOWHERE], 2, "app.tar");
+    fails_with(
+        &["push", "--plain-http", &tar.display().to_string(), NOWHERE],
+        2,
+        "app.tar",
+    );
 }
 
 #[test]
@@ -81,7 +99,16 @@ fn several_images_and_no_ref_lists_them() {
     let layout = dir.path().join("l");
     fixtures::oci_layout(&layout, &ImageSpec::new("one", &[100]));
     fixtures::oci_layout(&layout, &ImageSpec::new("two", &[100]).seed(2));
-    let err = fails_with(&["push", "--plain-http", &layout.display().to_string(), NOWHERE], 2, "one");
+    let err = fails_with(
+        &[
+            "push",
+            "--plain-http",
+            &layout.display().to_string(),
+            NOWHERE,
+        ],
+        2,
+        "one",
+    );
     assert!(err.contains("two"), "{err}");
     assert!(err.contains("hint: "), "{err}");
 }
@@ -103,8 +130,16 @@ fn an_upper_case_destination_names_the_fix() {
 
 #[test]
 fn a_malformed_destination_exits_2() {
-    fails_with(&["push", "a.tar", "giteaadmin/app:bad tag"], 2, "invalid destination");
-    fails_with(&["push", "a.tar", "host.example.com:99999/app"], 2, "invalid destination");
+    fails_with(
+        &["push", "a.tar", "giteaadmin/app:bad tag"],
+        2,
+        "invalid destination",
+    );
+    fails_with(
+        &["push", "a.tar", "host.example.com:99999/app"],
+        2,
+        "invalid destination",
+    );
 }
 
 #[test]
@@ -121,10 +156,18 @@ fn a_username_without_password_exits_2() {
     let dir = tempfile::tempdir().expect("temp dir");
     let layout = dir.path().join("l");
     fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[100]));
-    fails_with(&["push", "-u", "me", &layout.display().to_string(), NOWHERE], 2, "--username");
+    fails_with(
+        &["push", "-u", "me", &layout.display().to_string(), NOWHERE],
+        2,
+        "--username",
+    );
 }
 
 #[test]
 fn an_unreadable_ca_file_exits_2() {
-    fails_with(&["push", "--ca-file", "/no/ca.pem", "a.tar", NOWHERE], 2, "--ca-file /no/ca.pem");
+    fails_with(
+        &["push", "--ca-file", "/no/ca.pem", "a.tar", NOWHERE],
+        2,
+        "--ca-file /no/ca.pem",
+    );
 }

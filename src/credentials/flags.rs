@@ -54,9 +54,9 @@ pub fn from_environment(get: impl Fn(&str) -> Option<String>) -> Option<Credenti
 /// without the trailing newline.
 pub fn read_password(mut input: impl std::io::Read) -> Result<SecretString> {
     let mut text = String::new();
-    input.read_to_string(&mut text).map_err(|e| {
-        Error::input("cannot read the password from standard input").with_cause(e)
-    })?;
+    input
+        .read_to_string(&mut text)
+        .map_err(|e| Error::input("cannot read the password from standard input").with_cause(e))?;
     let trimmed = text.trim_end_matches(['\n', '\r']);
     if trimmed.is_empty() {
         return Err(Error::input("--password-stdin read an empty password")

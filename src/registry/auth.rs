@@ -55,7 +55,8 @@ fn parse_params(text: &str) -> Vec<(String, String)> {
         while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
             chars.next();
         }
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
         if key.is_empty() && chars.peek().is_none() {
             break;
         }
@@ -112,7 +113,8 @@ impl Token {
         }
         let lifetime = response.expires_in.unwrap_or(60).max(10);
         // Renew a little early so a request never goes out with a token about to expire.
-        let renew_at = fetched + Duration::from_secs(lifetime) - Duration::from_secs(lifetime / 10 + 1);
+        let renew_at =
+            fetched + Duration::from_secs(lifetime) - Duration::from_secs(lifetime / 10 + 1);
         Some(Token { value, renew_at })
     }
 
@@ -128,8 +130,15 @@ impl Token {
 /// The `Authorization` value for Basic auth.
 pub fn basic_header(credentials: &Credentials) -> String {
     use base64::Engine as _;
-    let raw = format!("{}:{}", credentials.username, credentials.password.expose_secret());
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    let raw = format!(
+        "{}:{}",
+        credentials.username,
+        credentials.password.expose_secret()
+    );
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 /// The scope to ask for: pushing needs pull and push on the repository.
@@ -170,7 +179,10 @@ mod tests {
 
     #[test]
     fn parses_basic_and_rejects_unknown_or_incomplete() {
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("basic"), Some(Challenge::Basic));
         assert_eq!(parse_challenge("Negotiate abc"), None);
         assert_eq!(parse_challenge("Bearer service=x"), None);
@@ -205,6 +217,9 @@ mod tests {
 
     #[test]
     fn scope_asks_for_pull_and_push() {
-        assert_eq!(push_scope("giteaadmin/app"), "repository:giteaadmin/app:pull,push");
+        assert_eq!(
+            push_scope("giteaadmin/app"),
+            "repository:giteaadmin/app:pull,push"
+        );
     }
 }

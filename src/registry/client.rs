@@ -75,7 +75,11 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(connection: Connection, credentials: Option<Credentials>) -> Result<Registry> {
-        let scheme = if connection.plain_http { "http" } else { "https" };
+        let scheme = if connection.plain_http {
+            "http"
+        } else {
+            "https"
+        };
         let base = Url::parse(&format!("{scheme}://{}/", connection.host)).map_err(|e| {
             Error::input(format!("invalid registry host {:?}", connection.host)).with_cause(e)
         })?;
@@ -117,7 +121,11 @@ impl Registry {
     /// Resolves a `Location` header, which may be relative (Gitea) or absolute (distribution).
     pub fn resolve_location(&self, location: &str) -> Result<Url> {
         self.base.join(location).map_err(|e| {
-            Error::registry(format!("{} returned an invalid upload location", self.host())).with_cause(e)
+            Error::registry(format!(
+                "{} returned an invalid upload location",
+                self.host()
+            ))
+            .with_cause(e)
         })
     }
 
@@ -133,9 +141,12 @@ impl Registry {
             .join("v2/")
             .map_err(|e| Error::input("cannot build a registry URL").with_cause(e))?;
         self.retrying("check the registry", || async {
-            self.send(|| async { Ok(self.http.get(url.clone())) }, &[StatusCode::OK])
-                .await
-                .map(drop)
+            self.send(
+                || async { Ok(self.http.get(url.clone())) },
+                &[StatusCode::OK],
+            )
+            .await
+            .map(drop)
         })
         .await
     }
@@ -156,7 +167,11 @@ impl Registry {
             .when(|f: &Failure| f.transient)
             .adjust(|f: &Failure, delay| f.retry_after.or(delay))
             .notify(|f: &Failure, delay| {
-                tracing::warn!("{what}: {} (retrying in {:.1}s)", f.error, delay.as_secs_f64());
+                tracing::warn!(
+                    "{what}: {} (retrying in {:.1}s)",
+                    f.error,
+                    delay.as_secs_f64()
+                );
             })
             .await
             .map_err(|f| f.error)
@@ -176,7 +191,10 @@ impl Registry {
             if let Some(value) = self.authorization().await? {
                 request = request.header(AUTHORIZATION, value);
             }
-            let response = request.send().await.map_err(|e| self.transport_failure(e))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| self.transport_failure(e))?;
             if response.status() == StatusCode::UNAUTHORIZED && !answered_challenge {
                 answered_challenge = true;
                 self.answer_challenge(&response).await?;
@@ -191,7 +209,11 @@ impl Registry {
         match &mut *auth {
             AuthState::Anonymous => Ok(None),
             AuthState::Basic(header) => Ok(Some(header.clone())),
-            AuthState::Bearer { realm, service, token } => {
+            AuthState::Bearer {
+                realm,
+                service,
+                token,
+            } => {
                 if let Some(token) = token.as_ref().filter(|t| t.is_fresh()) {
                     return Ok(Some(token.header_value()));
                 }
@@ -241,7 +263,13 @@ impl Registry {
     /// and distribution's token servers expect.
     async fn fetch_token(&self, realm: &str, service: Option<&str>) -> Attempt<Token> {
         let mut url = Url::parse(realm).map_err(|e| {
-            Failure::fatal(Error::registry(format!("{} sent an invalid token realm {realm:?}", self.host())).with_cause(e))
+            Failure::fatal(
+                Error::registry(format!(
+                    "{} sent an invalid token realm {realm:?}",
+                    self.host()
+                ))
+                .with_cause(e),
+            )
         })?;
         {
             let mut query = url.query_pairs_mut();
@@ -255,7 +283,10 @@ impl Registry {
             request = request.header(AUTHORIZATION, basic_header(credentials));
         }
         let fetched = Instant::now();
-        let response = request.send().await.map_err(|e| self.transport_failure(e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_failure(e))?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(match &self.credentials {
@@ -266,10 +297,15 @@ impl Registry {
         }
         let response = self.check_status(response, &[StatusCode::OK]).await?;
         let body: TokenResponse = response.json().await.map_err(|e| {
-            Failure::fatal(Error::registry(format!("{} sent an unreadable token", self.host())).with_cause(e))
+            Failure::fatal(
+                Error::registry(format!("{} sent an unreadable token", self.host())).with_cause(e),
+            )
         })?;
         Token::from_response(body, fetched).ok_or_else(|| {
-            Failure::fatal(Error::registry(format!("{}'s token endpoint sent no token", self.host())))
+            Failure::fatal(Error::registry(format!(
+                "{}'s token endpoint sent no token",
+                self.host()
+            )))
         })
     }
 
@@ -284,14 +320,22 @@ impl Registry {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))
                 .with_hint("check that the user may push to this owner; in Gitea the owner must be the user or one of its organisations")
         } else {
-            Error::auth(format!("registry refused the credentials for {target} ({status})"))
-                .with_hint("check --username and the password, or the cluster's gitea-credential secret")
+            Error::auth(format!(
+                "registry refused the credentials for {target} ({status})"
+            ))
+            .with_hint(
+                "check --username and the password, or the cluster's gitea-credential secret",
+            )
         }
     }
 
     /// Judges a response: the expected statuses pass; anything else becomes a `Failure` that
     /// says whether retrying could help, with the registry's own error message when it sent one.
-    pub async fn check_status(&self, response: Response, expected: &[StatusCode]) -> Attempt<Response> {
+    pub async fn check_status(
+        &self,
+        response: Response,
+        expected: &[StatusCode],
+    ) -> Attempt<Response> {
         let status = response.status();
         if expected.contains(&status) {
             return Ok(response);
@@ -380,12 +424,18 @@ fn describe_tls(error: &rustls::Error) -> String {
     match error {
         rustls::Error::InvalidCertificate(cert) => match cert {
             CertificateError::UnknownIssuer => "it is signed by an unknown authority".into(),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "it has expired".into(),
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "it is not valid yet".into(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "it has expired".into()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "it is not valid yet".into()
+            }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 "it is not valid for this host name".into()
             }
-            CertificateError::Other(OtherError(inner)) if inner.to_string().contains("CaUsedAsEndEntity") => {
+            CertificateError::Other(OtherError(inner))
+                if inner.to_string().contains("CaUsedAsEndEntity") =>
+            {
                 "it is a self-signed CA certificate that is not in the trusted set".into()
             }
             other => format!("{other:?}"),
@@ -401,7 +451,10 @@ fn find_tls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'
             return Some(tls);
         }
         // io::Error's source() skips the error it wraps; step into it instead.
-        current = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => e.source(),
         };

@@ -117,16 +117,28 @@ impl PinnedOrChain {
                 tracing::debug!("extra certificate is not usable as a CA: {e}");
             }
         }
-        let pinned = trust.extra.iter().filter(|c| is_self_signed(c)).cloned().collect();
+        let pinned = trust
+            .extra
+            .iter()
+            .filter(|c| is_self_signed(c))
+            .cloned()
+            .collect();
         let chain = if roots.is_empty() {
             None
         } else {
-            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| Error::tls("cannot load the trusted certificates").with_cause(e))?;
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| {
+                        Error::tls("cannot load the trusted certificates").with_cause(e)
+                    })?;
             Some(verifier)
         };
-        Ok(PinnedOrChain { pinned, chain, provider })
+        Ok(PinnedOrChain {
+            pinned,
+            chain,
+            provider,
+        })
     }
 }
 
@@ -139,15 +151,23 @@ impl ServerCertVerifier for PinnedOrChain {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
             let parsed = ParsedCertificate::try_from(end_entity)?;
             verify_server_name(&parsed, server_name)?;
             check_validity(end_entity, now)?;
             return Ok(ServerCertVerified::assertion());
         }
         match &self.chain {
-            Some(chain) => chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
-            None => Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+            Some(chain) => {
+                chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
         }
     }
 
@@ -157,7 +177,12 @@ impl ServerCertVerifier for PinnedOrChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -166,21 +191,33 @@ impl ServerCertVerifier for PinnedOrChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
-fn check_validity(cert: &CertificateDer<'_>, now: UnixTime) -> std::result::Result<(), rustls::Error> {
+fn check_validity(
+    cert: &CertificateDer<'_>,
+    now: UnixTime,
+) -> std::result::Result<(), rustls::Error> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
     let now = now.as_secs() as i64;
     let validity = parsed.validity();
     if now < validity.not_before.timestamp() {
-        return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYet));
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet,
+        ));
     }
     if now > validity.not_after.timestamp() {
         return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
@@ -212,7 +249,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -221,11 +263,18 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -167,7 +167,12 @@ impl Registry {
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Error::registry(format!("{} started an upload without a Location header", self.host())))?;
+            .ok_or_else(|| {
+                Error::registry(format!(
+                    "{} started an upload without a Location header",
+                    self.host()
+                ))
+            })?;
         Ok(self.resolve_location(location)?)
     }
 
@@ -179,7 +184,16 @@ impl Registry {
         let result = self
             .send(
                 || async {
-                    let body = blob_body(blob, 0, blob.size, &hasher, Hasher::new(), Some(&mismatch), reporter).await?;
+                    let body = blob_body(
+                        blob,
+                        0,
+                        blob.size,
+                        &hasher,
+                        Hasher::new(),
+                        Some(&mismatch),
+                        reporter,
+                    )
+                    .await?;
                     Ok(self
                         .request(Method::PUT, url.clone())
                         .header(CONTENT_TYPE, "application/octet-stream")
@@ -214,7 +228,9 @@ impl Registry {
             let result = self
                 .send(
                     || async {
-                        let body = blob_body(blob, start, len, &hasher, before.clone(), verify, reporter).await?;
+                        let body =
+                            blob_body(blob, start, len, &hasher, before.clone(), verify, reporter)
+                                .await?;
                         Ok(self
                             .request(Method::PATCH, url.clone())
                             .header(CONTENT_TYPE, "application/octet-stream")
@@ -284,7 +300,9 @@ impl Registry {
 }
 
 fn with_digest(mut location: Url, digest: &Digest) -> Url {
-    location.query_pairs_mut().append_pair("digest", digest.as_str());
+    location
+        .query_pairs_mut()
+        .append_pair("digest", digest.as_str());
     location
 }
 
@@ -315,7 +333,14 @@ async fn blob_body(
 ) -> Result<Body> {
     let mut file = tokio::fs::File::open(blob.location.file.as_path())
         .await
-        .map_err(|e| Error::input(format!("cannot read blob {} from {}", blob.digest, blob.location.file.display())).with_cause(e))?;
+        .map_err(|e| {
+            Error::input(format!(
+                "cannot read blob {} from {}",
+                blob.digest,
+                blob.location.file.display()
+            ))
+            .with_cause(e)
+        })?;
     file.seek(io::SeekFrom::Start(blob.location.offset + start))
         .await
         .map_err(|e| Error::input(format!("cannot read blob {}", blob.digest)).with_cause(e))?;
@@ -342,7 +367,9 @@ struct Reading {
 }
 
 fn lock(hasher: &Mutex<Hasher>) -> std::sync::MutexGuard<'_, Hasher> {
-    hasher.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    hasher
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Reading {
@@ -362,7 +389,10 @@ impl Reading {
                     .read_buf(&mut buffer)
                     .await?;
                 if read == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the blob file ended early"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the blob file ended early",
+                    ));
                 }
             }
             reading.remaining -= want as u64;
@@ -373,7 +403,10 @@ impl Reading {
                     let actual = hasher.clone().finish();
                     if actual != expected {
                         let _ = mismatch.set(actual);
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, "blob digest mismatch"));
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "blob digest mismatch",
+                        ));
                     }
                 }
             }
@@ -409,6 +442,9 @@ mod tests {
         let url = Url::parse("https://h/v2/a/blobs/uploads/u?_state=xyz").unwrap();
         let d = Digest::of(b"");
         let url = with_digest(url, &d);
-        assert_eq!(url.query(), Some(&*format!("_state=xyz&digest=sha256%3A{}", d.hex())));
+        assert_eq!(
+            url.query(),
+            Some(&*format!("_state=xyz&digest=sha256%3A{}", d.hex()))
+        );
     }
 }

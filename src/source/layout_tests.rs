@@ -257,7 +257,7 @@ fn a_missing_platform_manifest_suggests_platform() {
 fn a_manifest_whose_bytes_changed_does_not_match_its_digest() {
     let (_tmp, layout) = new_layout();
     let (a, _) = layout.image("linux", "amd64", &[b"layer"]);
-    layout.finish(&[a.clone()]);
+    layout.finish(std::slice::from_ref(&a));
     let digest = Digest::parse(a["digest"].as_str().unwrap()).unwrap();
     let path = layout.dir.join("blobs/sha256").join(digest.hex());
     let mut bytes = std::fs::read(&path).unwrap();

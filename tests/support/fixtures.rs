@@ -78,12 +78,7 @@ pub fn oci_layout(dir: &Path, spec: &ImageSpec) -> FixtureImage {
     let mut entry = descriptor(MANIFEST, &image.manifest_digest, image.manifest_size);
     entry["annotations"] = json!({ REF_NAME: spec.ref_name });
     add_to_index(dir, entry);
-    FixtureImage {
-        manifest_digest: image.manifest_digest.clone(),
-        blob_digests: image.blob_digests(),
-        ref_name: spec.ref_name.clone(),
-        children: Vec::new(),
-    }
+    image.fixture(&spec.ref_name)
 }
 
 /// Writes an OCI layout in `dir` whose one `index.json` entry (ref name `multi`) is an image
@@ -145,7 +140,6 @@ pub fn classic_docker_archive(path: &Path, repo_tags: &[&str], spec: &ImageSpec)
         layer_names.push(name);
     }
     std::fs::remove_dir_all(dir.join("blobs")).expect("remove blobs");
-    std::fs::remove_file(dir.join("oci-layout")).expect("remove oci-layout");
     let manifest = json!([{"Config": config_name, "RepoTags": repo_tags, "Layers": layer_names}]);
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write manifest.json");
     tar_dir(dir, path);
@@ -161,9 +155,7 @@ pub fn classic_docker_archive(path: &Path, repo_tags: &[&str], spec: &ImageSpec)
     );
     FixtureImage {
         manifest_digest: sha256(built.as_bytes()),
-        blob_digests: image.blob_digests(),
-        ref_name: repo_tags.first().map(|t| t.to_string()).unwrap_or_default(),
-        children: Vec::new(),
+        ..image.fixture(repo_tags.first().unwrap_or(&""))
     }
 }
 
@@ -193,12 +185,7 @@ pub fn modern_docker_archive(path: &Path, repo_tags: &[&str], spec: &ImageSpec) 
         json!([{"Config": path_of(&image.config.0), "RepoTags": repo_tags, "Layers": layers}]);
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write manifest.json");
     tar_dir(dir, path);
-    FixtureImage {
-        manifest_digest: image.manifest_digest.clone(),
-        blob_digests: image.blob_digests(),
-        ref_name: repo_tags.first().map(|t| t.to_string()).unwrap_or_default(),
-        children: Vec::new(),
-    }
+    image.fixture(repo_tags.first().unwrap_or(&""))
 }
 
 /// `sha256:HEX` of `bytes`.
@@ -220,28 +207,39 @@ impl Written {
         digests.extend(self.layers.iter().map(|(d, _)| d.clone()));
         digests
     }
+
+    /// The single image's fixture: `manifest_digest` as written, named `ref_name`.
+    fn fixture(&self, ref_name: &str) -> FixtureImage {
+        FixtureImage {
+            manifest_digest: self.manifest_digest.clone(),
+            blob_digests: self.blob_digests(),
+            ref_name: ref_name.to_string(),
+            children: Vec::new(),
+        }
+    }
 }
 
 /// Writes layers, config and manifest of `spec` as blobs of the layout at `dir`.
 fn write_image(dir: &Path, spec: &ImageSpec, gzip: bool) -> Written {
     std::fs::create_dir_all(dir.join("blobs/sha256")).expect("create blobs dir");
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
-        .expect("write oci-layout");
-    let mut rng = Rng::new(spec.seed);
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
     for (i, size) in spec.layer_sizes.iter().enumerate() {
-        let (digest, size, diff_id) =
-            write_layer(dir, &format!("layer-{i}.bin"), *size, &mut rng, gzip);
+        let (digest, size, diff_id) = write_layer(
+            dir,
+            &format!("layer-{i}.bin"),
+            *size,
+            (spec.seed << 16) ^ i as u64,
+            gzip,
+        );
         layers.push((digest, size));
         diff_ids.push(diff_id);
     }
     let config = json!({
         "architecture": spec.architecture,
         "os": spec.os,
-        "config": {"Env": ["PATH=/usr/bin:/bin"]},
+        "config": {},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": spec.layer_sizes.iter().map(|_| json!({"created_by": "fixture"})).collect::<Vec<_>>(),
     })
     .to_string();
     let config = put_blob(dir, config.as_bytes());
@@ -262,64 +260,54 @@ fn write_image(dir: &Path, spec: &ImageSpec, gzip: bool) -> Written {
     }
 }
 
-/// Streams a tar holding `name` (`size` random bytes), gzip'd or not, into a blob of `dir`.
+/// Writes a tar holding `name` (`size` random bytes), gzip'd or not, as a blob of `dir`.
 /// Returns the blob digest, its size and the diff id (digest of the uncompressed tar).
-fn write_layer(
-    dir: &Path,
-    name: &str,
-    size: usize,
-    rng: &mut Rng,
-    gzip: bool,
-) -> (String, u64, String) {
-    let partial = dir.join("blobs/sha256").join(format!("partial-{name}"));
-    let file = HashWriter::new(BufWriter::new(
-        File::create(&partial).expect("create layer"),
+fn write_layer(dir: &Path, name: &str, size: usize, seed: u64, gz: bool) -> (String, u64, String) {
+    let tar_path = dir.join(format!("partial-{name}.tar"));
+    let mut tar = tar::Builder::new(BufWriter::new(
+        File::create(&tar_path).expect("create layer"),
     ));
     let mut header = tar::Header::new_ustar();
     header.set_size(size as u64);
     header.set_mode(0o644);
-    header.set_mtime(0);
-    let data = RandomReader {
-        rng,
-        remaining: size,
-    };
-    let (blob, diff_id) = if gzip {
-        let mut tar = tar::Builder::new(HashWriter::new(GzEncoder::new(file, Compression::fast())));
-        tar.append_data(&mut header, name, data)
-            .expect("write layer");
-        let uncompressed = tar.into_inner().expect("finish tar");
-        let diff_id = uncompressed.digest();
-        let blob = uncompressed.inner.finish().expect("finish gzip");
-        (blob, diff_id)
-    } else {
-        let mut tar = tar::Builder::new(file);
-        tar.append_data(&mut header, name, data)
-            .expect("write layer");
-        let blob = tar.into_inner().expect("finish tar");
-        let diff_id = blob.digest();
-        (blob, diff_id)
-    };
-    let (digest, len) = (blob.digest(), blob.len);
-    blob.inner
-        .into_inner()
-        .map_err(|e| e.into_error())
+    let data = RandomReader::new(seed, size);
+    tar.append_data(&mut header, name, data)
+        .expect("write layer");
+    tar.into_inner()
+        .expect("finish tar")
+        .flush()
         .expect("flush layer");
-    std::fs::rename(
-        &partial,
-        dir.join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:")),
-    )
-    .expect("name layer");
+    let diff_id = sha256_file(&tar_path);
+    let blob = if gz {
+        let gz_path = dir.join(format!("partial-{name}.tar.gz"));
+        let out = BufWriter::new(File::create(&gz_path).expect("create gzip layer"));
+        let mut gz = GzEncoder::new(out, Compression::fast());
+        io::copy(&mut File::open(&tar_path).expect("open layer"), &mut gz).expect("gzip layer");
+        gz.finish()
+            .expect("finish gzip")
+            .flush()
+            .expect("flush gzip");
+        std::fs::remove_file(&tar_path).expect("remove tar");
+        gz_path
+    } else {
+        tar_path
+    };
+    let digest = sha256_file(&blob);
+    let len = std::fs::metadata(&blob).expect("layer size").len();
+    std::fs::rename(&blob, blob_path(dir, &digest)).expect("name layer");
     (digest, len, diff_id)
+}
+
+fn sha256_file(path: &Path) -> String {
+    let mut hasher = Sha256::new();
+    io::copy(&mut File::open(path).expect("open file"), &mut hasher).expect("hash file");
+    format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
 /// Writes `bytes` as a blob of the layout at `dir`; returns its digest and size.
 fn put_blob(dir: &Path, bytes: &[u8]) -> (String, u64) {
     let digest = sha256(bytes);
-    let path = dir
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"));
-    std::fs::write(path, bytes).expect("write blob");
+    std::fs::write(blob_path(dir, &digest), bytes).expect("write blob");
     (digest, bytes.len() as u64)
 }
 
@@ -327,8 +315,10 @@ fn descriptor(media_type: &str, digest: &str, size: u64) -> Value {
     json!({"mediaType": media_type, "digest": digest, "size": size})
 }
 
-/// Appends `entry` to `dir/index.json`, creating it when absent.
+/// Appends `entry` to `dir/index.json`, creating it and `oci-layout` when absent.
 fn add_to_index(dir: &Path, entry: Value) {
+    let layout = r#"{"imageLayoutVersion":"1.0.0"}"#;
+    std::fs::write(dir.join("oci-layout"), layout).expect("write oci-layout");
     let path = dir.join("index.json");
     let mut index = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).expect("parse index.json"),
@@ -370,70 +360,27 @@ fn tar_dir(dir: &Path, path: &Path) {
         .expect("flush archive");
 }
 
-/// A writer that hashes and counts what passes through it.
-struct HashWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<W: Write> HashWriter<W> {
-    fn new(inner: W) -> Self {
-        HashWriter {
-            inner,
-            hasher: Sha256::new(),
-            len: 0,
-        }
-    }
-
-    fn digest(&self) -> String {
-        format!("sha256:{}", hex::encode(self.hasher.clone().finalize()))
-    }
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// xorshift64* seeded through splitmix64: fast, deterministic, good enough to defeat gzip.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-/// `remaining` random bytes.
-struct RandomReader<'a> {
-    rng: &'a mut Rng,
+/// `remaining` bytes of xorshift64*: deterministic for a seed, and incompressible.
+struct RandomReader {
+    state: u64,
     remaining: usize,
 }
 
-impl Read for RandomReader<'_> {
+impl RandomReader {
+    fn new(seed: u64, remaining: usize) -> RandomReader {
+        let state = seed.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        RandomReader { state, remaining }
+    }
+}
+
+impl Read for RandomReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = buf.len().min(self.remaining);
         for chunk in buf[..n].chunks_mut(8) {
-            let bytes = self.rng.next().to_le_bytes();
+            self.state ^= self.state >> 12;
+            self.state ^= self.state << 25;
+            self.state ^= self.state >> 27;
+            let bytes = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
         self.remaining -= n;

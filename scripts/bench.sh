@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# `make bench`: idpbuilder push against skopeo copy and a curl floor, each round into a FRESH
+# registry (TLS + htpasswd, Debian docker-registry), for a 100 MiB / 4-layer and a 1 GiB / 8-layer
+# image of random bytes. Prints medians of wall time, client CPU (user+sys) and peak RSS, the
+# ratios, the re-push time, and writes the table to docs/benchmarks.md. Measures; asserts nothing.
+#
+# ROUNDS=5 by default; SIZES="100:4 1024:8" (MiB:layers) by default; BIN=path to a built binary.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROUNDS=${ROUNDS:-5}
+SIZES=${SIZES:-"100:4 1024:8"}
+PASSWORD=bench-$RANDOM-$RANDOM
+WORK=$(mktemp -d /tmp/idpbuilder-bench.XXXX)
+REG_PID=
+cleanup() { [[ -n $REG_PID ]] && kill "$REG_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+if [[ -z ${BIN:-} ]]; then
+  (cd "$ROOT" && cargo build --release --quiet)
+  BIN=$ROOT/target/release/idpbuilder
+fi
+
+skopeo_isolated() {
+  REGISTRY_AUTH_FILE="$WORK/auth.json" CONTAINERS_REGISTRIES_CONF="$WORK/registries.conf" \
+    skopeo --policy "$WORK/policy.json" "$@"
+}
+echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
+echo '{}' >"$WORK/auth.json"
+: >"$WORK/registries.conf"
+
+fresh_registry() {
+  [[ -n $REG_PID ]] && { kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null || true; }
+  rm -rf "$WORK/reg"
+  eval "$(echo "$PASSWORD" | "$ROOT/scripts/start-registry.sh" "$WORK/reg" giteaadmin)"
+  mkdir -p "$WORK/reg/certs" && cp "$REG_CA_FILE" "$WORK/reg/certs/ca.crt"
+}
+
+# Runs "$@" under /usr/bin/time; appends "wall cpu rss_kib" to $1's results file.
+measure() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" \
+    || { cat "$WORK/err" >&2; echo "bench: $name failed" >&2; exit 1; }
+  awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$WORK/time" >>"$WORK/$name"
+}
+
+idpbuilder_push() {
+  echo "$PASSWORD" | "$BIN" push -q --ca-file "$REG_CA_FILE" -u giteaadmin --password-stdin \
+    "$LAYOUT" "$REG_HOST/giteaadmin/bench:1.0"
+}
+
+skopeo_copy() {
+  skopeo_isolated copy -q --dest-cert-dir "$WORK/reg/certs" --dest-creds "giteaadmin:$PASSWORD" \
+    "oci:$LAYOUT:1.0" "docker://$REG_HOST/giteaadmin/bench:1.0"
+}
+
+# The floor: the same blobs with curl (POST, then one streamed PUT each), no client hashing,
+# $1 at a time.
+curl_blobs() {
+  local parallel=$1
+  find "$LAYOUT/blobs/sha256" -type f -printf '%f\n' | xargs -P "$parallel" -I{} bash -c '
+    loc=$(curl -sS --cacert "$0" -u "giteaadmin:$1" -X POST -o /dev/null -D - \
+      "https://$2/v2/giteaadmin/bench/blobs/uploads/" | tr -d "\r" | awk -F": " "tolower(\$1)==\"location\"{print \$2}")
+    case $loc in http*) ;; *) loc="https://$2$loc" ;; esac
+    curl -sS --fail --cacert "$0" -u "giteaadmin:$1" -T "$3/blobs/sha256/{}" -o /dev/null \
+      "$loc&digest=sha256:{}"' "$REG_CA_FILE" "$PASSWORD" "$REG_HOST" "$LAYOUT"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+col() { awk -v c="$2" '{print $c}' "$WORK/$1" | median; }
+
+table="| image | tool | wall (s) | client CPU (s) | peak RSS (MiB) |
+|---|---|---|---|---|"
+summary=""
+for size in $SIZES; do
+  mib=${size%%:*}; layers=${size##*:}
+  LAYOUT=$WORK/image-$mib
+  echo "==> generating ${mib} MiB / ${layers} layers" >&2
+  python3 "$ROOT/scripts/make-image.py" "$LAYOUT" "$mib" "$layers" >/dev/null
+  for name in idp skopeo curl1 curl4 repush; do : >"$WORK/$name"; done
+  for round in $(seq "$ROUNDS"); do
+    echo "==> ${mib} MiB round $round/$ROUNDS" >&2
+    fresh_registry; measure idp idpbuilder_push
+    measure repush idpbuilder_push
+    fresh_registry; measure skopeo skopeo_copy
+    fresh_registry; measure curl1 curl_blobs 1
+    fresh_registry; measure curl4 curl_blobs 4
+  done
+  rss() { awk -v k="$(col "$1" 3)" 'BEGIN {printf "%.1f", k / 1024}'; }
+  for tool in idp skopeo curl1 curl4 repush; do
+    label=$(case $tool in idp) echo "idpbuilder push";; skopeo) echo "skopeo copy";;
+      curl1) echo "curl floor, 1 at a time";; curl4) echo "curl floor, 4 at a time";;
+      repush) echo "idpbuilder re-push (all blobs exist)";; esac)
+    table+="
+| ${mib} MiB / ${layers} layers | $label | $(col $tool 1) | $(col $tool 2) | $(rss $tool) |"
+  done
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+  summary+="
+- ${mib} MiB: wall idpbuilder/skopeo = $(ratio "$(col idp 1)" "$(col skopeo 1)"), idpbuilder/curl floor (best of 1 or 4 at a time) = $(ratio "$(col idp 1)" "$(printf '%s\n%s\n' "$(col curl1 1)" "$(col curl4 1)" | sort -n | head -1)"), client CPU idpbuilder/skopeo = $(ratio "$(col idp 2)" "$(col skopeo 2)"), peak RSS idpbuilder/skopeo = $(ratio "$(col idp 3)" "$(col skopeo 3)")"
+  rm -rf "$LAYOUT"
+done
+
+machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+versions="$("$BIN" --version), $(skopeo --version), $(docker-registry --version 2>&1 | awk '{print $1, $3}'), $(curl --version | head -1 | cut -d' ' -f1-2)"
+report="# Benchmarks
+
+Generated by \`make bench\` ($(date -u +%Y-%m-%d)); medians of $ROUNDS rounds, each into a fresh
+registry (TLS + htpasswd, Debian \`docker-registry\`) on 127.0.0.1. Images are random bytes in
+uncompressed layers. Client CPU is user+sys of the client process (and its children) only;
+the registry's own CPU is not counted. Peak RSS is the client's maximum resident set size.
+
+Machine: $machine
+Versions: $versions
+
+$table
+
+Ratios (medians):$summary
+"
+printf '%s\n' "$report"
+printf '%s\n' "$report" >"$ROOT/docs/benchmarks.md"
+echo "wrote docs/benchmarks.md" >&2
