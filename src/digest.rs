@@ -84,6 +84,10 @@ impl Hasher {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub fn finish(self) -> Digest {
         Digest(format!("sha256:{}", hex::encode(self.inner.finalize())))
     }
@@ -121,6 +125,7 @@ mod tests {
         h.update(b"hello ");
         h.update(b"world");
         assert_eq!(h.len(), 11);
+        assert!(!h.is_empty());
         assert_eq!(h.finish(), Digest::of(b"hello world"));
     }
 }

@@ -1,28 +1,18 @@
 //! `idpbuilder push`: parse the command line, run the push, print the result or the error, and
 //! map it to the SPEC's exit code.
 
-mod cli;
-mod credentials;
-mod digest;
-mod error;
-mod progress;
-mod push;
-mod reference;
-mod registry;
-mod report;
-mod source;
-
 use std::io::IsTerminal;
 use std::time::Instant;
 
 use clap::Parser;
+use idpbuilder_push::{cluster, credentials, progress, registry, report, source};
 
-use crate::cli::{Cli, ColorChoice, Command, LogLevel, PushArgs};
-use crate::credentials::FlagInput;
-use crate::error::{Error, Result};
-use crate::push::{Push, Summary};
-use crate::reference::Destination;
-use crate::registry::{ChunkPolicy, Connection, Registry, Trust};
+use idpbuilder_push::cli::{Cli, ColorChoice, Command, LogLevel, PushArgs};
+use idpbuilder_push::credentials::FlagInput;
+use idpbuilder_push::error::{Error, Result};
+use idpbuilder_push::push::{Push, Summary};
+use idpbuilder_push::reference::Destination;
+use idpbuilder_push::registry::{ChunkPolicy, Connection, Registry, Trust};
 
 fn main() {
     let Command::Push(args) = Cli::parse().command;
@@ -78,13 +68,27 @@ async fn run(args: &PushArgs, color: bool) -> Result<Summary> {
     } else {
         None
     };
-    let trust = trust(args, color)?;
+    let mut trust = trust(args, color)?;
+    let flags = FlagInput {
+        username: args.username.clone(),
+        password: args.password.clone(),
+        password_from_stdin,
+    };
+    let direct = credentials::direct(flags, |key| std::env::var(key).ok())?;
+    let wanted = cluster::Wanted {
+        credentials: direct.is_none(),
+        certificate: !(args.insecure || args.plain_http || args.ca_file.is_some()),
+    };
+    let request = cluster::Request::from_process(args.kubeconfig.clone(), args.context.clone());
 
     let image_argument = args.image.clone();
     let platform = args.platform.clone();
-    let image = tokio::task::spawn_blocking(move || source::open(&image_argument, platform))
-        .await
-        .map_err(|e| Error::input("reading the image failed").with_cause(e))??;
+    let (image, from_cluster) = tokio::join!(
+        tokio::task::spawn_blocking(move || source::open(&image_argument, platform)),
+        cluster::read_for_host(&request, &destination.host, wanted),
+    );
+    let image = image.map_err(|e| Error::input("reading the image failed").with_cause(e))??;
+    let from_cluster = from_cluster?;
     tracing::debug!(
         "image {} has {} blobs, {} platform manifests, root {}",
         args.image,
@@ -93,13 +97,24 @@ async fn run(args: &PushArgs, color: bool) -> Result<Summary> {
         image.root.digest
     );
 
-    let flags = FlagInput {
-        username: args.username.clone(),
-        password: args.password.clone(),
-        password_from_stdin,
-    };
-    let (credentials, origin) =
-        credentials::resolve(flags, |key| std::env::var(key).ok(), &destination.host)?;
+    match from_cluster.certificate {
+        Some(certificate) => {
+            tracing::debug!(
+                "TLS for {}: also trusting idpbuilder's certificate from the cluster ({})",
+                destination.host,
+                certificate.place
+            );
+            trust.extra.extend(certificate.certificates);
+        }
+        None => tracing::debug!("TLS for {}: no certificate from the cluster", destination.host),
+    }
+    let (credentials, origin) = credentials::resolve(
+        direct,
+        from_cluster.credentials,
+        credentials::docker_config::lookup(destination.host.clone()),
+        &destination.host,
+    )
+    .await;
     tracing::debug!("credentials for {}: {origin}", destination.host);
 
     let registry = Registry::new(
@@ -169,7 +184,9 @@ fn init_logging(level: LogLevel) {
         LogLevel::Debug => ("debug", "info"),
         LogLevel::Trace => ("trace", "info"),
     };
-    let filter = tracing_subscriber::EnvFilter::new(format!("{theirs},idpbuilder={ours}"));
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "{theirs},idpbuilder_push={ours},idpbuilder={ours}"
+    ));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

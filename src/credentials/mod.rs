@@ -1,10 +1,13 @@
 //! Registry credentials and the one place where their sources are tried, in the SPEC's order:
-//! flags, environment, (cluster, docker config: later), anonymous.
+//! flags, environment, the idpbuilder cluster (for its own Gitea only), docker's config.json,
+//! anonymous.
 
 use std::fmt;
 
 use secrecy::SecretString;
 
+pub mod cluster;
+pub mod docker_config;
 mod flags;
 
 pub use flags::{FlagInput, from_environment, from_flags, read_password};
@@ -30,6 +33,8 @@ impl fmt::Debug for Credentials {
 pub enum Origin {
     Flags,
     Environment,
+    Cluster,
+    DockerConfig,
     Anonymous,
 }
 
@@ -38,25 +43,44 @@ impl fmt::Display for Origin {
         f.write_str(match self {
             Origin::Flags => "command-line flags",
             Origin::Environment => "IDPBUILDER_REGISTRY_USERNAME/PASSWORD",
+            Origin::Cluster => "the cluster's secret gitea/gitea-credential",
+            Origin::DockerConfig => "docker's config.json",
             Origin::Anonymous => "none (anonymous)",
         })
     }
 }
 
-/// Tries each source in order and returns the first that has credentials for `host`.
-pub fn resolve(
+/// Sources 1 and 2, what the user gave directly: flags, then the environment.
+pub fn direct(
     flags: FlagInput,
     environment: impl Fn(&str) -> Option<String>,
-    host: &str,
-) -> crate::error::Result<(Option<Credentials>, Origin)> {
+) -> crate::error::Result<Option<(Credentials, Origin)>> {
     if let Some(credentials) = from_flags(flags)? {
-        return Ok((Some(credentials), Origin::Flags));
+        return Ok(Some((credentials, Origin::Flags)));
     }
-    if let Some(credentials) = from_environment(&environment) {
-        return Ok((Some(credentials), Origin::Environment));
+    Ok(from_environment(&environment).map(|c| (c, Origin::Environment)))
+}
+
+/// Tries each source in order and returns the first that has credentials for `host`: what
+/// [`direct`] found, then `cluster` (already kept to the cluster's own Gitea host), then
+/// `docker` (only awaited when nothing before it answered), else anonymous.
+pub async fn resolve(
+    direct: Option<(Credentials, Origin)>,
+    cluster: Option<Credentials>,
+    docker: impl Future<Output = Option<Credentials>>,
+    host: &str,
+) -> (Option<Credentials>, Origin) {
+    if let Some((credentials, origin)) = direct {
+        return (Some(credentials), origin);
+    }
+    if let Some(credentials) = cluster {
+        return (Some(credentials), Origin::Cluster);
+    }
+    if let Some(credentials) = docker.await {
+        return (Some(credentials), Origin::DockerConfig);
     }
     tracing::debug!("no credentials for {host}; pushing anonymously");
-    Ok((None, Origin::Anonymous))
+    (None, Origin::Anonymous)
 }
 
 #[cfg(test)]
@@ -78,32 +102,64 @@ mod tests {
         ("IDPBUILDER_REGISTRY_PASSWORD", "envpass"),
     ];
 
-    #[test]
-    fn flags_win_over_environment() {
-        let flags = FlagInput {
+    fn flags() -> FlagInput {
+        FlagInput {
             username: Some("flaguser".into()),
             password: Some("flagpass".into()),
             ..FlagInput::default()
-        };
-        let (c, origin) = resolve(flags, env(ENV), "h").unwrap();
+        }
+    }
+
+    fn named(user: &str) -> Option<Credentials> {
+        Some(Credentials {
+            username: user.into(),
+            password: SecretString::from(format!("{user}-pass")),
+        })
+    }
+
+    /// Resolves with each source present or not; returns the user that won and its origin.
+    async fn winner(
+        flags_given: bool,
+        env_given: bool,
+        cluster: bool,
+        docker: bool,
+    ) -> (Option<String>, Origin) {
+        let input = if flags_given { flags() } else { FlagInput::default() };
+        let environment: &'static [(&'static str, &'static str)] =
+            if env_given { ENV } else { &[] };
+        let direct = direct(input, env(environment)).unwrap();
+        let cluster = if cluster { named("clusteruser") } else { None };
+        let docker = async move { if docker { named("dockeruser") } else { None } };
+        let (c, origin) = resolve(direct, cluster, docker, "h").await;
+        (c.map(|c| c.username), origin)
+    }
+
+    #[tokio::test]
+    async fn each_source_beats_every_later_one() {
+        let user = |u: &str| Some(u.to_string());
+        assert_eq!(winner(true, true, true, true).await, (user("flaguser"), Origin::Flags));
+        assert_eq!(winner(true, false, true, false).await, (user("flaguser"), Origin::Flags));
+        assert_eq!(winner(true, false, false, true).await, (user("flaguser"), Origin::Flags));
+        assert_eq!(winner(false, true, true, true).await, (user("envuser"), Origin::Environment));
+        assert_eq!(winner(false, true, false, true).await, (user("envuser"), Origin::Environment));
+        assert_eq!(winner(false, false, true, true).await, (user("clusteruser"), Origin::Cluster));
+        assert_eq!(winner(false, false, false, true).await, (user("dockeruser"), Origin::DockerConfig));
+        assert_eq!(winner(false, false, false, false).await, (None, Origin::Anonymous));
+    }
+
+    #[tokio::test]
+    async fn docker_config_is_not_consulted_when_an_earlier_source_answers() {
+        let docker = async { panic!("docker config must not be read") };
+        let (c, origin) = resolve(None, named("clusteruser"), docker, "h").await;
+        assert_eq!(origin, Origin::Cluster);
+        assert_eq!(c.unwrap().password.expose_secret(), "clusteruser-pass");
+    }
+
+    #[test]
+    fn flags_password_is_kept_as_given() {
+        let (c, origin) = direct(flags(), env(ENV)).unwrap().unwrap();
         assert_eq!(origin, Origin::Flags);
-        let c = c.unwrap();
-        assert_eq!(c.username, "flaguser");
         assert_eq!(c.password.expose_secret(), "flagpass");
-    }
-
-    #[test]
-    fn environment_wins_over_anonymous() {
-        let (c, origin) = resolve(FlagInput::default(), env(ENV), "h").unwrap();
-        assert_eq!(origin, Origin::Environment);
-        assert_eq!(c.unwrap().username, "envuser");
-    }
-
-    #[test]
-    fn nothing_means_anonymous() {
-        let (c, origin) = resolve(FlagInput::default(), env(&[]), "h").unwrap();
-        assert!(c.is_none());
-        assert_eq!(origin, Origin::Anonymous);
     }
 
     #[test]

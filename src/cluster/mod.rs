@@ -1,0 +1,245 @@
+//! What the idpbuilder cluster knows about its own Gitea: the admin credentials (Secret
+//! `gitea/gitea-credential`), idpbuilder's TLS certificate, and which hosts are Gitea's (the
+//! Ingresses of namespace `gitea`).
+//!
+//! The cluster is read once, with one client and a few concurrent GETs, and given
+//! [`BUDGET`] in all; a missing kubeconfig, an unreachable or slow cluster, or an object that
+//! cannot be read is passed over with a debug line. Whatever was read is handed out only for the
+//! cluster's own Gitea host ([`Found::for_host`]): other registries get neither the credentials
+//! nor the trust.
+
+mod certificate;
+mod gitea;
+mod kubeconfig;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::Api;
+use kube::api::ListParams;
+
+pub use certificate::{ClusterCertificate, Place};
+pub use gitea::GiteaHosts;
+pub use kubeconfig::Request;
+
+use crate::credentials::{self, Credentials};
+use crate::error::{Error, Result};
+
+/// All cluster calls together get at most this long.
+pub const BUDGET: Duration = Duration::from_secs(5);
+
+/// What is worth reading; nothing at all when the user already gave both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    /// No credentials from flags or the environment.
+    pub credentials: bool,
+    /// No `--ca-file`, `--insecure` or `--plain-http`.
+    pub certificate: bool,
+}
+
+/// What the cluster offers one destination host.
+#[derive(Debug, Default)]
+pub struct ForHost {
+    pub credentials: Option<Credentials>,
+    pub certificate: Option<ClusterCertificate>,
+}
+
+/// Everything read from the cluster, not yet tied to a host.
+#[derive(Debug)]
+pub struct Found {
+    pub hosts: GiteaHosts,
+    pub credentials: Option<Credentials>,
+    pub certificate: Option<ClusterCertificate>,
+}
+
+impl Found {
+    /// The credentials and certificate, only if `host` is the cluster's Gitea.
+    pub fn for_host(self, host: &str) -> ForHost {
+        if !self.hosts.matches(host) {
+            tracing::debug!(
+                "cluster: {host} is not the cluster's Gitea ({}); its credentials and certificate are not used",
+                self.hosts
+            );
+            return ForHost::default();
+        }
+        tracing::debug!("cluster: {host} is the cluster's Gitea ({})", self.hosts);
+        match &self.certificate {
+            Some(c) => tracing::debug!("cluster: trusting idpbuilder's certificate from {} for {host}", c.place),
+            None => tracing::debug!("cluster: no idpbuilder certificate used for {host}"),
+        }
+        ForHost {
+            credentials: self.credentials,
+            certificate: self.certificate,
+        }
+    }
+}
+
+/// Reads what `wanted` asks for and returns what applies to `host`. `Err` only when a
+/// kubeconfig or context the user named explicitly is missing or broken.
+pub async fn read_for_host(request: &Request, host: &str, wanted: Wanted) -> Result<ForHost> {
+    if !wanted.credentials && !wanted.certificate {
+        tracing::debug!("cluster: not read; credentials and TLS trust are already given");
+        return Ok(ForHost::default());
+    }
+    match tokio::time::timeout(BUDGET, read(request, wanted)).await {
+        Ok(Ok(Some(found))) => Ok(found.for_host(host)),
+        Ok(Ok(None)) => Ok(ForHost::default()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            tracing::debug!(
+                "cluster: no answer within {}s; passing it over",
+                BUDGET.as_secs()
+            );
+            Ok(ForHost::default())
+        }
+    }
+}
+
+/// Loads the kubeconfig and reads the cluster; `None` when there is no cluster to read.
+pub async fn read(request: &Request, wanted: Wanted) -> Result<Option<Found>> {
+    let Some(loaded) = kubeconfig::load(request).await? else {
+        return Ok(None);
+    };
+    let mut config = loaded.config;
+    config.connect_timeout = Some(BUDGET);
+    config.read_timeout = Some(BUDGET);
+    config.default_retry = false;
+    let client = match kube::Client::try_from(config) {
+        Ok(client) => client,
+        Err(e) if request.explicit() => {
+            return Err(Error::input(format!(
+                "cannot connect to the cluster of context {:?} ({})",
+                loaded.context, loaded.described
+            ))
+            .with_cause(e)
+            .with_hint("check it with: kubectl config view --minify"));
+        }
+        Err(e) => {
+            tracing::debug!("cluster: passing over context {:?}: {e}", loaded.context);
+            return Ok(None);
+        }
+    };
+    tracing::debug!(
+        "cluster: reading context {:?} of {}",
+        loaded.context,
+        loaded.described
+    );
+    let (hosts, credentials, certificate) = tokio::join!(
+        gitea_hosts(client.clone()),
+        async {
+            match wanted.credentials {
+                true => gitea_credential(client.clone()).await,
+                false => None,
+            }
+        },
+        async {
+            match wanted.certificate {
+                true => idpbuilder_certificate(client.clone()).await,
+                false => None,
+            }
+        },
+    );
+    Ok(Some(Found {
+        hosts,
+        credentials,
+        certificate,
+    }))
+}
+
+async fn gitea_hosts(client: kube::Client) -> GiteaHosts {
+    let api: Api<Ingress> = Api::namespaced(client, "gitea");
+    match api.list(&ListParams::default()).await {
+        Ok(list) => GiteaHosts::from_ingresses(&list.items),
+        Err(e) => {
+            tracing::debug!(
+                "cluster: cannot list the Ingresses of namespace gitea ({}); using {}",
+                describe(&e),
+                GiteaHosts::Fallback
+            );
+            GiteaHosts::Fallback
+        }
+    }
+}
+
+async fn gitea_credential(client: kube::Client) -> Option<Credentials> {
+    let (namespace, name) = (credentials::cluster::NAMESPACE, credentials::cluster::NAME);
+    let api: Api<Secret> = Api::namespaced(client, namespace);
+    let secret = match api.get(name).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            tracing::debug!(
+                "cluster: cannot read Secret {namespace}/{name} ({}); no credentials from the cluster",
+                describe(&e)
+            );
+            return None;
+        }
+    };
+    match credentials::cluster::from_secret(secret) {
+        Ok(credentials) => Some(credentials),
+        Err(why) => {
+            tracing::debug!("cluster: passing over Secret {namespace}/{name}: {why}");
+            None
+        }
+    }
+}
+
+async fn idpbuilder_certificate(client: kube::Client) -> Option<ClusterCertificate> {
+    let secret = |place: Place| {
+        let api: Api<Secret> = Api::namespaced(client.clone(), place.namespace());
+        async move {
+            let secret = api.get(certificate::NAME).await.map_err(|e| describe(&e))?;
+            secret
+                .data
+                .and_then(|mut data| data.remove(place.key()))
+                .map(|bytes| bytes.0)
+                .ok_or_else(|| format!("it has no key {}", place.key()))
+        }
+    };
+    let config_map = {
+        let place = Place::DefaultConfigMap;
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), place.namespace());
+        async move {
+            let map = api.get(certificate::NAME).await.map_err(|e| describe(&e))?;
+            let text = map.data.and_then(|mut data| data.remove(place.key()));
+            let binary = map.binary_data.and_then(|mut data| data.remove(place.key()));
+            text.map(String::into_bytes)
+                .or(binary.map(|b| b.0))
+                .ok_or_else(|| format!("it has no key {}", place.key()))
+        }
+    };
+    let (default_secret, default_map, ingress_secret) = tokio::join!(
+        secret(Place::DefaultSecret),
+        config_map,
+        secret(Place::IngressNginxSecret)
+    );
+    certificate::pick([
+        (Place::DefaultSecret, default_secret),
+        (Place::DefaultConfigMap, default_map),
+        (Place::IngressNginxSecret, ingress_secret),
+    ])
+}
+
+/// A kube error in a few words: the API's status and message, or the transport error.
+fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let reason = if status.reason.is_empty() {
+                "error"
+            } else {
+                status.reason.as_str()
+            };
+            format!("{} {reason}: {}", status.code, status.message)
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut cause = std::error::Error::source(other);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text
+        }
+    }
+}

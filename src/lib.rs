@@ -1,0 +1,15 @@
+//! idpbuilder-push: copy OCI images from local files into an OCI registry, above all
+//! idpbuilder's Gitea. The binary (`src/main.rs`) wires these modules together; they live in a
+//! library so that fuzz targets and benchmarks can reach the parsers.
+
+pub mod cli;
+pub mod cluster;
+pub mod credentials;
+pub mod digest;
+pub mod error;
+pub mod progress;
+pub mod push;
+pub mod reference;
+pub mod registry;
+pub mod report;
+pub mod source;
