@@ -1,0 +1,149 @@
+//! What a push shows while it runs: one plain line per blob when stderr is not a terminal, bars
+//! on a terminal, only the result with `-q`, and nothing but the result on stdout.
+
+mod support;
+
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+use support::fixtures::{self, ImageSpec};
+use support::registry::{Registry, RegistryOptions};
+
+fn idpbuilder() -> Command {
+    let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
+    cmd.env_remove("IDPBUILDER_REGISTRY_USERNAME")
+        .env_remove("IDPBUILDER_REGISTRY_PASSWORD")
+        .env_remove("NO_COLOR");
+    cmd
+}
+
+/// `pushed sha256:<12 hex> <size>` or `exists sha256:<12 hex> <size>`.
+fn is_blob_line(line: &str, verb: &str) -> bool {
+    let Some(rest) = line.strip_prefix(&format!("{verb} sha256:")) else {
+        return false;
+    };
+    let (hex, size) = rest.split_at(12.min(rest.len()));
+    hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && size.starts_with(' ')
+        && ["B", "KiB", "MiB", "GiB"]
+            .iter()
+            .any(|unit| size.ends_with(unit))
+}
+
+#[test]
+fn without_a_terminal_each_blob_gets_one_plain_line_and_stdout_only_the_result() {
+    let registry = Registry::start(RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let layout = work.path().join("l");
+    let image = fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[20_000, 300_000]));
+    let dest = format!("{}/team/app:1.0", registry.host());
+    let run = || {
+        let output = idpbuilder()
+            .args(["push", "--plain-http"])
+            .arg(&layout)
+            .arg(&dest)
+            .output()
+            .expect("run idpbuilder");
+        assert!(output.status.success());
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (stdout, stderr) = run();
+    assert_eq!(stdout, format!("{dest}@{}\n", image.manifest_digest));
+    assert!(!stderr.contains('\x1b'), "no escape codes: {stderr:?}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), image.blob_digests.len(), "{stderr}");
+    assert!(lines.iter().all(|l| is_blob_line(l, "pushed")), "{stderr}");
+
+    let (again, stderr) = run();
+    assert_eq!(again, stdout);
+    assert!(
+        stderr.lines().all(|l| is_blob_line(l, "exists")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn quiet_prints_exactly_the_result_line() {
+    let registry = Registry::start(RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let layout = work.path().join("l");
+    let image = fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[1_000]));
+    let output = idpbuilder()
+        .args(["push", "-q", "--plain-http"])
+        .arg(&layout)
+        .arg(format!("{}/team/app:1.0", registry.host()))
+        .output()
+        .expect("run idpbuilder");
+    assert!(output.status.success());
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1);
+    assert!(stdout.trim_end().ends_with(&image.manifest_digest));
+}
+
+/// Under a pseudo-terminal (util-linux `script`), bars are drawn and the result still ends the
+/// output.
+#[test]
+fn on_a_terminal_bars_are_drawn_and_the_result_comes_last() {
+    if StdCommand::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let registry = Registry::start(RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let layout = work.path().join("l");
+    let image = fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[2_000_000]));
+    let binary = assert_cmd::cargo::cargo_bin("idpbuilder");
+    let command = format!(
+        "{} push --plain-http {} {}/team/tty:1.0",
+        binary.display(),
+        layout.display(),
+        registry.host()
+    );
+    let output = StdCommand::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run script");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(
+        screen.contains("total"),
+        "a total bar was drawn: {screen:?}"
+    );
+    let last = screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(
+        last.trim().ends_with(&image.manifest_digest),
+        "the result line comes last: {screen:?}"
+    );
+}
+
+#[test]
+fn color_never_keeps_stderr_free_of_escape_codes_on_errors() {
+    let output = idpbuilder()
+        .args(["push", "--color", "never", "/no/such.tar", "team/app:1.0"])
+        .output()
+        .expect("run idpbuilder");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!output.stderr.contains(&0x1b));
+    let always = idpbuilder()
+        .args(["push", "--color", "always", "/no/such.tar", "team/app:1.0"])
+        .output()
+        .expect("run idpbuilder");
+    assert!(
+        always.stderr.contains(&0x1b),
+        "--color always colours the error label"
+    );
+}
