@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Debian/Ubuntu packages the tests and the demo need.
 DEPS := docker-registry skopeo apache2-utils openssl
 
-.PHONY: build test demo coverage bench deps
+.PHONY: build test demo coverage bench deps fuzz-smoke
 
 build:
 	$(CARGO) build --release
@@ -43,3 +43,25 @@ deps:
 	echo "deps: installing$$missing"; \
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+
+# Each cargo-fuzz target (fuzz/) for FUZZ_SECONDS on its seed corpus, when a nightly toolchain
+# and cargo-fuzz are installed; otherwise one skip line. The long runs are local:
+# cd fuzz && cargo +nightly fuzz run TARGET corpus/TARGET seeds/TARGET -- -max_total_time=600
+FUZZ_TARGETS := destination challenge layout archive
+FUZZ_SECONDS ?= 20
+fuzz-smoke:
+	@if ! $(CARGO) +nightly fuzz --version >/dev/null 2>&1; then \
+	  echo "fuzz-smoke: skipped: needs a nightly toolchain and cargo-fuzz (rustup toolchain install nightly; cargo install cargo-fuzz)"; \
+	  exit 0; \
+	fi; \
+	cd fuzz && log=$$(mktemp) && for target in $(FUZZ_TARGETS); do \
+	  echo "fuzz-smoke: $$target for $(FUZZ_SECONDS) s"; \
+	  mkdir -p corpus/$$target; \
+	  if $(CARGO) +nightly fuzz run $(FUZZ_FLAGS) $$target corpus/$$target seeds/$$target -- \
+	      -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 >"$$log" 2>&1; then \
+	    grep -E '^(Done|stat::number_of_executed_units)' "$$log"; \
+	  else \
+	    tail -n 60 "$$log"; rm -f "$$log"; \
+	    echo "fuzz-smoke: $$target failed; the input is under fuzz/artifacts/$$target"; exit 1; \
+	  fi; \
+	done; rm -f "$$log"

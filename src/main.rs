@@ -106,7 +106,10 @@ async fn run(args: &PushArgs, color: bool) -> Result<Summary> {
             );
             trust.extra.extend(certificate.certificates);
         }
-        None => tracing::debug!("TLS for {}: no certificate from the cluster", destination.host),
+        None => tracing::debug!(
+            "TLS for {}: no certificate from the cluster",
+            destination.host
+        ),
     }
     let (credentials, origin) = credentials::resolve(
         direct,

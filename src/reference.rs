@@ -100,24 +100,32 @@ fn looks_like_host(first: &str) -> bool {
 }
 
 fn validate_host(host: &str) -> std::result::Result<(), String> {
+    // The port is after the last ':', unless that ':' is inside an IPv6 address's brackets.
     let (name, port) = match host.rsplit_once(':') {
-        Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => (name, Some(port)),
+        Some((name, port)) if !port.contains(']') => (name, Some(port)),
         _ => (host, None),
     };
-    if let Some(port) = port {
-        if port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!("port {port:?} is not a number from 1 to 65535"));
-        }
+    if let Some(port) = port
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(format!("port {port:?} is not a number from 1 to 65535"));
     }
+    let ipv6 = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .map(|n| n.parse::<std::net::Ipv6Addr>().is_ok());
     let name_ok = !name.is_empty()
-        && (name.starts_with('[') && name.ends_with(']')
-            || name.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            }));
-    if !name_ok {
+        && (ipv6 == Some(true)
+            || ipv6.is_none()
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                }));
+    // What the registry client will make of it: URL rules reject some names that pass the
+    // checks above, such as a dotted number that is not an IPv4 address (`1.2.3.999`).
+    if !name_ok || url::Url::parse(&format!("https://{host}/")).is_err() {
         return Err(format!("{name:?} is not a valid host name"));
     }
     Ok(())
@@ -281,6 +289,35 @@ mod tests {
             assert_eq!(err.kind(), crate::error::Kind::Input, "{bad}");
             assert!(err.hint().is_some(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ipv6_hosts_in_brackets_with_or_without_port() {
+        // Found while writing the destination fuzz target: the port was looked for after a
+        // colon inside the brackets.
+        assert_eq!(parse("[::1]/team/app").host, "[::1]");
+        let d = parse("[fe80::1]:5000/team/app:1.0");
+        assert_eq!(d.host, "[fe80::1]:5000");
+        assert_eq!(d.to_string(), "[fe80::1]:5000/team/app:1.0");
+        for bad in ["[::1]:0/app", "[::1]:x/app", "[not.v6]/app", "[::1/app"] {
+            let err = Destination::parse(bad).unwrap_err();
+            assert_eq!(err.kind(), crate::error::Kind::Input, "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts_the_registry_client_cannot_use_are_refused_here() {
+        // These were accepted here, then refused by the URL parser after the whole image was
+        // read. The destination fuzz target now checks that every accepted destination makes a
+        // valid URL.
+        for bad in ["1.2.3.999/app", "1.2.3.4.5:80/app"] {
+            let err = Destination::parse(bad).unwrap_err();
+            assert!(
+                err.message().contains("not a valid host name"),
+                "{bad}: {err:?}"
+            );
+        }
+        assert_eq!(parse("10.0.0.1:5000/app").host, "10.0.0.1:5000");
     }
 
     #[test]

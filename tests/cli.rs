@@ -9,6 +9,10 @@ use support::fixtures::{self, ImageSpec};
 
 fn idpbuilder() -> Command {
     let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
+    // Keep the machine's own cluster and docker logins out of these tests.
+    cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("DOCKER_CONFIG", "/nonexistent/docker")
+        .env("HOME", "/nonexistent/home");
     cmd.env("NO_COLOR", "1");
     cmd
 }

@@ -11,6 +11,10 @@ use support::registry::{Registry, RegistryOptions};
 
 fn idpbuilder() -> Command {
     let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
+    // Keep the machine's own cluster and docker logins out of these tests.
+    cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("DOCKER_CONFIG", "/nonexistent/docker")
+        .env("HOME", "/nonexistent/home");
     cmd.env_remove("IDPBUILDER_REGISTRY_USERNAME")
         .env_remove("IDPBUILDER_REGISTRY_PASSWORD")
         .env_remove("NO_COLOR");

@@ -15,6 +15,10 @@ const PASS: &str = "s3cr3t-Pa55word";
 
 fn idpbuilder() -> Command {
     let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
+    // Keep the machine's own cluster and docker logins out of these tests.
+    cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("DOCKER_CONFIG", "/nonexistent/docker")
+        .env("HOME", "/nonexistent/home");
     cmd.env_remove("IDPBUILDER_REGISTRY_USERNAME")
         .env_remove("IDPBUILDER_REGISTRY_PASSWORD")
         .env("NO_COLOR", "1");

@@ -68,7 +68,12 @@ pub fn pick(
     found.sort_by_key(|(place, _)| Place::ORDER.iter().position(|p| p == place));
     for (place, content) in found {
         match content.and_then(|pem| parse(&pem)) {
-            Ok(certificates) => return Some(ClusterCertificate { certificates, place }),
+            Ok(certificates) => {
+                return Some(ClusterCertificate {
+                    certificates,
+                    place,
+                });
+            }
             Err(why) => tracing::debug!("cluster certificate: passing over {place}: {why}"),
         }
     }
@@ -130,7 +135,10 @@ gHeyG2kr2FUnCWC5/C6ReUziso881d01CbGzClodNfECIQDdwjCTFUD8W3B1wrr0
     fn garbage_is_passed_over() {
         let picked = pick([
             (Place::DefaultSecret, ok("not a certificate")),
-            (Place::DefaultConfigMap, ok("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")),
+            (
+                Place::DefaultConfigMap,
+                ok("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            ),
             (Place::IngressNginxSecret, ok(PEM)),
         ])
         .unwrap();

@@ -55,7 +55,9 @@ impl fmt::Display for GiteaHosts {
             GiteaHosts::Ingresses(hosts) => {
                 write!(f, "Ingress hosts of namespace gitea: {}", hosts.join(", "))
             }
-            GiteaHosts::Fallback => write!(f, "idpbuilder's defaults {}", FALLBACK_HOSTS.join(", ")),
+            GiteaHosts::Fallback => {
+                write!(f, "idpbuilder's defaults {}", FALLBACK_HOSTS.join(", "))
+            }
         }
     }
 }
@@ -67,7 +69,9 @@ pub fn host_name(host: &str) -> String {
     } else {
         match host.rsplit_once(':') {
             // A bare IPv6 address has several colons and no port.
-            Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((name, port))
+                if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 name
             }
             _ => host,

@@ -129,7 +129,10 @@ fn read(request: &Request) -> Result<Option<(Kubeconfig, String)>> {
             let mut merged: Option<Kubeconfig> = None;
             for path in &paths {
                 if !path.exists() {
-                    tracing::debug!("cluster: $KUBECONFIG names {}, which does not exist", path.display());
+                    tracing::debug!(
+                        "cluster: $KUBECONFIG names {}, which does not exist",
+                        path.display()
+                    );
                     continue;
                 }
                 let next = match Kubeconfig::read_from(path) {
@@ -151,13 +154,18 @@ fn read(request: &Request) -> Result<Option<(Kubeconfig, String)>> {
                 };
             }
             if merged.is_none() {
-                tracing::debug!("cluster: no readable kubeconfig in $KUBECONFIG; not reading the cluster");
+                tracing::debug!(
+                    "cluster: no readable kubeconfig in $KUBECONFIG; not reading the cluster"
+                );
             }
             Ok(merged.map(|k| (k, "$KUBECONFIG".to_string())))
         }
         Files::Home(path) => {
             if !path.exists() {
-                tracing::debug!("cluster: no kubeconfig at {}; not reading the cluster", path.display());
+                tracing::debug!(
+                    "cluster: no kubeconfig at {}; not reading the cluster",
+                    path.display()
+                );
                 return Ok(None);
             }
             match Kubeconfig::read_from(&path) {
@@ -169,7 +177,9 @@ fn read(request: &Request) -> Result<Option<(Kubeconfig, String)>> {
             }
         }
         Files::Nothing => {
-            tracing::debug!("cluster: neither $KUBECONFIG nor $HOME is set; not reading the cluster");
+            tracing::debug!(
+                "cluster: neither $KUBECONFIG nor $HOME is set; not reading the cluster"
+            );
             Ok(None)
         }
     }
@@ -186,7 +196,11 @@ fn choose_context(
         if known(context) {
             return Ok(Some(context.clone()));
         }
-        let names: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         let hint = if names.is_empty() {
             "the kubeconfig has no contexts; pass --kubeconfig with the cluster's file".to_string()
         } else {
@@ -199,10 +213,16 @@ fn choose_context(
             Error::input(format!("context {context:?} is not in {described}")).with_hint(hint),
         );
     }
-    match kubeconfig.current_context.as_deref().filter(|c| !c.is_empty()) {
+    match kubeconfig
+        .current_context
+        .as_deref()
+        .filter(|c| !c.is_empty())
+    {
         Some(current) if known(current) => Ok(Some(current.to_string())),
         Some(current) => {
-            tracing::debug!("cluster: current context {current:?} of {described} does not exist; not reading the cluster");
+            tracing::debug!(
+                "cluster: current context {current:?} of {described} does not exist; not reading the cluster"
+            );
             Ok(None)
         }
         None => {
@@ -289,7 +309,10 @@ mod tests {
             ..r
         };
         let loaded = load(&other).await.unwrap().unwrap();
-        assert_eq!(loaded.config.cluster_url.host(), Some("second.other.invalid"));
+        assert_eq!(
+            loaded.config.cluster_url.host(),
+            Some("second.other.invalid")
+        );
     }
 
     #[tokio::test]

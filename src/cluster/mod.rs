@@ -18,6 +18,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
 use kube::api::ListParams;
+use tracing::instrument::{WithDispatch, WithSubscriber as _};
+use tracing::subscriber::NoSubscriber;
 
 pub use certificate::{ClusterCertificate, Place};
 pub use gitea::GiteaHosts;
@@ -65,7 +67,10 @@ impl Found {
         }
         tracing::debug!("cluster: {host} is the cluster's Gitea ({})", self.hosts);
         match &self.certificate {
-            Some(c) => tracing::debug!("cluster: trusting idpbuilder's certificate from {} for {host}", c.place),
+            Some(c) => tracing::debug!(
+                "cluster: trusting idpbuilder's certificate from {} for {host}",
+                c.place
+            ),
             None => tracing::debug!("cluster: no idpbuilder certificate used for {host}"),
         }
         ForHost {
@@ -128,15 +133,17 @@ pub async fn read(request: &Request, wanted: Wanted) -> Result<Option<Found>> {
     let (hosts, credentials, certificate) = tokio::join!(
         gitea_hosts(client.clone()),
         async {
-            match wanted.credentials {
-                true => gitea_credential(client.clone()).await,
-                false => None,
+            if wanted.credentials {
+                gitea_credential(client.clone()).await
+            } else {
+                None
             }
         },
         async {
-            match wanted.certificate {
-                true => idpbuilder_certificate(client.clone()).await,
-                false => None,
+            if wanted.certificate {
+                idpbuilder_certificate(client.clone()).await
+            } else {
+                None
             }
         },
     );
@@ -149,7 +156,7 @@ pub async fn read(request: &Request, wanted: Wanted) -> Result<Option<Found>> {
 
 async fn gitea_hosts(client: kube::Client) -> GiteaHosts {
     let api: Api<Ingress> = Api::namespaced(client, "gitea");
-    match api.list(&ListParams::default()).await {
+    match quietly(api.list(&ListParams::default())).await {
         Ok(list) => GiteaHosts::from_ingresses(&list.items),
         Err(e) => {
             tracing::debug!(
@@ -165,7 +172,7 @@ async fn gitea_hosts(client: kube::Client) -> GiteaHosts {
 async fn gitea_credential(client: kube::Client) -> Option<Credentials> {
     let (namespace, name) = (credentials::cluster::NAMESPACE, credentials::cluster::NAME);
     let api: Api<Secret> = Api::namespaced(client, namespace);
-    let secret = match api.get(name).await {
+    let secret = match quietly(api.get(name)).await {
         Ok(secret) => secret,
         Err(e) => {
             tracing::debug!(
@@ -188,7 +195,9 @@ async fn idpbuilder_certificate(client: kube::Client) -> Option<ClusterCertifica
     let secret = |place: Place| {
         let api: Api<Secret> = Api::namespaced(client.clone(), place.namespace());
         async move {
-            let secret = api.get(certificate::NAME).await.map_err(|e| describe(&e))?;
+            let secret = quietly(api.get(certificate::NAME))
+                .await
+                .map_err(|e| describe(&e))?;
             secret
                 .data
                 .and_then(|mut data| data.remove(place.key()))
@@ -200,9 +209,13 @@ async fn idpbuilder_certificate(client: kube::Client) -> Option<ClusterCertifica
         let place = Place::DefaultConfigMap;
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), place.namespace());
         async move {
-            let map = api.get(certificate::NAME).await.map_err(|e| describe(&e))?;
+            let map = quietly(api.get(certificate::NAME))
+                .await
+                .map_err(|e| describe(&e))?;
             let text = map.data.and_then(|mut data| data.remove(place.key()));
-            let binary = map.binary_data.and_then(|mut data| data.remove(place.key()));
+            let binary = map
+                .binary_data
+                .and_then(|mut data| data.remove(place.key()));
             text.map(String::into_bytes)
                 .or(binary.map(|b| b.0))
                 .ok_or_else(|| format!("it has no key {}", place.key()))
@@ -220,6 +233,12 @@ async fn idpbuilder_certificate(client: kube::Client) -> Option<ClusterCertifica
     ])
 }
 
+/// Runs a kube call with its own logging silenced: kube logs every transport failure at ERROR,
+/// which would reach the terminal at the default level; we say it once, in a debug line.
+fn quietly<F: Future>(call: F) -> WithDispatch<F> {
+    call.with_subscriber(NoSubscriber::default())
+}
+
 /// A kube error in a few words: the API's status and message, or the transport error.
 fn describe(error: &kube::Error) -> String {
     match error {
@@ -235,8 +254,11 @@ fn describe(error: &kube::Error) -> String {
             let mut text = other.to_string();
             let mut cause = std::error::Error::source(other);
             while let Some(c) = cause {
-                text.push_str(": ");
-                text.push_str(&c.to_string());
+                let more = c.to_string();
+                if !text.contains(&more) {
+                    text.push_str(": ");
+                    text.push_str(&more);
+                }
                 cause = c.source();
             }
             text

@@ -71,11 +71,17 @@ mod tests {
     #[test]
     fn token_stands_in_for_an_empty_password_only() {
         let with_token = secret(&[("username", "u"), ("password", ""), ("token", "tok")]);
-        assert_eq!(from_secret(with_token).unwrap().password.expose_secret(), "tok");
+        assert_eq!(
+            from_secret(with_token).unwrap().password.expose_secret(),
+            "tok"
+        );
         let both = secret(&[("username", "u"), ("password", "pw"), ("token", "tok")]);
         assert_eq!(from_secret(both).unwrap().password.expose_secret(), "pw");
         let only_token = secret(&[("username", "u"), ("token", "tok")]);
-        assert_eq!(from_secret(only_token).unwrap().password.expose_secret(), "tok");
+        assert_eq!(
+            from_secret(only_token).unwrap().password.expose_secret(),
+            "tok"
+        );
     }
 
     #[test]

@@ -119,16 +119,18 @@ fn from_config(config: &ConfigFile, host: &str, helper: Helper) -> Option<Creden
                 tracing::debug!("docker config: helper docker-credential-{name} has {server}");
                 return Some(credentials);
             }
-            Ok(None) => tracing::debug!("docker config: helper docker-credential-{name} has nothing for {server}"),
-            Err(why) => tracing::debug!("docker config: helper docker-credential-{name} failed: {why}"),
+            Ok(None) => tracing::debug!(
+                "docker config: helper docker-credential-{name} has nothing for {server}"
+            ),
+            Err(why) => {
+                tracing::debug!("docker config: helper docker-credential-{name} failed: {why}")
+            }
         }
     }
-    let (key, entry) = config.auths.get_key_value(&server).or_else(|| {
-        config
-            .auths
-            .iter()
-            .find(|(key, _)| key_host(key) == server)
-    })?;
+    let (key, entry) = config
+        .auths
+        .get_key_value(&server)
+        .or_else(|| config.auths.iter().find(|(key, _)| key_host(key) == server))?;
     match from_entry(entry) {
         Ok(credentials) => {
             tracing::debug!("docker config: using the auths entry {key:?}");
@@ -205,7 +207,10 @@ fn run_helper(name: &str, server: &str) -> Result<Option<Credentials>, String> {
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{program} did not answer within {}s", HELPER_TIMEOUT.as_secs()));
+                return Err(format!(
+                    "{program} did not answer within {}s",
+                    HELPER_TIMEOUT.as_secs()
+                ));
             }
             Err(e) => return Err(format!("waiting for {program} failed: {e}")),
         }
@@ -218,10 +223,10 @@ fn run_helper(name: &str, server: &str) -> Result<Option<Credentials>, String> {
     }
     if !status.success() {
         // docker's helpers say "credentials not found in native keychain" and exit 1.
-        return match String::from_utf8_lossy(&output).contains("credentials not found") {
-            true => Ok(None),
-            false => Err(format!("{program} exited with {status}")),
-        };
+        if String::from_utf8_lossy(&output).contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(format!("{program} exited with {status}"));
     }
     let answer: HelperAnswer = serde_json::from_slice(&output)
         .map_err(|_| format!("{program} gave an answer that is not its JSON"))?;
@@ -258,7 +263,8 @@ mod tests {
     #[test]
     fn keys_match_with_or_without_scheme_and_path() {
         // base64("u:p:with:colons")
-        let c = config(r#"{"auths":{"https://localhost:5000/v2/":{"auth":"dTpwOndpdGg6Y29sb25z"}}}"#);
+        let c =
+            config(r#"{"auths":{"https://localhost:5000/v2/":{"auth":"dTpwOndpdGg6Y29sb25z"}}}"#);
         let found = from_config(&c, "localhost:5000", no_helper);
         assert_eq!(user_and_password(found), pair("u", "p:with:colons"));
         assert!(from_config(&c, "localhost", no_helper).is_none());
@@ -267,10 +273,18 @@ mod tests {
 
     #[test]
     fn docker_hub_uses_its_v1_url() {
-        let c = config(r#"{"auths":{"https://index.docker.io/v1/":{"username":"hub","password":"pw"}}}"#);
+        let c = config(
+            r#"{"auths":{"https://index.docker.io/v1/":{"username":"hub","password":"pw"}}}"#,
+        );
         assert_eq!(server_address("docker.io"), DOCKER_HUB);
-        assert_eq!(user_and_password(from_config(&c, "docker.io", no_helper)), pair("hub", "pw"));
-        assert_eq!(user_and_password(from_config(&c, "registry-1.docker.io", no_helper)), pair("hub", "pw"));
+        assert_eq!(
+            user_and_password(from_config(&c, "docker.io", no_helper)),
+            pair("hub", "pw")
+        );
+        assert_eq!(
+            user_and_password(from_config(&c, "registry-1.docker.io", no_helper)),
+            pair("hub", "pw")
+        );
         assert!(from_config(&c, "index.docker.io.evil", no_helper).is_none());
     }
 
@@ -279,16 +293,25 @@ mod tests {
         let c = config(
             r#"{"auths":{"http://h:1":{"username":"loose","password":"x"},"h:1":{"username":"exact","password":"y"}}}"#,
         );
-        assert_eq!(user_and_password(from_config(&c, "h:1", no_helper)), pair("exact", "y"));
+        assert_eq!(
+            user_and_password(from_config(&c, "h:1", no_helper)),
+            pair("exact", "y")
+        );
     }
 
     #[test]
     fn auth_wins_then_username_password_then_identitytoken() {
         let entry = |json: &str| from_entry(&serde_json::from_str(json).unwrap());
         let both = entry(r#"{"auth":"YTpi","username":"c","password":"d"}"#).unwrap();
-        assert_eq!((both.username.as_str(), both.password.expose_secret()), ("a", "b"));
+        assert_eq!(
+            (both.username.as_str(), both.password.expose_secret()),
+            ("a", "b")
+        );
         let token = entry(r#"{"identitytoken":"tok"}"#).unwrap();
-        assert_eq!((token.username.as_str(), token.password.expose_secret()), ("<token>", "tok"));
+        assert_eq!(
+            (token.username.as_str(), token.password.expose_secret()),
+            ("<token>", "tok")
+        );
         let unpadded = entry(r#"{"auth":"YTpiYw"}"#).unwrap();
         assert_eq!(unpadded.password.expose_secret(), "bc");
         assert!(entry(r#"{"auth":"!!!"}"#).is_err());
@@ -311,15 +334,26 @@ mod tests {
         let c = config(
             r#"{"credHelpers":{"h:1":"test"},"credsStore":"store","auths":{"h:2":{"auth":"YTpi"}}}"#,
         );
-        assert_eq!(user_and_password(from_config(&c, "h:1", helper)), pair("helped", "s"));
-        assert_eq!(user_and_password(from_config(&c, "h:2", helper)), pair("a", "b"));
+        assert_eq!(
+            user_and_password(from_config(&c, "h:1", helper)),
+            pair("helped", "s")
+        );
+        assert_eq!(
+            user_and_password(from_config(&c, "h:2", helper)),
+            pair("a", "b")
+        );
         assert!(from_config(&c, "h:3", helper).is_none());
     }
 
     #[test]
     fn config_path_prefers_docker_config() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v))
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
         };
         assert_eq!(
             config_path(env(&[("DOCKER_CONFIG", "/d"), ("HOME", "/h")])),

@@ -124,7 +124,11 @@ mod tests {
         cluster: bool,
         docker: bool,
     ) -> (Option<String>, Origin) {
-        let input = if flags_given { flags() } else { FlagInput::default() };
+        let input = if flags_given {
+            flags()
+        } else {
+            FlagInput::default()
+        };
         let environment: &'static [(&'static str, &'static str)] =
             if env_given { ENV } else { &[] };
         let direct = direct(input, env(environment)).unwrap();
@@ -137,14 +141,38 @@ mod tests {
     #[tokio::test]
     async fn each_source_beats_every_later_one() {
         let user = |u: &str| Some(u.to_string());
-        assert_eq!(winner(true, true, true, true).await, (user("flaguser"), Origin::Flags));
-        assert_eq!(winner(true, false, true, false).await, (user("flaguser"), Origin::Flags));
-        assert_eq!(winner(true, false, false, true).await, (user("flaguser"), Origin::Flags));
-        assert_eq!(winner(false, true, true, true).await, (user("envuser"), Origin::Environment));
-        assert_eq!(winner(false, true, false, true).await, (user("envuser"), Origin::Environment));
-        assert_eq!(winner(false, false, true, true).await, (user("clusteruser"), Origin::Cluster));
-        assert_eq!(winner(false, false, false, true).await, (user("dockeruser"), Origin::DockerConfig));
-        assert_eq!(winner(false, false, false, false).await, (None, Origin::Anonymous));
+        assert_eq!(
+            winner(true, true, true, true).await,
+            (user("flaguser"), Origin::Flags)
+        );
+        assert_eq!(
+            winner(true, false, true, false).await,
+            (user("flaguser"), Origin::Flags)
+        );
+        assert_eq!(
+            winner(true, false, false, true).await,
+            (user("flaguser"), Origin::Flags)
+        );
+        assert_eq!(
+            winner(false, true, true, true).await,
+            (user("envuser"), Origin::Environment)
+        );
+        assert_eq!(
+            winner(false, true, false, true).await,
+            (user("envuser"), Origin::Environment)
+        );
+        assert_eq!(
+            winner(false, false, true, true).await,
+            (user("clusteruser"), Origin::Cluster)
+        );
+        assert_eq!(
+            winner(false, false, false, true).await,
+            (user("dockeruser"), Origin::DockerConfig)
+        );
+        assert_eq!(
+            winner(false, false, false, false).await,
+            (None, Origin::Anonymous)
+        );
     }
 
     #[tokio::test]

@@ -1,16 +1,17 @@
 //! The HTTP side of the registry: one reqwest client with our TLS trust, the auth handshake
-//! (`Basic`, or `Bearer` tokens renewed on expiry or 401), retries of transient failures, and
-//! `check_status`, the only place a response status is judged.
+//! (`Basic`, or `Bearer` tokens renewed on expiry or 401) and retries of transient failures.
+//! Responses are judged in `status.rs`.
 
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 use url::Url;
 
 use super::auth::{Challenge, Token, TokenResponse, basic_header, parse_challenge, push_scope};
+use super::timeouts::{Timeouts, Watch};
 use super::tls::{Trust, client_config};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
@@ -32,6 +33,8 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// HTTP status, when the registry answered.
     pub status: Option<StatusCode>,
+    /// The connection failed before it took the whole request body.
+    pub body_cut: bool,
 }
 
 impl Failure {
@@ -41,6 +44,14 @@ impl Failure {
             transient: false,
             retry_after: None,
             status: None,
+            body_cut: false,
+        }
+    }
+
+    pub(super) fn transient(error: Error) -> Self {
+        Failure {
+            transient: true,
+            ..Failure::fatal(error)
         }
     }
 }
@@ -71,6 +82,7 @@ pub struct Registry {
     connection: Connection,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
+    timeouts: Timeouts,
 }
 
 impl Registry {
@@ -83,10 +95,12 @@ impl Registry {
         let base = Url::parse(&format!("{scheme}://{}/", connection.host)).map_err(|e| {
             Error::input(format!("invalid registry host {:?}", connection.host)).with_cause(e)
         })?;
+        let timeouts = Timeouts::from_env();
+        // No reqwest read_timeout: it runs from the start of a request to the response head
+        // and would cut off a large upload that is still moving; `send` watches for idleness.
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("idpbuilder-push/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(120))
+            .connect_timeout(timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(30));
         if !connection.plain_http {
             builder = builder.tls_backend_preconfigured(client_config(&connection.trust)?);
@@ -100,7 +114,12 @@ impl Registry {
             connection,
             credentials,
             auth: Mutex::new(AuthState::Anonymous),
+            timeouts,
         })
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     pub fn host(&self) -> &str {
@@ -142,7 +161,7 @@ impl Registry {
             .map_err(|e| Error::input("cannot build a registry URL").with_cause(e))?;
         self.retrying("check the registry", || async {
             self.send(
-                || async { Ok(self.http.get(url.clone())) },
+                |_| async { Ok(self.http.get(url.clone())) },
                 &[StatusCode::OK],
             )
             .await
@@ -165,7 +184,9 @@ impl Registry {
         attempt
             .retry(policy)
             .when(|f: &Failure| f.transient)
-            .adjust(|f: &Failure, delay| f.retry_after.or(delay))
+            // `delay` is None once the budget is spent: Retry-After may lengthen a wait that
+            // is due, never grant one more attempt.
+            .adjust(|f: &Failure, delay| delay.map(|d| f.retry_after.map_or(d, |r| r.max(d))))
             .notify(|f: &Failure, delay| {
                 tracing::warn!(
                     "{what}: {} (retrying in {:.1}s)",
@@ -179,25 +200,25 @@ impl Registry {
 
     /// Sends one request with the current authorization. On 401, answers the challenge and
     /// sends it once more; a second 401 is an authentication error. `make` builds the request
-    /// afresh each time (a streamed body cannot be sent twice).
+    /// afresh each time (a streamed body cannot be sent twice), reporting the body's progress
+    /// to the [`Watch`] it is given; the request fails when nothing moves for the idle time.
     pub async fn send<M, Fut>(&self, make: M, expected: &[StatusCode]) -> Attempt<Response>
     where
-        M: Fn() -> Fut,
+        M: Fn(Watch) -> Fut,
         Fut: Future<Output = Result<RequestBuilder>>,
     {
         let mut answered_challenge = false;
         loop {
-            let mut request = make().await?;
-            if let Some(value) = self.authorization().await? {
+            let watch = Watch::new();
+            let mut request = make(watch.clone()).await?;
+            let sent = self.authorization().await?;
+            if let Some(value) = &sent {
                 request = request.header(AUTHORIZATION, value);
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| self.transport_failure(e))?;
+            let response = self.watched(&watch, request).await?;
             if response.status() == StatusCode::UNAUTHORIZED && !answered_challenge {
                 answered_challenge = true;
-                self.answer_challenge(&response).await?;
+                self.answer_challenge(&response, sent.as_deref()).await?;
                 continue;
             }
             return self.check_status(response, expected).await;
@@ -226,7 +247,9 @@ impl Registry {
         }
     }
 
-    async fn answer_challenge(&self, response: &Response) -> Attempt<()> {
+    /// Learns the auth scheme from a 401, or drops the refused token (`sent`) so the next
+    /// request fetches a new one; a token renewed meanwhile by a concurrent request is kept.
+    async fn answer_challenge(&self, response: &Response, sent: Option<&str>) -> Attempt<()> {
         let challenge = response
             .headers()
             .get_all(WWW_AUTHENTICATE)
@@ -247,6 +270,16 @@ impl Registry {
                 *auth = AuthState::Basic(basic_header(credentials));
             }
             Some(Challenge::Bearer { realm, service, .. }) => {
+                if let AuthState::Bearer {
+                    realm: current,
+                    token: Some(token),
+                    ..
+                } = &*auth
+                    && *current == realm
+                    && Some(token.header_value().as_str()) != sent
+                {
+                    return Ok(());
+                }
                 tracing::debug!("{} asks for a bearer token", self.host());
                 *auth = AuthState::Bearer {
                     realm,
@@ -283,10 +316,8 @@ impl Registry {
             request = request.header(AUTHORIZATION, basic_header(credentials));
         }
         let fetched = Instant::now();
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_failure(e))?;
+        let watch = Watch::new();
+        let response = self.watched(&watch, request).await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(match &self.credentials {
@@ -296,11 +327,18 @@ impl Registry {
             .into());
         }
         let response = self.check_status(response, &[StatusCode::OK]).await?;
-        let body: TokenResponse = response.json().await.map_err(|e| {
-            Failure::fatal(
-                Error::registry(format!("{} sent an unreadable token", self.host())).with_cause(e),
-            )
-        })?;
+        let body: TokenResponse = match watch.within(self.timeouts.idle, response.json()).await {
+            None => return Err(self.timed_out()),
+            // The body broke off: worth another try.
+            Some(Err(e)) if !e.is_decode() => return Err(self.transport_failure(e)),
+            Some(Err(e)) => {
+                return Err(Failure::fatal(
+                    Error::registry(format!("{} sent an unreadable token", self.host()))
+                        .with_cause(e),
+                ));
+            }
+            Some(Ok(body)) => body,
+        };
         Token::from_response(body, fetched).ok_or_else(|| {
             Failure::fatal(Error::registry(format!(
                 "{}'s token endpoint sent no token",
@@ -314,7 +352,7 @@ impl Registry {
             .with_hint("pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD")
     }
 
-    fn refused(&self, status: StatusCode) -> Error {
+    pub(super) fn refused(&self, status: StatusCode) -> Error {
         let target = format!("{}/{}", self.host(), self.repository());
         if status == StatusCode::FORBIDDEN {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))
@@ -328,136 +366,59 @@ impl Registry {
             )
         }
     }
-
-    /// Judges a response: the expected statuses pass; anything else becomes a `Failure` that
-    /// says whether retrying could help, with the registry's own error message when it sent one.
-    pub async fn check_status(
-        &self,
-        response: Response,
-        expected: &[StatusCode],
-    ) -> Attempt<Response> {
-        let status = response.status();
-        if expected.contains(&status) {
-            return Ok(response);
-        }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s.min(60)));
-        let method_path = response.url().path().to_string();
-        let detail = registry_message(response).await;
-        let transient = matches!(status.as_u16(), 408 | 429) || status.is_server_error();
-        let error = match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.refused(status),
-            _ => Error::registry(format!(
-                "{} answered {status} to {method_path}{}",
-                self.host(),
-                detail.map(|d| format!(": {d}")).unwrap_or_default()
-            )),
-        };
-        Err(Failure {
-            error,
-            transient,
-            retry_after,
-            status: Some(status),
-        })
-    }
-
-    /// Maps a transport error: TLS trust problems are exit 4 and final; connection trouble and
-    /// timeouts are worth retrying.
-    pub fn transport_failure(&self, error: reqwest::Error) -> Failure {
-        if let Some(tls) = find_tls_error(&error) {
-            let err = Error::tls(format!("the TLS certificate of {} is not trusted: {}", self.host(), describe_tls(tls)))
-                .with_hint("pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure")
-                .with_cause(error);
-            return Failure::fatal(err);
-        }
-        let what = if error.is_connect() {
-            format!("cannot connect to {}", self.host())
-        } else if error.is_timeout() {
-            format!("{} did not answer in time", self.host())
-        } else {
-            format!("the connection to {} failed", self.host())
-        };
-        Failure {
-            error: Error::registry(what)
-                .with_hint("check that the registry is running and reachable, or try again")
-                .with_cause(error),
-            transient: true,
-            retry_after: None,
-            status: None,
-        }
-    }
 }
 
-/// The first message of an OCI error envelope `{"errors":[{"code","message"}]}`, read from at
-/// most 64 KiB of body.
-async fn registry_message(mut response: Response) -> Option<String> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() > 64 * 1024 {
-            return None;
-        }
-    }
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        errors: Vec<Entry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        code: Option<String>,
-        message: Option<String>,
-    }
-    let envelope: Envelope = serde_json::from_slice(&body).ok()?;
-    let first = envelope.errors.into_iter().next()?;
-    match (first.code, first.message) {
-        (Some(code), Some(message)) => Some(format!("{code}: {message}")),
-        (code, message) => code.or(message),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
 
-fn describe_tls(error: &rustls::Error) -> String {
-    use rustls::{CertificateError, OtherError};
-    match error {
-        rustls::Error::InvalidCertificate(cert) => match cert {
-            CertificateError::UnknownIssuer => "it is signed by an unknown authority".into(),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "it has expired".into()
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "it is not valid yet".into()
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                "it is not valid for this host name".into()
-            }
-            CertificateError::Other(OtherError(inner))
-                if inner.to_string().contains("CaUsedAsEndEntity") =>
-            {
-                "it is a self-signed CA certificate that is not in the trusted set".into()
-            }
-            other => format!("{other:?}"),
-        },
-        other => other.to_string(),
-    }
-}
+    use super::*;
 
-fn find_tls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        // io::Error's source() skips the error it wraps; step into it instead.
-        current = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => e.source(),
+    fn registry(retries: u32) -> Registry {
+        crate::registry::install_default_provider();
+        let connection = Connection {
+            host: "127.0.0.1:9".into(),
+            repository: "team/app".into(),
+            plain_http: true,
+            trust: Trust::default(),
+            retries,
         };
+        Registry::new(connection, None).expect("client")
     }
-    None
+
+    #[tokio::test]
+    async fn retry_after_never_extends_the_retry_budget() {
+        let registry = registry(3);
+        let attempts = AtomicU32::new(0);
+        let result: Result<()> = registry
+            .retrying("test", || async {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Err(Failure {
+                    retry_after: Some(Duration::from_millis(10)),
+                    status: Some(StatusCode::TOO_MANY_REQUESTS),
+                    ..Failure::transient(Error::registry("busy"))
+                })
+            })
+            .await;
+        assert_eq!(result.map_err(|e| e.to_string()), Err("busy".into()));
+        assert_eq!(
+            attempts.load(Ordering::SeqCst),
+            3,
+            "--retries 3 is 3 attempts"
+        );
+    }
+
+    #[tokio::test]
+    async fn fatal_failures_are_not_retried() {
+        let registry = registry(5);
+        let attempts = AtomicU32::new(0);
+        let result: Result<()> = registry
+            .retrying("test", || async {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Err(Failure::fatal(Error::input("bad")))
+            })
+            .await;
+        assert!(result.is_err());
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    }
 }

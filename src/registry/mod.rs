@@ -2,9 +2,12 @@
 
 mod auth;
 mod client;
+mod status;
+mod timeouts;
 mod tls;
 mod upload;
 
+pub use auth::{Challenge, parse_challenge};
 pub use client::{Connection, Registry};
 pub use tls::{Trust, install_default_provider};
 pub use upload::{BlobOutcome, ChunkPolicy, human_bytes};

@@ -66,13 +66,7 @@ pub fn install_default_provider() {
 /// Builds the rustls client configuration for `trust`.
 pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig> {
     let provider = provider();
-    let verifier: Arc<dyn ServerCertVerifier> = if trust.insecure {
-        Arc::new(AcceptAnyCertificate {
-            provider: provider.clone(),
-        })
-    } else {
-        Arc::new(PinnedOrChain::new(trust, provider.clone())?)
-    };
+    let verifier: Arc<dyn ServerCertVerifier> = Arc::new(Verifier::new(trust, provider.clone())?);
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::tls("cannot set up TLS").with_cause(e))?
@@ -100,16 +94,32 @@ fn is_self_signed(cert: &CertificateDer<'_>) -> bool {
     }
 }
 
-/// Accepts a trusted self-signed certificate presented as-is, or a normal chain.
+/// What the server's certificate must be. The handshake signature is checked in every case.
 #[derive(Debug)]
-struct PinnedOrChain {
-    pinned: Vec<CertificateDer<'static>>,
-    chain: Option<Arc<WebPkiServerVerifier>>,
+enum Policy {
+    /// `--insecure`: any certificate.
+    AcceptAny,
+    /// A trusted self-signed certificate presented as-is, or a chain to a trusted root.
+    PinnedOrChain {
+        pinned: Vec<CertificateDer<'static>>,
+        chain: Option<Arc<WebPkiServerVerifier>>,
+    },
+}
+
+#[derive(Debug)]
+struct Verifier {
+    policy: Policy,
     provider: Arc<CryptoProvider>,
 }
 
-impl PinnedOrChain {
+impl Verifier {
     fn new(trust: &Trust, provider: Arc<CryptoProvider>) -> Result<Self> {
+        if trust.insecure {
+            return Ok(Verifier {
+                policy: Policy::AcceptAny,
+                provider,
+            });
+        }
         let mut roots = system_roots();
         for cert in &trust.extra {
             // A certificate webpki cannot use as a trust anchor may still be pinned below.
@@ -134,15 +144,14 @@ impl PinnedOrChain {
                     })?;
             Some(verifier)
         };
-        Ok(PinnedOrChain {
-            pinned,
-            chain,
+        Ok(Verifier {
+            policy: Policy::PinnedOrChain { pinned, chain },
             provider,
         })
     }
 }
 
-impl ServerCertVerifier for PinnedOrChain {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -151,17 +160,16 @@ impl ServerCertVerifier for PinnedOrChain {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        if self
-            .pinned
-            .iter()
-            .any(|p| p.as_ref() == end_entity.as_ref())
-        {
+        let Policy::PinnedOrChain { pinned, chain } = &self.policy else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        if pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
             let parsed = ParsedCertificate::try_from(end_entity)?;
             verify_server_name(&parsed, server_name)?;
             check_validity(end_entity, now)?;
             return Ok(ServerCertVerified::assertion());
         }
-        match &self.chain {
+        match chain {
             Some(chain) => {
                 chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             }
@@ -225,59 +233,6 @@ fn check_validity(
     Ok(())
 }
 
-/// `--insecure`: any certificate, but the handshake must still be signed by its key.
-#[derive(Debug)]
-struct AcceptAnyCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +243,102 @@ mod tests {
         let err = trust.add_pem(b"not a certificate", "ca.pem").unwrap_err();
         assert_eq!(err.kind(), crate::error::Kind::Input);
         assert!(err.message().contains("ca.pem"));
+    }
+
+    /// idpbuilder's shape: one self-signed P-256 certificate, CA:TRUE, served as the server's own.
+    fn idpbuilder_certificate(dir: &std::path::Path) -> CertificateDer<'static> {
+        let out = dir.join("cert.der");
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=cnoe.localtest.me",
+                "-outform",
+                "DER",
+            ])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=digitalSignature,keyCertSign"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .args([
+                "-addext",
+                "subjectAltName=DNS:gitea.cnoe.localtest.me,DNS:localhost",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(&out)
+            .output()
+            .expect("run openssl");
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        CertificateDer::from(std::fs::read(out).expect("read cert"))
+    }
+
+    fn verify(
+        verifier: &Verifier,
+        cert: &CertificateDer<'_>,
+        name: &str,
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let name = ServerName::try_from(name.to_string()).expect("server name");
+        verifier.verify_server_cert(cert, &[], &name, &[], now)
+    }
+
+    #[test]
+    fn a_pinned_self_signed_ca_is_accepted_only_for_its_names_and_validity() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = idpbuilder_certificate(dir.path());
+        let pinned = Verifier::new(
+            &Trust {
+                extra: vec![cert.clone()],
+                insecure: false,
+            },
+            provider(),
+        )
+        .expect("verifier");
+        let now = UnixTime::now();
+        assert!(verify(&pinned, &cert, "gitea.cnoe.localtest.me", now).is_ok());
+        assert!(matches!(
+            verify(&pinned, &cert, "registry.example.com", now),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForNameContext { .. } | CertificateError::NotValidForName
+            ))
+        ));
+        let next_year = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            now.as_secs() + 365 * 86_400,
+        ));
+        assert_eq!(
+            verify(&pinned, &cert, "localhost", next_year).err(),
+            Some(rustls::Error::InvalidCertificate(CertificateError::Expired))
+        );
+
+        let unpinned = Verifier::new(&Trust::default(), provider()).expect("verifier");
+        assert!(
+            verify(&unpinned, &cert, "localhost", now).is_err(),
+            "not trusted without --ca-file"
+        );
+        let insecure = Verifier::new(
+            &Trust {
+                extra: vec![],
+                insecure: true,
+            },
+            provider(),
+        )
+        .expect("verifier");
+        assert!(verify(&insecure, &cert, "anything.example", now).is_ok());
     }
 
     #[test]

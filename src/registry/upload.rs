@@ -1,10 +1,13 @@
 //! The write steps of a push, one method per protocol request, as go-containerregistry names
-//! them: `blob_exists` (HEAD), `initiate_upload` (POST), `put_whole` / `patch_chunk` (the bytes),
-//! `commit_upload` (PUT `?digest=`), `put_manifest`. `upload_blob` chains them inside one retry.
+//! them: `blob_exists` (HEAD), `initiate_upload` (POST), `put_whole` / `upload_in_chunks` (the
+//! bytes), `commit_upload` (PUT `?digest=`), `cancel_upload` (DELETE), `put_manifest`.
+//! `upload_blob` chains them inside one retry, and answers a proxy's body cap with smaller
+//! chunks.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
@@ -14,14 +17,17 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use url::Url;
 
 use super::client::{Attempt, Failure, Registry};
+use super::timeouts::Watch;
 use crate::digest::{Digest, Hasher};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::progress::Reporter;
 use crate::source::{Blob, Manifest};
 
 const READ_BUFFER: usize = 256 * 1024;
 /// Below this, a proxy that refuses bodies is not worked around any further.
 const MIN_CHUNK: u64 = 1 << 20;
+/// The longest a failed upload's clean-up may hold up the retry.
+const CANCEL_LIMIT: Duration = Duration::from_secs(10);
 
 /// What happened to a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +37,23 @@ pub enum BlobOutcome {
 }
 
 /// The chunk size in force: `--chunk-size`, lowered for the rest of the push when a proxy
-/// answers 413.
+/// refuses a body.
 #[derive(Debug)]
 pub struct ChunkPolicy {
     size: AtomicU64,
+    /// Set once a body was refused: the warning is printed, a cap is known to exist.
     warned: AtomicBool,
+}
+
+/// How a proxy refused a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// It answered 413.
+    TooLarge,
+    /// It dropped the connection part-way through the body, again: a proxy that answers 413
+    /// before reading the body and closes at once leaves the client with a failed write, never
+    /// the answer.
+    Dropped,
 }
 
 impl ChunkPolicy {
@@ -50,8 +68,14 @@ impl ChunkPolicy {
         self.size.load(Ordering::Relaxed)
     }
 
+    /// Whether a body was refused earlier in this push.
+    fn capped(&self) -> bool {
+        self.warned.load(Ordering::Relaxed)
+    }
+
     /// Halves the size below the body that was refused; `None` when already at the floor.
-    fn shrink(&self, refused: u64, host: &str) -> Option<u64> {
+    /// Warns once per push.
+    fn shrink(&self, refused: u64, how: Refusal, host: &str) -> Option<u64> {
         let current = self.current();
         if refused <= MIN_CHUNK {
             return None;
@@ -59,14 +83,20 @@ impl ChunkPolicy {
         let next = (refused.min(current) / 2).max(MIN_CHUNK);
         self.size.fetch_min(next, Ordering::Relaxed);
         let next = self.current();
+        let body = human_bytes(refused);
+        let what = match how {
+            Refusal::TooLarge => format!("refused a request body of {body} (413)"),
+            Refusal::Dropped => {
+                format!("dropped the connection twice while receiving a request body of {body}")
+            }
+        };
         if !self.warned.swap(true, Ordering::Relaxed) {
             eprintln!(
-                "warning: {host} refused a request body of {} (413); uploading in chunks of {} from now on",
-                human_bytes(refused),
+                "warning: {host} {what}; uploading in chunks of {} from now on",
                 human_bytes(next)
             );
         } else {
-            tracing::debug!("lowering the chunk size to {next} bytes after another 413");
+            tracing::debug!("{host} {what}; lowering the chunk size to {next} bytes");
         }
         Some(next)
     }
@@ -94,7 +124,7 @@ impl Registry {
         self.retrying("check a blob", || async {
             let response = self
                 .send(
-                    || async { Ok(self.request(Method::HEAD, url.clone())) },
+                    |_| async { Ok(self.request(Method::HEAD, url.clone())) },
                     &[StatusCode::OK, StatusCode::NOT_FOUND],
                 )
                 .await?;
@@ -103,8 +133,10 @@ impl Registry {
         .await
     }
 
-    /// Uploads one blob unless the registry has it. A failed attempt starts over in a new
-    /// upload session, so the registry never keeps a partial blob.
+    /// Uploads one blob unless the registry has it. A failed attempt cancels its upload
+    /// session and starts over in a new one, so the registry never keeps a partial blob, and
+    /// only commits one whose digest it checked. A refused body (413, or the connection dropped
+    /// part-way through a large body twice running) is retried at once in smaller chunks.
     pub async fn upload_blob(
         &self,
         blob: &Blob,
@@ -115,32 +147,45 @@ impl Registry {
             return Ok(BlobOutcome::Exists);
         }
         let what = format!("upload {}", blob.digest.short());
+        let cuts = AtomicU32::new(0);
         self.retrying(&what, || async {
             reporter.blob_restarted(&blob.digest);
             loop {
-                let location = self.initiate_upload().await?;
+                let mut location = self.initiate_upload().await?;
                 let chunk = chunks.current();
+                let body = blob.size.min(chunk);
                 let result = if blob.size <= chunk {
-                    self.put_whole(location, blob, reporter).await
+                    self.put_whole(&location, blob, reporter).await
                 } else {
-                    self.upload_in_chunks(location, blob, chunk, reporter).await
+                    self.upload_in_chunks(&mut location, blob, chunk, reporter)
+                        .await
                 };
-                match result {
-                    Err(Failure {
-                        status: Some(StatusCode::PAYLOAD_TOO_LARGE),
-                        error,
-                        ..
-                    }) => {
-                        let refused = blob.size.min(chunk);
-                        if chunks.shrink(refused, self.host()).is_none() {
-                            return Err(Failure::fatal(error.with_hint(
-                                "a proxy in front of the registry refuses even 1 MiB request bodies; raise its body size limit",
-                            )));
-                        }
-                        reporter.blob_restarted(&blob.digest);
-                    }
-                    other => return other.map(|()| BlobOutcome::Pushed),
+                let Err(failure) = result else {
+                    return Ok(BlobOutcome::Pushed);
+                };
+                if !matches!(failure.error.kind(), Kind::Auth | Kind::Tls) {
+                    self.cancel_upload(&location).await;
                 }
+                let refusal = if failure.status == Some(StatusCode::PAYLOAD_TOO_LARGE) {
+                    Refusal::TooLarge
+                } else if failure.body_cut && body > MIN_CHUNK {
+                    // Once could be a glitch: retry as it is. Twice, or after an earlier
+                    // refusal in this push, it is a cap.
+                    if !chunks.capped() && cuts.fetch_add(1, Ordering::Relaxed) == 0 {
+                        return Err(failure);
+                    }
+                    Refusal::Dropped
+                } else {
+                    cuts.store(0, Ordering::Relaxed);
+                    return Err(failure);
+                };
+                cuts.store(0, Ordering::Relaxed);
+                if chunks.shrink(body, refusal, self.host()).is_none() {
+                    return Err(Failure::fatal(failure.error.with_hint(
+                        "a proxy in front of the registry refuses even 1 MiB request bodies; raise its body size limit",
+                    )));
+                }
+                reporter.blob_restarted(&blob.digest);
             }
         })
         .await
@@ -151,7 +196,7 @@ impl Registry {
         let url = self.url("blobs/uploads/")?;
         let response = self
             .send(
-                || async {
+                |_| async {
                     Ok(self
                         .request(Method::POST, url.clone())
                         .header(CONTENT_LENGTH, 0))
@@ -177,21 +222,26 @@ impl Registry {
     }
 
     /// `PUT <location>?digest=<digest>` with the whole blob streamed as the body: 201.
-    async fn put_whole(&self, location: Url, blob: &Blob, reporter: &dyn Reporter) -> Attempt<()> {
-        let url = with_digest(location, &blob.digest);
-        let hasher = Arc::new(Mutex::new(Hasher::new()));
-        let mismatch = Arc::new(OnceLock::new());
+    async fn put_whole(&self, location: &Url, blob: &Blob, reporter: &dyn Reporter) -> Attempt<()> {
+        let url = with_digest(location.clone(), &blob.digest);
+        let hasher = &Arc::new(Mutex::new(Hasher::new()));
+        let mismatch = &Arc::new(OnceLock::new());
+        let url = &url;
         let result = self
             .send(
-                || async {
+                |watch| async move {
+                    let range = Range {
+                        start: 0,
+                        len: blob.size,
+                    };
                     let body = blob_body(
                         blob,
-                        0,
-                        blob.size,
-                        &hasher,
+                        range,
+                        hasher,
                         Hasher::new(),
-                        Some(&mismatch),
+                        Some(mismatch),
                         reporter,
+                        watch,
                     )
                     .await?;
                     Ok(self
@@ -203,33 +253,35 @@ impl Registry {
                 &[StatusCode::CREATED],
             )
             .await;
-        check_mismatch(blob, &mismatch)?;
+        check_mismatch(blob, mismatch)?;
         result.map(drop)
     }
 
-    /// `PATCH` chunks with `Content-Range: start-end`, following each new `Location`, then
-    /// commit once every byte is in and its digest checked.
+    /// `PATCH` chunks with `Content-Range: start-end`, following each new `Location` (kept in
+    /// `location`, so a failed upload can be cancelled), then commit once every byte is in and
+    /// its digest checked.
     async fn upload_in_chunks(
         &self,
-        mut location: Url,
+        location: &mut Url,
         blob: &Blob,
         chunk: u64,
         reporter: &dyn Reporter,
     ) -> Attempt<()> {
-        let hasher = Arc::new(Mutex::new(Hasher::new()));
+        let hasher = &Arc::new(Mutex::new(Hasher::new()));
         let mismatch = Arc::new(OnceLock::new());
         let mut start = 0;
         while start < blob.size {
             let len = chunk.min(blob.size - start);
             let last = start + len == blob.size;
             let verify = last.then_some(&mismatch);
-            let url = location.clone();
-            let before = lock(&hasher).clone();
+            let url = &location.clone();
+            let before = &lock(hasher).clone();
             let result = self
                 .send(
-                    || async {
+                    |watch| async move {
+                        let range = Range { start, len };
                         let body =
-                            blob_body(blob, start, len, &hasher, before.clone(), verify, reporter)
+                            blob_body(blob, range, hasher, before.clone(), verify, reporter, watch)
                                 .await?;
                         Ok(self
                             .request(Method::PATCH, url.clone())
@@ -242,17 +294,17 @@ impl Registry {
                 )
                 .await;
             check_mismatch(blob, &mismatch)?;
-            location = self.next_location(&result?)?;
+            *location = self.next_location(&result?)?;
             start += len;
         }
         self.commit_upload(location, &blob.digest).await
     }
 
     /// `PUT <location>?digest=<digest>` with no body: 201.
-    async fn commit_upload(&self, location: Url, digest: &Digest) -> Attempt<()> {
-        let url = with_digest(location, digest);
+    async fn commit_upload(&self, location: &Url, digest: &Digest) -> Attempt<()> {
+        let url = with_digest(location.clone(), digest);
         self.send(
-            || async {
+            |_| async {
                 Ok(self
                     .request(Method::PUT, url.clone())
                     .header(CONTENT_LENGTH, 0))
@@ -263,6 +315,26 @@ impl Registry {
         .map(drop)
     }
 
+    /// `DELETE <location>`: ends a failed upload session so the registry drops its partial
+    /// data now rather than at its next purge (204). Best effort: one try, bounded in time;
+    /// a session that already ended answers 404, which is fine.
+    async fn cancel_upload(&self, location: &Url) {
+        let cancel = self.send(
+            |_| async { Ok(self.request(Method::DELETE, location.clone())) },
+            &[StatusCode::NO_CONTENT, StatusCode::ACCEPTED, StatusCode::OK],
+        );
+        let limit = CANCEL_LIMIT.min(self.timeouts().idle);
+        match tokio::time::timeout(limit, cancel).await {
+            Ok(Ok(_)) => tracing::debug!("cancelled upload session {}", location.path()),
+            Ok(Err(failure)) => tracing::debug!(
+                "could not cancel upload session {}: {}",
+                location.path(),
+                failure.error
+            ),
+            Err(_) => tracing::debug!("cancelling upload session {} timed out", location.path()),
+        }
+    }
+
     /// `PUT /v2/<name>/manifests/<reference>` with the manifest's exact bytes: 201. Checks the
     /// digest the registry computed against ours.
     pub async fn put_manifest(&self, reference: &str, manifest: &Manifest) -> Result<()> {
@@ -271,7 +343,7 @@ impl Registry {
         self.retrying("push the manifest", || async {
             let response = self
                 .send(
-                    || async {
+                    |_| async {
                         Ok(self
                             .request(Method::PUT, url.clone())
                             .header(CONTENT_TYPE, manifest.media_type.as_str())
@@ -284,14 +356,14 @@ impl Registry {
                 .headers()
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok());
-            if let Some(echoed) = echoed {
-                if echoed != manifest.digest.as_str() {
-                    return Err(Failure::fatal(Error::registry(format!(
-                        "{} stored manifest {} as {echoed}",
-                        self.host(),
-                        manifest.digest
-                    ))));
-                }
+            if let Some(echoed) = echoed
+                && echoed != manifest.digest.as_str()
+            {
+                return Err(Failure::fatal(Error::registry(format!(
+                    "{} stored manifest {} as {echoed}",
+                    self.host(),
+                    manifest.digest
+                ))));
             }
             Ok(())
         })
@@ -319,17 +391,24 @@ fn check_mismatch(blob: &Blob, mismatch: &OnceLock<Digest>) -> Attempt<()> {
     }
 }
 
-/// A body streaming `len` bytes of the blob from `start`, feeding `hasher` and the progress
-/// reporter. With `verify`, the digest is checked before the last bytes are handed over, so a
-/// corrupt blob never completes its request.
-async fn blob_body(
-    blob: &Blob,
+/// Which bytes of a blob a request carries.
+#[derive(Debug, Clone, Copy)]
+struct Range {
     start: u64,
     len: u64,
+}
+
+/// A body streaming `range` of the blob, feeding `hasher`, the progress reporter and the
+/// request's `watch`. With `verify`, the digest is checked before the last bytes are handed
+/// over, so a corrupt blob never completes its request.
+async fn blob_body(
+    blob: &Blob,
+    Range { start, len }: Range,
     hasher: &Arc<Mutex<Hasher>>,
     hashed_before: Hasher,
     verify: Option<&Arc<OnceLock<Digest>>>,
     reporter: &dyn Reporter,
+    watch: Watch,
 ) -> Result<Body> {
     let mut file = tokio::fs::File::open(blob.location.file.as_path())
         .await
@@ -346,7 +425,9 @@ async fn blob_body(
         .map_err(|e| Error::input(format!("cannot read blob {}", blob.digest)).with_cause(e))?;
     // A request sent again re-reads the same range, so the hash restarts from the state it had
     // where this range begins.
+    watch.expect_body(len);
     let reading = Reading {
+        watch,
         file,
         remaining: len,
         hasher: hasher.clone(),
@@ -358,6 +439,7 @@ async fn blob_body(
 }
 
 struct Reading {
+    watch: Watch,
     file: tokio::fs::File,
     remaining: u64,
     hasher: Arc<Mutex<Hasher>>,
@@ -398,19 +480,20 @@ impl Reading {
             reading.remaining -= want as u64;
             let mut hasher = lock(&reading.hasher);
             hasher.update(&buffer);
-            if reading.remaining == 0 {
-                if let Some((expected, mismatch)) = reading.expected.take() {
-                    let actual = hasher.clone().finish();
-                    if actual != expected {
-                        let _ = mismatch.set(actual);
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "blob digest mismatch",
-                        ));
-                    }
+            if reading.remaining == 0
+                && let Some((expected, mismatch)) = reading.expected.take()
+            {
+                let actual = hasher.clone().finish();
+                if actual != expected {
+                    let _ = mismatch.set(actual);
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "blob digest mismatch",
+                    ));
                 }
             }
             drop(hasher);
+            reading.watch.sent(want as u64);
             (reading.progress)(want as u64);
             Ok(Some((buffer.freeze(), reading)))
         })
@@ -424,10 +507,18 @@ mod tests {
     #[test]
     fn chunk_policy_halves_below_the_refused_body_and_stops_at_the_floor() {
         let policy = ChunkPolicy::new(512 << 20);
-        assert_eq!(policy.shrink(40 << 20, "h"), Some(20 << 20));
+        assert!(!policy.capped());
+        assert_eq!(
+            policy.shrink(40 << 20, Refusal::TooLarge, "h"),
+            Some(20 << 20)
+        );
+        assert!(policy.capped());
         assert_eq!(policy.current(), 20 << 20);
-        assert_eq!(policy.shrink(20 << 20, "h"), Some(10 << 20));
-        assert_eq!(policy.shrink(MIN_CHUNK, "h"), None);
+        assert_eq!(
+            policy.shrink(20 << 20, Refusal::Dropped, "h"),
+            Some(10 << 20)
+        );
+        assert_eq!(policy.shrink(MIN_CHUNK, Refusal::TooLarge, "h"), None);
     }
 
     #[test]

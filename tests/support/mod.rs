@@ -1,10 +1,16 @@
-//! Shared test support: real registries, certificates, a token server and small images.
+//! Shared test support: real registries, a fault-injecting proxy, a Gitea-shaped fake, certificates,
+//! a token server and small images.
 //!
 //! Each test binary says `mod support;` and uses what it needs, so unused items are normal here.
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod child;
+pub mod fault_proxy;
 pub mod fixtures;
+pub mod gitea_fake;
+pub mod kube_api;
+pub mod raw_image;
 pub mod registry;
 pub mod skopeo;
 pub mod token_server;

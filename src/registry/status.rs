@@ -1,0 +1,183 @@
+//! Judging what came back: `check_status`, the only place a response status is judged (with
+//! the registry's own error message), the mapping of transport errors (TLS trust, connection,
+//! a body cut short) to failures, and the idle timeout around every request.
+
+use std::time::Duration;
+
+use reqwest::header::RETRY_AFTER;
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use super::client::{Attempt, Failure, Registry};
+use super::timeouts::Watch;
+use crate::error::Error;
+
+impl Registry {
+    /// Judges a response: the expected statuses pass; anything else becomes a `Failure` that
+    /// says whether retrying could help, with the registry's own error message when it sent one.
+    pub async fn check_status(
+        &self,
+        response: Response,
+        expected: &[StatusCode],
+    ) -> Attempt<Response> {
+        let status = response.status();
+        if expected.contains(&status) {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(60)));
+        let method_path = response.url().path().to_string();
+        let detail = registry_message(response, self.timeouts().idle).await;
+        let transient = matches!(status.as_u16(), 408 | 429) || status.is_server_error();
+        let answered = || {
+            Error::registry(format!(
+                "{} answered {status} to {method_path}{}",
+                self.host(),
+                detail.clone().map(|d| format!(": {d}")).unwrap_or_default()
+            ))
+        };
+        let error = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.refused(status),
+            // Gitea has no repositories outside an owner.
+            StatusCode::NOT_FOUND if !self.repository().contains('/') => {
+                answered().with_hint(format!(
+                    "registries such as Gitea want OWNER/NAME: push to giteaadmin/{} or another owner",
+                    self.repository()
+                ))
+            }
+            _ => answered(),
+        };
+        Err(Failure {
+            error,
+            transient,
+            retry_after,
+            status: Some(status),
+            body_cut: false,
+        })
+    }
+
+    /// Sends `request`, failing when nothing moves for the idle time; a transport failure
+    /// says whether the connection dropped part-way through the body.
+    pub(super) async fn watched(
+        &self,
+        watch: &Watch,
+        request: RequestBuilder,
+    ) -> Attempt<Response> {
+        watch.touch();
+        match watch.within(self.timeouts().idle, request.send()).await {
+            Some(Ok(response)) => Ok(response),
+            Some(Err(e)) => Err(Failure {
+                body_cut: watch.body_cut(),
+                ..self.transport_failure(e)
+            }),
+            None => Err(self.timed_out()),
+        }
+    }
+
+    pub(super) fn timed_out(&self) -> Failure {
+        Failure::transient(
+            Error::registry(format!(
+                "{} did not answer in time (nothing moved for {}s)",
+                self.host(),
+                self.timeouts().idle.as_secs_f64()
+            ))
+            .with_hint("check that the registry is running and reachable, or try again"),
+        )
+    }
+
+    /// Maps a transport error: TLS trust problems are exit 4 and final; connection trouble and
+    /// timeouts are worth retrying.
+    pub fn transport_failure(&self, error: reqwest::Error) -> Failure {
+        if let Some(tls) = find_tls_error(&error) {
+            let err = Error::tls(format!("the TLS certificate of {} is not trusted: {}", self.host(), describe_tls(tls)))
+                .with_hint("pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure")
+                .with_cause(error);
+            return Failure::fatal(err);
+        }
+        let what = if error.is_connect() {
+            format!("cannot connect to {}", self.host())
+        } else if error.is_timeout() {
+            format!("{} did not answer in time", self.host())
+        } else {
+            format!("the connection to {} failed", self.host())
+        };
+        Failure::transient(
+            Error::registry(what)
+                .with_hint("check that the registry is running and reachable, or try again")
+                .with_cause(error),
+        )
+    }
+}
+
+/// The first message of an OCI error envelope `{"errors":[{"code","message"}]}`, read from at
+/// most 64 KiB of body, each piece within the idle time.
+async fn registry_message(mut response: Response, idle: Duration) -> Option<String> {
+    let mut body = Vec::new();
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout(idle, response.chunk()).await {
+        body.extend_from_slice(&chunk);
+        if body.len() > 64 * 1024 {
+            return None;
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let envelope: Envelope = serde_json::from_slice(&body).ok()?;
+    let first = envelope.errors.into_iter().next()?;
+    match (first.code, first.message) {
+        (Some(code), Some(message)) => Some(format!("{code}: {message}")),
+        (code, message) => code.or(message),
+    }
+}
+
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::{CertificateError, OtherError};
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer => "it is signed by an unknown authority".into(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "it has expired".into()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "it is not valid yet".into()
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "it is not valid for this host name".into()
+            }
+            CertificateError::Other(OtherError(inner))
+                if inner.to_string().contains("CaUsedAsEndEntity") =>
+            {
+                "it is a self-signed CA certificate that is not in the trusted set".into()
+            }
+            other => format!("{other:?}"),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn find_tls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // io::Error's source() skips the error it wraps; step into it instead.
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
