@@ -32,7 +32,9 @@ pub fn write(dir: &Path, data: &[u8]) -> Option<(String, Option<Platform>)> {
     for blob in parts.iter().skip(2) {
         std::fs::write(blobs.join(hex::encode(Sha256::digest(blob))), blob).ok()?;
     }
-    let options = parts.first().map(|o| String::from_utf8_lossy(o).into_owned());
+    let options = parts
+        .first()
+        .map(|o| String::from_utf8_lossy(o).into_owned());
     let mut options = options.as_deref().unwrap_or_default().split_whitespace();
     let reference = options.next().filter(|r| *r != "-");
     let platform = options.next().and_then(|p| p.parse().ok());

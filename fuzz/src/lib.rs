@@ -28,7 +28,10 @@ pub fn destination(data: &[u8]) {
         Ok(parsed) => {
             // The registry client must be able to make its URLs from it.
             let url = format!("https://{}/v2/{}/", parsed.host, parsed.repository);
-            assert!(url::Url::parse(&url).is_ok(), "{text:?} gives the bad URL {url:?}");
+            assert!(
+                url::Url::parse(&url).is_ok(),
+                "{text:?} gives the bad URL {url:?}"
+            );
             // What the tool prints must name the same place.
             let printed = parsed.to_string();
             let again = Destination::parse(&printed);
@@ -50,7 +53,10 @@ pub fn challenge(data: &[u8]) {
         return;
     };
     if let Some(Challenge::Bearer { realm, .. }) = parse_challenge(text) {
-        assert!(!realm.is_empty(), "{text:?}: a bearer challenge without realm");
+        assert!(
+            !realm.is_empty(),
+            "{text:?}: a bearer challenge without realm"
+        );
     }
 }
 
@@ -107,7 +113,10 @@ pub fn scratch() -> &'static Path {
         let dir = base.join(format!("{PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         if let Err(e) = std::fs::create_dir_all(&dir) {
-            panic!("cannot create the fuzz scratch directory {}: {e}", dir.display());
+            panic!(
+                "cannot create the fuzz scratch directory {}: {e}",
+                dir.display()
+            );
         }
         dir
     })

@@ -58,10 +58,25 @@ pub fn all() -> Vec<Seed> {
         seeds.push(archive_seed(name, "tar.gz", &tar(&files, false), true));
     }
     let modern = modern_docker_files();
-    seeds.push(archive_seed("docker-modern", "tar", &tar(&modern, false), false));
+    seeds.push(archive_seed(
+        "docker-modern",
+        "tar",
+        &tar(&modern, false),
+        false,
+    ));
     let classic = classic_docker_files();
-    seeds.push(archive_seed("docker-classic", "tar", &tar(&classic, false), false));
-    seeds.push(archive_seed("docker-classic", "tar.gz", &tar(&classic, true), true));
+    seeds.push(archive_seed(
+        "docker-classic",
+        "tar",
+        &tar(&classic, false),
+        false,
+    ));
+    seeds.push(archive_seed(
+        "docker-classic",
+        "tar.gz",
+        &tar(&classic, true),
+        true,
+    ));
     seeds
 }
 
@@ -112,7 +127,9 @@ fn named(name: &str) -> String {
 
 fn platform(os: &str, arch: &str, variant: Option<&str>) -> String {
     match variant {
-        Some(v) => format!(r#","platform":{{"os":"{os}","architecture":"{arch}","variant":"{v}"}}"#),
+        Some(v) => {
+            format!(r#","platform":{{"os":"{os}","architecture":"{arch}","variant":"{v}"}}"#)
+        }
         None => format!(r#","platform":{{"os":"{os}","architecture":"{arch}"}}"#),
     }
 }
@@ -245,7 +262,10 @@ fn layouts() -> Vec<(&'static str, Vec<u8>)> {
 /// The files of the layout a layout seed describes, as archive entries.
 fn layout_files(seed: &[u8]) -> Vec<Entry> {
     let parts = finish(split(seed));
-    let mut files = vec![Entry::file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)];
+    let mut files = vec![Entry::file(
+        "oci-layout",
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )];
     if let Some(index) = parts.get(1) {
         files.push(Entry::file("index.json", index));
     }
@@ -261,7 +281,10 @@ fn layout_files(seed: &[u8]) -> Vec<Entry> {
 /// docker 25+ `docker save`: an OCI layout plus `manifest.json` pointing into `blobs/`.
 fn modern_docker_files() -> Vec<Entry> {
     let layouts = layouts();
-    let single = layouts.first().map(|(_, l)| l.as_slice()).unwrap_or_default();
+    let single = layouts
+        .first()
+        .map(|(_, l)| l.as_slice())
+        .unwrap_or_default();
     let parts = finish(split(single));
     let path = |n: usize| {
         let hex = parts

@@ -98,15 +98,20 @@ fn archive_seeds_open_as_images() {
         let expect_ok = !seed.name.starts_with("schema1")
             && !seed.name.starts_with("two-images")
             && !seed.name.starts_with("docker-classic");
-        assert_eq!(result.is_ok(), expect_ok, "{}: {:?}", seed.name, result.err());
+        assert_eq!(
+            result.is_ok(),
+            expect_ok,
+            "{}: {:?}",
+            seed.name,
+            result.err()
+        );
     }
 }
 
 #[test]
 fn tokens_name_later_parts_only() {
-    let parts = crate::layout_input::finish(crate::layout_input::split(
-        b"<1> <#1> <0> <9>\n--\nabc",
-    ));
+    let parts =
+        crate::layout_input::finish(crate::layout_input::split(b"<1> <#1> <0> <9>\n--\nabc"));
     let text = String::from_utf8(parts[0].clone()).unwrap();
     assert_eq!(
         text,

@@ -226,7 +226,7 @@ pub const INPUT_CASES: &[InputCase] = &[
         &["--kubeconfig", "{dir}/kubeconfig", "{dir}/l", NOWHERE],
         "cannot read --kubeconfig $DIR/kubeconfig"),
     case("`--context` not in the kubeconfig", kubeconfig,
-        &[ "--kubeconfig", "{dir}/kubeconfig", "--context", "nope", "{dir}/l", NOWHERE, ],
+        &["--kubeconfig", "{dir}/kubeconfig", "--context", "nope", "{dir}/l", NOWHERE],
         "context \"nope\" is not in"),
     case("unreadable `--ca-file`", nothing,
         &["--ca-file", "/no/ca.pem", "a.tar", NOWHERE],

@@ -97,9 +97,9 @@ fn run(case: &InputCase) -> Result<Seen, String> {
     Ok(Seen { error, hint })
 }
 
-/// Digests (`sha256:HEX`, `sha256/HEX`) become `sha256:…`, and any other run of more than 40
-/// letters or digits is cut to its first 10 and `…`: the table is about what a message says,
-/// and a fixture's digests or a 256-character name would only make it wide.
+/// Digests (`sha256:HEX`, `sha256/HEX`) lose their hex (`sha256:…`), and any other run of more
+/// than 40 letters or digits is cut to its first 10 and `…`: the table is about what a message
+/// says, and a fixture's digests or a 256-character name would only make it wide.
 fn shorten(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();

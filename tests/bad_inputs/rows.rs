@@ -32,6 +32,7 @@ const HERE: &str = "tests/bad_inputs/registry_faults.rs";
 const CLUSTER: &str = "tests/cluster/bad_data.rs";
 const ZERO_CONFIG: &str = "tests/cluster/zero_config.rs";
 const DOCKER: &str = "tests/docker_config.rs";
+const GITEA: &str = "tests/gitea.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
 
@@ -50,6 +51,12 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("wrong password, Bearer token auth", 3, PUSH,
         "token_auth_runs_the_bearer_flow_for_real",
         "`error:` line, exit 3"),
+    row("bearer token expired or refused mid-push, once", 0, GITEA,
+        "an_expired_token_is_renewed_once_and_the_push_succeeds",
+        "the token is renewed once and the request repeated; pushed"),
+    row("bearer token refused again after renewal", 3, GITEA,
+        "a_token_refused_again_after_renewal_exits_3_without_a_tag",
+        "one `error:` line naming the refused credentials, a `hint:`; no manifest, no tag"),
     row("registry asks for credentials, none given", 3, HERE,
         "a_registry_that_wants_credentials_and_gets_none_exits_3",
         "`HOST requires credentials to push to REPO`"),
@@ -94,6 +101,9 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("registry not listening", 1, PUSH,
         "a_registry_that_is_not_listening_exits_1",
         "`cannot connect to HOST` after `--retries` attempts"),
+    row("repository without an owner (`app:1.0`) on Gitea", 1, GITEA,
+        "names_gitea_would_refuse_fail_with_the_fix",
+        "Gitea's `NAME_UNKNOWN`, with a hint naming an owner (`giteaadmin/app`)"),
     row("404 to the upload (a 4xx other than 408/429)", 1, HERE,
         "a_404_to_the_upload_exits_1_without_retrying",
         "`HOST answered 404 Not Found to PATH`, not retried"),
@@ -148,6 +158,9 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("413 from a proxy capping request bodies", 0, FAULTS,
         "an_early_413_from_a_proxy_shrinks_the_chunks_even_when_the_write_fails",
         "one `warning:` line, blob sent in smaller `PATCH` chunks; pushed"),
+    row("Gitea's body cap: 413 to any body over 8 MiB, 40 MiB layer", 0, GITEA,
+        "a_40_mib_blob_passes_an_8_mib_body_cap_in_chunks_with_one_warning",
+        "one `warning:` line naming the 413, the layer goes in chunks; pushed"),
     row("Ctrl-C (SIGINT) during an upload", 130, FAULTS,
         "ctrl_c_stops_a_push_at_once_with_exit_130_and_no_tag",
         "`error: interrupted` within 1 s, no manifest, no tag"),
