@@ -3,19 +3,9 @@
 
 mod support;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use support::fixtures::{self, ImageSpec};
-
-fn idpbuilder() -> Command {
-    let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
-    // Keep the machine's own cluster and docker logins out of these tests.
-    cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env("DOCKER_CONFIG", "/nonexistent/docker")
-        .env("HOME", "/nonexistent/home");
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
+use support::idpbuilder;
 
 /// A destination nobody listens on: input errors must come before any connection.
 const NOWHERE: &str = "127.0.0.1:9/team/app:1.0";

@@ -5,21 +5,9 @@ mod support;
 
 use std::process::Command as StdCommand;
 
-use assert_cmd::Command;
 use support::fixtures::{self, ImageSpec};
+use support::idpbuilder;
 use support::registry::{Registry, RegistryOptions};
-
-fn idpbuilder() -> Command {
-    let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
-    // Keep the machine's own cluster and docker logins out of these tests.
-    cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env("DOCKER_CONFIG", "/nonexistent/docker")
-        .env("HOME", "/nonexistent/home");
-    cmd.env_remove("IDPBUILDER_REGISTRY_USERNAME")
-        .env_remove("IDPBUILDER_REGISTRY_PASSWORD")
-        .env_remove("NO_COLOR");
-    cmd
-}
 
 /// `pushed sha256:<12 hex> <size>` or `exists sha256:<12 hex> <size>`.
 fn is_blob_line(line: &str, verb: &str) -> bool {

@@ -8,22 +8,11 @@ use std::process::Output;
 
 use assert_cmd::Command;
 use support::fixtures::{self, FixtureImage, ImageSpec};
+use support::idpbuilder;
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
 
 const USER: &str = "giteaadmin";
 const PASS: &str = "s3cr3t-Pa55word";
-
-fn idpbuilder() -> Command {
-    let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
-    // Keep the machine's own cluster and docker logins out of these tests.
-    cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env("DOCKER_CONFIG", "/nonexistent/docker")
-        .env("HOME", "/nonexistent/home");
-    cmd.env_remove("IDPBUILDER_REGISTRY_USERNAME")
-        .env_remove("IDPBUILDER_REGISTRY_PASSWORD")
-        .env("NO_COLOR", "1");
-    cmd
-}
 
 /// `idpbuilder push` with the registry's transport flags and credentials (password on stdin).
 fn push_cmd(registry: &Registry, image: &str, repo_tag: &str) -> Command {

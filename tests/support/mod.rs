@@ -23,6 +23,15 @@ use flate2::write::GzEncoder;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
+/// `idpbuilder` cut off from the machine running the tests: HOME points nowhere, so no
+/// kubeconfig or docker login of the developer's can change the outcome; no credentials from the
+/// environment; no colour.
+pub fn idpbuilder() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("idpbuilder").expect("binary built");
+    kube_api::isolate(&mut cmd, Path::new("/nonexistent/home"));
+    cmd
+}
+
 /// The ref name (`org.opencontainers.image.ref.name`) of the image [`tiny_layout`] writes.
 pub const TINY_TAG: &str = "1.0";
 
