@@ -102,9 +102,9 @@ impl Registry {
             .user_agent(concat!("idpbuilder-push/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(30));
-        if !connection.plain_http {
-            builder = builder.tls_backend_preconfigured(client_config(&connection.trust)?);
-        }
+        // Also with --plain-http: reqwest's own TLS default would read the system's roots at
+        // start-up; ours reads them only when a certificate chain is first checked.
+        builder = builder.tls_backend_preconfigured(client_config(&connection.trust)?);
         let http = builder
             .build()
             .map_err(|e| Error::registry("cannot set up the HTTP client").with_cause(e))?;

@@ -7,7 +7,7 @@
 //! certificate is accepted after checking its host name, its validity period and (as always) the
 //! handshake signature; anything else goes through normal chain verification.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{WebPkiServerVerifier, verify_server_name};
@@ -102,7 +102,11 @@ enum Policy {
     /// A trusted self-signed certificate presented as-is, or a chain to a trusted root.
     PinnedOrChain {
         pinned: Vec<CertificateDer<'static>>,
-        chain: Option<Arc<WebPkiServerVerifier>>,
+        /// The extra certificates, also offered as roots next to the system's.
+        extra: Vec<CertificateDer<'static>>,
+        /// Built on the first certificate that needs a chain: reading the system's roots costs
+        /// more than a whole re-push, and a pinned idpbuilder certificate never needs them.
+        chain: OnceLock<std::result::Result<Arc<WebPkiServerVerifier>, String>>,
     },
 }
 
@@ -114,40 +118,40 @@ struct Verifier {
 
 impl Verifier {
     fn new(trust: &Trust, provider: Arc<CryptoProvider>) -> Result<Self> {
-        if trust.insecure {
-            return Ok(Verifier {
-                policy: Policy::AcceptAny,
-                provider,
-            });
-        }
+        let policy = if trust.insecure {
+            Policy::AcceptAny
+        } else {
+            Policy::PinnedOrChain {
+                pinned: trust
+                    .extra
+                    .iter()
+                    .filter(|c| is_self_signed(c))
+                    .cloned()
+                    .collect(),
+                extra: trust.extra.clone(),
+                chain: OnceLock::new(),
+            }
+        };
+        Ok(Verifier { policy, provider })
+    }
+
+    fn chain_verifier(
+        &self,
+        extra: &[CertificateDer<'static>],
+    ) -> std::result::Result<Arc<WebPkiServerVerifier>, String> {
         let mut roots = system_roots();
-        for cert in &trust.extra {
-            // A certificate webpki cannot use as a trust anchor may still be pinned below.
+        for cert in extra {
+            // A certificate webpki cannot use as a trust anchor may still be pinned.
             if let Err(e) = roots.add(cert.clone()) {
                 tracing::debug!("extra certificate is not usable as a CA: {e}");
             }
         }
-        let pinned = trust
-            .extra
-            .iter()
-            .filter(|c| is_self_signed(c))
-            .cloned()
-            .collect();
-        let chain = if roots.is_empty() {
-            None
-        } else {
-            let verifier =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| {
-                        Error::tls("cannot load the trusted certificates").with_cause(e)
-                    })?;
-            Some(verifier)
-        };
-        Ok(Verifier {
-            policy: Policy::PinnedOrChain { pinned, chain },
-            provider,
-        })
+        if roots.is_empty() {
+            return Err("no trusted root certificates were found".into());
+        }
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| format!("cannot load the trusted certificates: {e}"))
     }
 }
 
@@ -160,7 +164,12 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let Policy::PinnedOrChain { pinned, chain } = &self.policy else {
+        let Policy::PinnedOrChain {
+            pinned,
+            extra,
+            chain,
+        } = &self.policy
+        else {
             return Ok(ServerCertVerified::assertion());
         };
         if pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
@@ -169,13 +178,16 @@ impl ServerCertVerifier for Verifier {
             check_validity(end_entity, now)?;
             return Ok(ServerCertVerified::assertion());
         }
-        match chain {
-            Some(chain) => {
+        match chain.get_or_init(|| self.chain_verifier(extra)) {
+            Ok(chain) => {
                 chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             }
-            None => Err(rustls::Error::InvalidCertificate(
-                CertificateError::UnknownIssuer,
-            )),
+            Err(reason) => {
+                tracing::debug!("{reason}");
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer,
+                ))
+            }
         }
     }
 
