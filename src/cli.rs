@@ -64,7 +64,7 @@ pub struct PushArgs {
         value_name = "PASSWORD",
         conflicts_with = "password_stdin"
     )]
-    pub password: Option<String>,
+    pub password: Option<Password>,
 
     /// Read the password from standard input
     #[arg(long)]
@@ -145,6 +145,24 @@ pub enum ColorChoice {
     Never,
 }
 
+/// A password given on the command line, kept secret from `Debug` output from the start.
+#[derive(Clone)]
+pub struct Password(pub secrecy::SecretString);
+
+impl std::str::FromStr for Password {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Password(secrecy::SecretString::from(text.to_string())))
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
 /// Parses `512MiB`, `64MB`, `1G`, `1048576`: binary units for `KiB`/`MiB`/`GiB` and for
 /// the bare `K`/`M`/`G` docker uses, decimal for `KB`/`MB`/`GB`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -223,6 +241,15 @@ mod tests {
             "o/n",
         ]);
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn debug_output_of_the_arguments_hides_the_password() {
+        let cli =
+            Cli::try_parse_from(["idpbuilder", "push", "-u", "u", "-p", "hunter2", "a", "o/n"])
+                .unwrap();
+        let text = format!("{cli:?}");
+        assert!(!text.contains("hunter2"), "{text}");
     }
 
     #[test]

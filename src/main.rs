@@ -64,14 +64,19 @@ async fn run(args: &PushArgs, color: bool) -> Result<Summary> {
         );
     }
     let password_from_stdin = if args.password_stdin {
-        Some(credentials::read_password(std::io::stdin().lock())?)
+        // Off the runtime's thread: Ctrl-C must still work while we wait for a pipe.
+        let read =
+            tokio::task::spawn_blocking(|| credentials::read_password(std::io::stdin().lock()));
+        Some(read.await.map_err(|e| {
+            Error::input("cannot read the password from standard input").with_cause(e)
+        })??)
     } else {
         None
     };
     let mut trust = trust(args, color)?;
     let flags = FlagInput {
         username: args.username.clone(),
-        password: args.password.clone(),
+        password: args.password.as_ref().map(|p| p.0.clone()),
         password_from_stdin,
     };
     let direct = credentials::direct(flags, |key| std::env::var(key).ok())?;

@@ -30,15 +30,9 @@ pub struct Summary {
 pub fn tag_for(destination: &Destination, image: &Image) -> Result<Option<String>> {
     match &destination.target {
         Target::Tag(tag) => Ok(Some(tag.clone())),
-        Target::Digest(digest) => {
-            if digest != &image.root.digest {
-                return Err(Error::input(format!(
-                    "the image's digest is {}, not {digest} as {destination} asks",
-                    image.root.digest
-                ))
-                .with_hint("push by tag instead, or pick the image with that digest"));
-            }
-            Ok(None)
+        Target::Digest(digest) => check_digest(destination, image, digest).map(|()| None),
+        Target::TagAndDigest(tag, digest) => {
+            check_digest(destination, image, digest).map(|()| Some(tag.clone()))
         }
         Target::Default => Ok(Some(
             image
@@ -48,6 +42,17 @@ pub fn tag_for(destination: &Destination, image: &Image) -> Result<Option<String
                 .unwrap_or_else(|| "latest".to_string()),
         )),
     }
+}
+
+fn check_digest(destination: &Destination, image: &Image, digest: &Digest) -> Result<()> {
+    if digest == &image.root.digest {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "the image's digest is {}, not {digest} as {destination} asks",
+        image.root.digest
+    ))
+    .with_hint("drop @DIGEST from the destination, or pick the image with that digest"))
 }
 
 pub struct Push<'a> {
@@ -167,6 +172,13 @@ mod tests {
         assert_eq!(
             tag_for(&other, &img).unwrap_err().kind(),
             crate::error::Kind::Input
+        );
+        let tagged = Destination::parse(&format!("o/n:1.0@{}", img.root.digest)).unwrap();
+        assert_eq!(tag_for(&tagged, &img).unwrap().as_deref(), Some("1.0"));
+        let wrong = Destination::parse(&format!("o/n:1.0@{}", Digest::of(b"other"))).unwrap();
+        assert!(
+            tag_for(&wrong, &img).is_err(),
+            "a tag with the wrong digest is refused"
         );
     }
 }

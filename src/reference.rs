@@ -26,6 +26,8 @@ pub enum Target {
     Tag(String),
     /// `@sha256:...` given: the image must have this digest; no tag is created.
     Digest(Digest),
+    /// `:TAG@sha256:...`: the tag is pushed, and only if the image has this digest.
+    TagAndDigest(String, Digest),
     /// Neither: the source's own tag, else `latest`.
     Default,
 }
@@ -66,12 +68,12 @@ impl Destination {
             .with_hint(format!("use {:?}", repository.to_lowercase())),
             RepoError::Invalid(why) => bad(&why),
         })?;
+        if let Some(tag) = tag {
+            validate_tag(tag).map_err(|why| bad(&why))?;
+        }
         let target = match (tag, digest) {
-            (Some(tag), _) => {
-                validate_tag(tag).map_err(|why| bad(&why))?;
-                // With both a tag and a digest, the tag is pushed and the digest checked.
-                Target::Tag(tag.to_string())
-            }
+            (Some(tag), Some(digest)) => Target::TagAndDigest(tag.to_string(), digest),
+            (Some(tag), None) => Target::Tag(tag.to_string()),
             (None, Some(digest)) => Target::Digest(digest),
             (None, None) => Target::Default,
         };
@@ -89,6 +91,7 @@ impl fmt::Display for Destination {
         match &self.target {
             Target::Tag(tag) => write!(f, ":{tag}"),
             Target::Digest(digest) => write!(f, "@{digest}"),
+            Target::TagAndDigest(tag, digest) => write!(f, ":{tag}@{digest}"),
             Target::Default => Ok(()),
         }
     }
@@ -253,7 +256,10 @@ mod tests {
         let d = parse(&format!("cnoe.localtest.me:8443/giteaadmin/app@{digest}"));
         assert_eq!(d.target, Target::Digest(Digest::parse(&digest).unwrap()));
         let d = parse(&format!("giteaadmin/app:1.0@{digest}"));
-        assert_eq!(d.target, Target::Tag("1.0".into()));
+        assert_eq!(
+            d.target,
+            Target::TagAndDigest("1.0".into(), Digest::parse(&digest).unwrap())
+        );
     }
 
     #[test]

@@ -10,14 +10,14 @@ use crate::error::{Error, Result};
 #[derive(Default)]
 pub struct FlagInput {
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<SecretString>,
     pub password_from_stdin: Option<SecretString>,
 }
 
 /// Credentials from flags, or an error when they are given half.
 pub fn from_flags(input: FlagInput) -> Result<Option<Credentials>> {
     let password = match (input.password, input.password_from_stdin) {
-        (Some(p), _) => Some(SecretString::from(p)),
+        (Some(p), _) => Some(p),
         (None, Some(p)) => Some(p),
         (None, None) => None,
     };
@@ -78,7 +78,7 @@ mod tests {
         };
         assert!(from_flags(only_user).is_err());
         let only_password = FlagInput {
-            password: Some("p".into()),
+            password: Some(SecretString::from("p")),
             ..FlagInput::default()
         };
         assert!(from_flags(only_password).is_err());

@@ -105,7 +105,7 @@ mod tests {
     fn flags() -> FlagInput {
         FlagInput {
             username: Some("flaguser".into()),
-            password: Some("flagpass".into()),
+            password: Some(SecretString::from("flagpass")),
             ..FlagInput::default()
         }
     }

@@ -111,7 +111,8 @@ impl Token {
         if value.expose_secret().is_empty() {
             return None;
         }
-        let lifetime = response.expires_in.unwrap_or(60).max(10);
+        // Capped: a token server's number must not overflow the clock.
+        let lifetime = response.expires_in.unwrap_or(60).clamp(10, 86_400);
         // Renew a little early so a request never goes out with a token about to expire.
         let renew_at =
             fetched + Duration::from_secs(lifetime) - Duration::from_secs(lifetime / 10 + 1);

@@ -213,7 +213,7 @@ impl Registry {
             let mut request = make(watch.clone()).await?;
             let sent = self.authorization().await?;
             if let Some(value) = &sent {
-                request = request.header(AUTHORIZATION, value);
+                request = request.header(AUTHORIZATION, sensitive(value.clone()));
             }
             let response = self.watched(&watch, request).await?;
             if response.status() == StatusCode::UNAUTHORIZED && !answered_challenge {
@@ -257,14 +257,17 @@ impl Registry {
             .filter_map(|v| v.to_str().ok())
             .find_map(parse_challenge);
         let mut auth = self.auth.lock().await;
-        let refused_before = !matches!(*auth, AuthState::Anonymous);
         match challenge {
             Some(Challenge::Basic) => {
                 let Some(credentials) = &self.credentials else {
                     return Err(self.needs_credentials().into());
                 };
-                if refused_before && matches!(*auth, AuthState::Basic(_)) {
-                    return Err(self.refused(StatusCode::UNAUTHORIZED).into());
+                if let AuthState::Basic(current) = &*auth {
+                    // Another request may have set Basic after this one left without it.
+                    if sent == Some(current.as_str()) {
+                        return Err(self.refused(StatusCode::UNAUTHORIZED).into());
+                    }
+                    return Ok(());
                 }
                 tracing::debug!("{} asks for basic auth", self.host());
                 *auth = AuthState::Basic(basic_header(credentials));
@@ -311,9 +314,13 @@ impl Registry {
             }
             query.append_pair("scope", &push_scope(self.repository()));
         }
+        let credentials = self
+            .credentials
+            .as_ref()
+            .filter(|_| self.may_send_credentials_to(&url));
         let mut request = self.http.get(url);
-        if let Some(credentials) = &self.credentials {
-            request = request.header(AUTHORIZATION, basic_header(credentials));
+        if let Some(credentials) = credentials {
+            request = request.header(AUTHORIZATION, sensitive(basic_header(credentials)));
         }
         let fetched = Instant::now();
         let watch = Watch::new();
@@ -347,7 +354,25 @@ impl Registry {
         })
     }
 
-    fn needs_credentials(&self) -> Error {
+    /// Credentials go to a token realm on the registry's own host (any port), or over HTTPS;
+    /// never in clear text to another host when the registry itself is reached over TLS.
+    fn may_send_credentials_to(&self, realm: &Url) -> bool {
+        let same_host = realm.host_str() == self.base.host_str();
+        let allowed = same_host || realm.scheme() == "https" || self.base.scheme() == "http";
+        if !allowed {
+            tracing::warn!(
+                "not sending credentials to the token realm {} (plain HTTP on another host)",
+                realm.host_str().unwrap_or_default()
+            );
+        }
+        allowed
+    }
+
+    pub(super) fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    pub(super) fn needs_credentials(&self) -> Error {
         Error::auth(format!("{} requires credentials to push to {}", self.host(), self.repository()))
             .with_hint("pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD")
     }
@@ -368,6 +393,19 @@ impl Registry {
     }
 }
 
+/// An `Authorization` value marked sensitive, so the HTTP stack never shows it in `Debug` output
+/// or compresses it into HTTP/2 header tables.
+fn sensitive(value: String) -> reqwest::header::HeaderValue {
+    match reqwest::header::HeaderValue::try_from(value) {
+        Ok(mut header) => {
+            header.set_sensitive(true);
+            header
+        }
+        // Only a credential with control characters gets here; send nothing rather than panic.
+        Err(_) => reqwest::header::HeaderValue::from_static(""),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -384,6 +422,28 @@ mod tests {
             retries,
         };
         Registry::new(connection, None).expect("client")
+    }
+
+    #[test]
+    fn credentials_never_go_in_clear_text_to_another_host_of_a_tls_registry() {
+        crate::registry::install_default_provider();
+        let tls = Registry::new(
+            Connection {
+                host: "gitea.cnoe.localtest.me:8443".into(),
+                plain_http: false,
+                ..registry(1).connection
+            },
+            None,
+        )
+        .expect("client");
+        let realm = |u: &str| Url::parse(u).expect("url");
+        assert!(
+            tls.may_send_credentials_to(&realm("https://gitea.cnoe.localtest.me:8443/v2/token"))
+        );
+        assert!(tls.may_send_credentials_to(&realm("https://auth.example.com/token")));
+        assert!(tls.may_send_credentials_to(&realm("http://gitea.cnoe.localtest.me:5001/token")));
+        assert!(!tls.may_send_credentials_to(&realm("http://evil.example.com/token")));
+        assert!(registry(1).may_send_credentials_to(&realm("http://elsewhere.example/token")));
     }
 
     #[tokio::test]

@@ -40,6 +40,7 @@ impl Registry {
             ))
         };
         let error = match status {
+            StatusCode::UNAUTHORIZED if !self.has_credentials() => self.needs_credentials(),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.refused(status),
             // Gitea has no repositories outside an owner.
             StatusCode::NOT_FOUND if !self.repository().contains('/') => {
