@@ -217,6 +217,14 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_expires_in_does_not_overflow_the_clock() {
+        let response: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        let token = Token::from_response(response, Instant::now()).unwrap();
+        assert!(token.is_fresh());
+    }
+
+    #[test]
     fn scope_asks_for_pull_and_push() {
         assert_eq!(
             push_scope("giteaadmin/app"),
