@@ -11,7 +11,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::digest::Digest;
 use crate::registry::BlobOutcome;
-use crate::registry::human_bytes;
 
 /// Events of a push, keyed by blob digest.
 pub trait Reporter: Send + Sync {
@@ -66,6 +65,22 @@ pub struct Lines;
 impl Reporter for Lines {
     fn blob_finished(&self, digest: &Digest, size: u64, outcome: BlobOutcome) {
         let _ = writeln!(std::io::stderr().lock(), "{}", line(digest, size, outcome));
+    }
+}
+
+/// Sizes as people write them: `512 B`, `12.3 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -190,6 +205,13 @@ impl Reporter for Bars {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(12_900_000), "12.3 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
 
     #[test]
     fn plain_lines_name_the_verb_the_short_digest_and_the_size() {

@@ -20,7 +20,7 @@ use super::client::{Attempt, Failure, Registry};
 use super::timeouts::Watch;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Kind, Result};
-use crate::progress::Reporter;
+use crate::progress::{Reporter, human_bytes};
 use crate::source::{Blob, Manifest};
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -99,21 +99,6 @@ impl ChunkPolicy {
             tracing::debug!("{host} {what}; lowering the chunk size to {next} bytes");
         }
         Some(next)
-    }
-}
-
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -519,13 +504,6 @@ mod tests {
             Some(10 << 20)
         );
         assert_eq!(policy.shrink(MIN_CHUNK, Refusal::TooLarge, "h"), None);
-    }
-
-    #[test]
-    fn sizes_read_as_people_write_them() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(12_900_000), "12.3 MiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
     for path in &entry.layers {
         let location = locate(store, path, "layer")?;
         let magic = head(&location, 4).map_err(|e| store.corrupt(path, e))?;
-        let media_type = if magic.starts_with(&[0x1f, 0x8b]) {
+        let media_type = if magic.starts_with(&super::store::GZIP_MAGIC) {
             LAYER_GZIP
         } else if magic.starts_with(&ZSTD_MAGIC) {
             LAYER_ZSTD

@@ -1,6 +1,8 @@
 //! Image names inside sources (ref name annotations, containerd names, docker `RepoTags`): which
 //! ones a REF picks, and the tag a name carries.
 
+use crate::reference::is_valid_tag;
+
 /// The tag a name carries: the name itself when it is a bare tag (`1.0`), else the part after
 /// the last `:` of a full name (`docker.io/library/foo:1.0`). `None` when there is no valid tag.
 pub(crate) fn tag_of(name: &str) -> Option<String> {
@@ -11,7 +13,7 @@ pub(crate) fn tag_of(name: &str) -> Option<String> {
         None if name.contains('/') => return None,
         None => name,
     };
-    is_tag(tag).then(|| tag.to_string())
+    is_valid_tag(tag).then(|| tag.to_string())
 }
 
 /// Whether REF (from `PATH:REF`) picks an image going by `name`: the same text, the same docker
@@ -21,21 +23,10 @@ pub(crate) fn matches_name(name: &str, reference: &str) -> bool {
     if name == reference {
         return true;
     }
-    if is_tag(reference) && tag_of(name).as_deref() == Some(reference) {
+    if is_valid_tag(reference) && tag_of(name).as_deref() == Some(reference) {
         return true;
     }
     has_repository(name) && has_repository(reference) && normalise(name) == normalise(reference)
-}
-
-/// A docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-fn is_tag(text: &str) -> bool {
-    let mut bytes = text.bytes();
-    let first_ok = bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
-    first_ok
-        && text.len() <= 128
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 /// Whether `text` looks like `repository:tag` or `host/repository...` rather than a bare tag.

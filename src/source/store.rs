@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 pub(crate) const JSON_LIMIT: u64 = 4 << 20;
 /// Buffer size for streaming reads (hashing).
 const CHUNK: usize = 256 << 10;
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub(super) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Symlink chains longer than this are treated as broken (and loops end).
 const MAX_LINK_HOPS: usize = 16;
