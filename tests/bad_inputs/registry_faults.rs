@@ -9,7 +9,7 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::cases::spec;
-use super::support::fixtures;
+use super::support::{certs, fixtures};
 use super::{Output, idpbuilder, stderr};
 
 /// A registry that lets anyone in and refuses the upload with `status`.
@@ -138,18 +138,7 @@ async fn an_unknown_auth_scheme_is_refused_with_exit_3() {
 /// A self-signed certificate for 127.0.0.1 that expired in 2020, made with `openssl ca`
 /// (the only way openssl 3.0 sets past dates); returns the certificate and key paths.
 fn expired_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("run openssl (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let openssl = |args: &[&str]| certs::openssl_in(dir, args);
     std::fs::write(
         dir.join("ca.cnf"),
         "[ca]\ndefault_ca = ca_default\n[ca_default]\ndatabase = index.txt\n\

@@ -223,8 +223,14 @@ fn s(path: &Path) -> String {
 }
 
 /// Runs `openssl ARGS`; panics with openssl's stderr when it fails.
-fn openssl(args: &[&str]) {
+pub fn openssl(args: &[&str]) {
+    openssl_in(Path::new("."), args);
+}
+
+/// Runs `openssl ARGS` in `dir` (for `openssl ca`, which writes next to its config).
+pub fn openssl_in(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
+        .current_dir(dir)
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -29,7 +28,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 
-use super::certs;
+use super::certs::{self, openssl};
 
 /// The bearer token the token kubeconfig carries.
 pub const TOKEN: &str = "fake-cluster-admin-token";
@@ -520,17 +519,4 @@ fn client_certificate(dir: &Path) {
         "-out",
         &path("client.crt"),
     ]);
-}
-
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run `openssl`: install it (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
