@@ -12,4 +12,5 @@ pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod session;
 pub mod source;

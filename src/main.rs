@@ -2,17 +2,11 @@
 //! map it to the SPEC's exit code.
 
 use std::io::IsTerminal;
-use std::time::Instant;
 
 use clap::Parser;
-use idpbuilder_push::{cluster, credentials, progress, registry, report, source};
-
 use idpbuilder_push::cli::{Cli, ColorChoice, Command, LogLevel, PushArgs};
-use idpbuilder_push::credentials::FlagInput;
-use idpbuilder_push::error::{Error, Result};
-use idpbuilder_push::push::{Push, Summary};
-use idpbuilder_push::reference::Destination;
-use idpbuilder_push::registry::{ChunkPolicy, Connection, Registry, Trust};
+use idpbuilder_push::error::Error;
+use idpbuilder_push::{registry, report, session};
 
 fn main() {
     let Command::Push(args) = Cli::parse().command;
@@ -32,7 +26,7 @@ fn main() {
     };
     let result = runtime.block_on(async {
         tokio::select! {
-            result = run(&args, color) => result,
+            result = session::push(&args, color) => result,
             () = interrupted() => Err(Error::interrupted()),
         }
     });
@@ -52,123 +46,6 @@ fn exit_with(error: Error, args: &PushArgs, color: bool) -> ! {
     let verbose = args.log_level >= LogLevel::Debug;
     let _ = report::error(&mut std::io::stderr().lock(), &error, verbose, color);
     std::process::exit(error.kind().exit_code())
-}
-
-async fn run(args: &PushArgs, color: bool) -> Result<Summary> {
-    let started = Instant::now();
-    let destination = Destination::parse(&args.destination)?;
-    if args.password.is_some() {
-        report::warning(
-            "a password given with --password is visible to other users of this machine; use --password-stdin",
-            color,
-        );
-    }
-    let password_from_stdin = if args.password_stdin {
-        // Off the runtime's thread: Ctrl-C must still work while we wait for a pipe.
-        let read =
-            tokio::task::spawn_blocking(|| credentials::read_password(std::io::stdin().lock()));
-        Some(read.await.map_err(|e| {
-            Error::input("cannot read the password from standard input").with_cause(e)
-        })??)
-    } else {
-        None
-    };
-    let mut trust = trust(args, color)?;
-    let flags = FlagInput {
-        username: args.username.clone(),
-        password: args.password.as_ref().map(|p| p.0.clone()),
-        password_from_stdin,
-    };
-    let direct = credentials::direct(flags, |key| std::env::var(key).ok())?;
-    let wanted = cluster::Wanted {
-        credentials: direct.is_none(),
-        certificate: !(args.insecure || args.plain_http || args.ca_file.is_some()),
-    };
-    let request = cluster::Request::from_process(args.kubeconfig.clone(), args.context.clone());
-
-    let image_argument = args.image.clone();
-    let platform = args.platform.clone();
-    let (image, from_cluster) = tokio::join!(
-        tokio::task::spawn_blocking(move || source::open(&image_argument, platform)),
-        cluster::read_for_host(&request, &destination.host, wanted),
-    );
-    let image = image.map_err(|e| Error::input("reading the image failed").with_cause(e))??;
-    let from_cluster = from_cluster?;
-    tracing::debug!(
-        "image {} has {} blobs, {} platform manifests, root {}",
-        args.image,
-        image.blobs.len(),
-        image.children.len(),
-        image.root.digest
-    );
-
-    match from_cluster.certificate {
-        Some(certificate) => {
-            tracing::debug!(
-                "TLS for {}: also trusting idpbuilder's certificate from the cluster ({})",
-                destination.host,
-                certificate.place
-            );
-            trust.extra.extend(certificate.certificates);
-        }
-        None => tracing::debug!(
-            "TLS for {}: no certificate from the cluster",
-            destination.host
-        ),
-    }
-    let (credentials, origin) = credentials::resolve(
-        direct,
-        from_cluster.credentials,
-        credentials::docker_config::lookup(destination.host.clone()),
-        &destination.host,
-    )
-    .await;
-    tracing::debug!("credentials for {}: {origin}", destination.host);
-
-    let registry = Registry::new(
-        Connection {
-            host: destination.host.clone(),
-            repository: destination.repository.clone(),
-            plain_http: args.plain_http,
-            trust,
-            retries: args.retries,
-        },
-        credentials,
-    )?;
-    let reporter = progress::reporter(progress::Mode::choose(args.quiet, color));
-    let chunks = ChunkPolicy::new(args.chunk_size);
-    let push = Push {
-        registry: &registry,
-        destination: &destination,
-        concurrency: usize::from(args.concurrency),
-        chunks: &chunks,
-        reporter: reporter.as_ref(),
-    };
-    let result = push.run(&image, started).await;
-    reporter.finish();
-    result
-}
-
-fn trust(args: &PushArgs, color: bool) -> Result<Trust> {
-    let mut trust = Trust {
-        insecure: args.insecure,
-        ..Trust::default()
-    };
-    if args.insecure {
-        report::warning(
-            "--insecure: the registry's TLS certificate is not verified; anyone on the network path can read the credentials",
-            color,
-        );
-    }
-    if let Some(path) = &args.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::input(format!("cannot read --ca-file {}", path.display()))
-                .with_cause(e)
-                .with_hint("pass the path of a PEM certificate file")
-        })?;
-        trust.add_pem(&pem, &format!("--ca-file {}", path.display()))?;
-    }
-    Ok(trust)
 }
 
 fn use_color(choice: ColorChoice) -> bool {

@@ -1,13 +1,14 @@
-//! Progress of a push on stderr. The push reports events through [`Reporter`]; [`reporter`]
-//! alone decides what the user sees: bars on a terminal, one plain line per blob otherwise,
-//! nothing with `-q`.
+//! The push's one voice on stderr. The push reports progress and warnings through
+//! [`Reporter`]; [`reporter`] alone decides what the user sees: bars on a terminal, one plain
+//! line per blob otherwise, nothing but warnings with `-q`. Warnings go through the same
+//! reporter, which takes the bars off the screen while it prints them.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::digest::Digest;
 use crate::registry::BlobOutcome;
@@ -25,6 +26,8 @@ pub trait Reporter: Send + Sync {
     fn blob_finished(&self, _digest: &Digest, _size: u64, _outcome: BlobOutcome) {}
     /// The push ended (successfully or not): clear bars.
     fn finish(&self) {}
+    /// A `warning:` line for the user.
+    fn warn(&self, message: &str);
 }
 
 /// How progress is shown.
@@ -48,39 +51,51 @@ impl Mode {
     }
 }
 
-pub fn reporter(mode: Mode) -> Arc<dyn Reporter> {
+pub fn reporter(mode: Mode, color: bool) -> Arc<dyn Reporter> {
     match mode {
-        Mode::Quiet => Arc::new(Silent),
-        Mode::Lines => Arc::new(Lines),
+        Mode::Quiet => Arc::new(Silent { color }),
+        Mode::Lines => Arc::new(Lines { color }),
         Mode::Bars { color } => Arc::new(Bars::new(color)),
     }
 }
 
-pub struct Silent;
-impl Reporter for Silent {}
+/// `warning: ...` on stderr, the warning's word in yellow with colour.
+pub fn warning_line(message: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[1;33mwarning:\x1b[0m {message}")
+    } else {
+        format!("warning: {message}")
+    }
+}
 
-/// One line per finished blob, for logs: `pushed sha256:0123456789ab 12.3 MiB`.
-pub struct Lines;
+fn print_warning(message: &str, color: bool) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", warning_line(message, color));
+}
+
+/// Nothing but warnings (`-q`).
+#[derive(Default)]
+pub struct Silent {
+    pub color: bool,
+}
+
+impl Reporter for Silent {
+    fn warn(&self, message: &str) {
+        print_warning(message, self.color);
+    }
+}
+
+/// One line per finished blob, for logs: `pushed sha256:0123456789ab 12.30 MiB`.
+pub struct Lines {
+    color: bool,
+}
 
 impl Reporter for Lines {
     fn blob_finished(&self, digest: &Digest, size: u64, outcome: BlobOutcome) {
         let _ = writeln!(std::io::stderr().lock(), "{}", line(digest, size, outcome));
     }
-}
 
-/// Sizes as people write them: `512 B`, `12.3 MiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+    fn warn(&self, message: &str) {
+        print_warning(message, self.color);
     }
 }
 
@@ -89,11 +104,12 @@ pub fn line(digest: &Digest, size: u64, outcome: BlobOutcome) -> String {
         BlobOutcome::Pushed => "pushed",
         BlobOutcome::Exists => "exists",
     };
-    format!("{verb} sha256:{} {}", digest.short(), human_bytes(size))
+    format!("{verb} sha256:{} {}", digest.short(), HumanBytes(size))
 }
 
 /// indicatif bars: one per blob and a total, cleared at the end.
 pub struct Bars {
+    color: bool,
     multi: MultiProgress,
     total: ProgressBar,
     bars: Mutex<HashMap<Digest, ProgressBar>>,
@@ -127,6 +143,7 @@ impl Bars {
         );
         total.enable_steady_tick(Duration::from_millis(200));
         Bars {
+            color,
             multi,
             total,
             bars: Mutex::new(HashMap::new()),
@@ -193,6 +210,10 @@ impl Reporter for Bars {
         }
     }
 
+    fn warn(&self, message: &str) {
+        self.multi.suspend(|| print_warning(message, self.color));
+    }
+
     fn finish(&self) {
         for bar in self.bars.lock().unwrap_or_else(|p| p.into_inner()).values() {
             bar.finish_and_clear();
@@ -208,9 +229,18 @@ mod tests {
 
     #[test]
     fn sizes_read_as_people_write_them() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(12_900_000), "12.3 MiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(HumanBytes(512).to_string(), "512 B");
+        assert_eq!(HumanBytes(12_900_000).to_string(), "12.30 MiB");
+        assert_eq!(HumanBytes(3 << 30).to_string(), "3.00 GiB");
+    }
+
+    #[test]
+    fn warnings_are_one_line_with_colour_only_when_asked() {
+        assert_eq!(warning_line("careful", false), "warning: careful");
+        assert_eq!(
+            warning_line("careful", true),
+            "\x1b[1;33mwarning:\x1b[0m careful"
+        );
     }
 
     #[test]
@@ -218,7 +248,7 @@ mod tests {
         let d = Digest::of(b"x");
         assert_eq!(
             line(&d, 12_900_000, BlobOutcome::Pushed),
-            format!("pushed sha256:{} 12.3 MiB", d.short())
+            format!("pushed sha256:{} 12.30 MiB", d.short())
         );
         assert!(line(&d, 5, BlobOutcome::Exists).starts_with("exists sha256:"));
     }

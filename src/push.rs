@@ -10,8 +10,8 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::reference::{Destination, Target, is_valid_tag};
-use crate::registry::{BlobOutcome, ChunkPolicy, Registry};
-use crate::source::Image;
+use crate::registry::{BlobOutcome, ChunkPolicy, Registry, Uploaded};
+use crate::source::{ImageSource, Manifests};
 
 /// What a push did, for the result line and `-o json`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -27,30 +27,32 @@ pub struct Summary {
 }
 
 /// The tag the root manifest is pushed under, or `None` for a push by digest.
-pub fn tag_for(destination: &Destination, image: &Image) -> Result<Option<String>> {
+pub fn tag_for(
+    destination: &Destination,
+    root: &Digest,
+    source_tag: Option<&str>,
+) -> Result<Option<String>> {
     match &destination.target {
         Target::Tag(tag) => Ok(Some(tag.clone())),
-        Target::Digest(digest) => check_digest(destination, image, digest).map(|()| None),
+        Target::Digest(digest) => check_digest(destination, root, digest).map(|()| None),
         Target::TagAndDigest(tag, digest) => {
-            check_digest(destination, image, digest).map(|()| Some(tag.clone()))
+            check_digest(destination, root, digest).map(|()| Some(tag.clone()))
         }
         Target::Default => Ok(Some(
-            image
-                .source_tag
-                .clone()
+            source_tag
                 .filter(|t| is_valid_tag(t))
-                .unwrap_or_else(|| "latest".to_string()),
+                .unwrap_or("latest")
+                .to_string(),
         )),
     }
 }
 
-fn check_digest(destination: &Destination, image: &Image, digest: &Digest) -> Result<()> {
-    if digest == &image.root.digest {
+fn check_digest(destination: &Destination, root: &Digest, digest: &Digest) -> Result<()> {
+    if digest == root {
         return Ok(());
     }
     Err(Error::input(format!(
-        "the image's digest is {}, not {digest} as {destination} asks",
-        image.root.digest
+        "the image's digest is {root}, not {digest} as {destination} asks"
     ))
     .with_hint("drop @DIGEST from the destination, or pick the image with that digest"))
 }
@@ -64,40 +66,47 @@ pub struct Push<'a> {
 }
 
 impl Push<'_> {
-    pub async fn run(&self, image: &Image, started: Instant) -> Result<Summary> {
-        let tag = tag_for(self.destination, image)?;
+    /// Pushes every blob of `source`, then its manifests, then the tag. Manifests a source
+    /// knows up front are checked before anything is uploaded.
+    pub async fn run(&self, mut source: Box<dyn ImageSource>, started: Instant) -> Result<Summary> {
+        let source_tag = source.source_tag();
+        if let Some(manifests) = source.manifests_known() {
+            tag_for(
+                self.destination,
+                &manifests.root.digest,
+                source_tag.as_deref(),
+            )?;
+        }
         self.registry.login().await?;
 
-        let plan: Vec<(Digest, u64)> = image
-            .blobs
-            .iter()
-            .map(|b| (b.digest.clone(), b.size))
-            .collect();
-        self.reporter.plan(&plan);
-        let outcomes: Vec<(BlobOutcome, u64)> = futures_util::stream::iter(&image.blobs)
+        self.reporter.plan(&source.planned_blobs());
+        let uploaded: Vec<Uploaded> = source
+            .blobs()
             .map(|blob| async move {
-                let outcome = self
+                let uploaded = self
                     .registry
-                    .upload_blob(blob, self.chunks, self.reporter)
+                    .upload_blob(blob?, self.chunks, self.reporter)
                     .await?;
                 self.reporter
-                    .blob_finished(&blob.digest, blob.size, outcome);
-                tracing::debug!("{outcome:?} {}", blob.digest);
-                Ok::<_, Error>((outcome, blob.size))
+                    .blob_finished(&uploaded.digest, uploaded.size, uploaded.outcome);
+                tracing::debug!("{:?} {}", uploaded.outcome, uploaded.digest);
+                Ok::<_, Error>(uploaded)
             })
             .buffer_unordered(self.concurrency.max(1))
             .try_collect()
             .await?;
 
-        for child in &image.children {
+        let Manifests { children, root } = source.manifests().await?;
+        let tag = tag_for(self.destination, &root.digest, source_tag.as_deref())?;
+        for child in &children {
             self.registry
                 .put_manifest(child.digest.as_str(), child)
                 .await?;
         }
-        let reference = tag.clone().unwrap_or_else(|| image.root.digest.to_string());
-        self.registry.put_manifest(&reference, &image.root).await?;
+        let reference = tag.clone().unwrap_or_else(|| root.digest.to_string());
+        self.registry.put_manifest(&reference, &root).await?;
 
-        let pushed = outcomes.iter().filter(|(o, _)| *o == BlobOutcome::Pushed);
+        let pushed = uploaded.iter().filter(|u| u.outcome == BlobOutcome::Pushed);
         let shown = match tag {
             Some(tag) => format!(
                 "{}/{}:{tag}",
@@ -106,12 +115,12 @@ impl Push<'_> {
             None => format!("{}/{}", self.destination.host, self.destination.repository),
         };
         Ok(Summary {
-            reference: format!("{shown}@{}", image.root.digest),
-            digest: image.root.digest.to_string(),
-            size: image.root.bytes.len() as u64,
+            reference: format!("{shown}@{}", root.digest),
+            digest: root.digest.to_string(),
+            size: root.bytes.len() as u64,
             blobs_uploaded: pushed.clone().count(),
-            blobs_skipped: outcomes.len() - pushed.clone().count(),
-            bytes_uploaded: pushed.map(|(_, size)| size).sum(),
+            blobs_skipped: uploaded.len() - pushed.clone().count(),
+            bytes_uploaded: pushed.map(|u| u.size).sum(),
             seconds: started.elapsed().as_secs_f64(),
         })
     }
@@ -120,21 +129,30 @@ impl Push<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Manifest;
 
-    fn image(source_tag: Option<&str>) -> Image {
+    /// An image with nothing but a root digest and maybe a tag of its own.
+    struct Image {
+        root: Manifests,
+        source_tag: Option<&'static str>,
+    }
+
+    fn image(source_tag: Option<&'static str>) -> Image {
         let bytes = br#"{"schemaVersion":2}"#.to_vec();
         Image {
-            blobs: vec![],
-            children: vec![],
-            root: Manifest {
-                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-                digest: Digest::of(&bytes),
-                bytes,
+            root: Manifests {
+                children: vec![],
+                root: crate::source::Manifest {
+                    media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    digest: Digest::of(&bytes),
+                    bytes,
+                },
             },
-            source_tag: source_tag.map(String::from),
-            keep_alive: None,
+            source_tag,
         }
+    }
+
+    fn tag_for(destination: &Destination, image: &Image) -> Result<Option<String>> {
+        super::tag_for(destination, &image.root.root.digest, image.source_tag)
     }
 
     #[test]
@@ -166,14 +184,14 @@ mod tests {
     #[test]
     fn digest_destination_must_match_the_image() {
         let img = image(None);
-        let ok = Destination::parse(&format!("o/n@{}", img.root.digest)).unwrap();
+        let ok = Destination::parse(&format!("o/n@{}", img.root.root.digest)).unwrap();
         assert_eq!(tag_for(&ok, &img).unwrap(), None);
         let other = Destination::parse(&format!("o/n@{}", Digest::of(b"other"))).unwrap();
         assert_eq!(
             tag_for(&other, &img).unwrap_err().kind(),
             crate::error::Kind::Input
         );
-        let tagged = Destination::parse(&format!("o/n:1.0@{}", img.root.digest)).unwrap();
+        let tagged = Destination::parse(&format!("o/n:1.0@{}", img.root.root.digest)).unwrap();
         assert_eq!(tag_for(&tagged, &img).unwrap().as_deref(), Some("1.0"));
         let wrong = Destination::parse(&format!("o/n:1.0@{}", Digest::of(b"other"))).unwrap();
         assert!(

@@ -1,6 +1,6 @@
 //! Blob uploads run up to `--concurrency` at once, never more, and the manifest waits for every
-//! blob. A wiremock registry records when each request arrives; every blob `PUT` is answered
-//! after a fixed delay, so each upload occupies a known interval.
+//! blob. A wiremock registry records when each request arrives; every blob's closing `PUT` is
+//! answered after a fixed delay, so each upload occupies a known interval.
 
 mod support;
 
@@ -46,6 +46,11 @@ async fn registry(log: &Log) -> MockServer {
         .await;
     Mock::given(method("POST"))
         .and(path("/v2/team/app/blobs/uploads/"))
+        .respond_with(ResponseTemplate::new(202).insert_header("Location", "/upload/session"))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/upload/session"))
         .respond_with(ResponseTemplate::new(202).insert_header("Location", "/upload/session"))
         .mount(&server)
         .await;

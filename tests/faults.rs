@@ -192,7 +192,7 @@ fn each_transient_fault_once_is_retried_and_the_digests_match() {
         ),
         (
             "reset inside a blob body",
-            Rule::on("PUT", UPLOADS)
+            Rule::on("PATCH", UPLOADS)
                 .body_over(1_000_000)
                 .fault(Fault::ResetAfter(64 * 1024)),
             &small,
@@ -264,7 +264,7 @@ fn persistent_faults_exit_1_with_one_error_line_and_no_tag() {
         ),
         (
             "reset in every large blob body",
-            Rule::on("PUT", UPLOADS)
+            Rule::on("PATCH", UPLOADS)
                 .body_over(100_000)
                 .always()
                 .fault(Fault::ResetAfter(10_000)),
@@ -360,7 +360,7 @@ fn a_blob_reset_mid_body_never_leaves_a_wrong_or_partial_blob() {
     let image = image(work.path(), &[size], 5);
     let layer = image.blobs[1].1;
     // After the first byte, half-way, and one byte short of the end.
-    let rule = Rule::on("PUT", UPLOADS)
+    let rule = Rule::on("PATCH", UPLOADS)
         .body_over(100_000)
         .times(3)
         .faults(&[
@@ -385,7 +385,7 @@ fn a_slow_but_steady_upload_outlives_the_idle_timeout() {
     let work = tempfile::tempdir().expect("temp dir");
     let image = image(work.path(), &[16_000_000], 6);
     // About 4 s for the layer, twice the idle timeout, but never idle.
-    let rule = Rule::on("PUT", UPLOADS)
+    let rule = Rule::on("PATCH", UPLOADS)
         .body_over(100_000)
         .fault(Fault::Throttle(4_000_000));
     let proxy = FaultProxy::start(&registry.host(), vec![rule]);
@@ -451,7 +451,7 @@ fn interrupt_with(signal: &str) {
     let registry = Registry::start(RegistryOptions::default());
     let work = tempfile::tempdir().expect("temp dir");
     let image = image(work.path(), &[4_000_000], 8);
-    let rule = Rule::on("PUT", UPLOADS)
+    let rule = Rule::on("PATCH", UPLOADS)
         .body_over(100_000)
         .always()
         .fault(Fault::Throttle(256_000));

@@ -15,6 +15,7 @@ use super::timeouts::{Timeouts, Watch};
 use super::tls::{Trust, client_config};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
+use crate::progress::{Reporter, Silent};
 
 /// How to reach the registry.
 #[derive(Debug, Clone)]
@@ -83,6 +84,8 @@ pub struct Registry {
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
     timeouts: Timeouts,
+    /// Where retry notices go: the push's reporter.
+    notices: std::sync::Arc<dyn Reporter>,
 }
 
 impl Registry {
@@ -115,7 +118,15 @@ impl Registry {
             credentials,
             auth: Mutex::new(AuthState::Anonymous),
             timeouts,
+            notices: std::sync::Arc::new(Silent::default()),
         })
+    }
+
+    /// Retry notices and other warnings go to `reporter`, so they print cleanly between the
+    /// progress bars.
+    pub fn with_reporter(mut self, reporter: std::sync::Arc<dyn Reporter>) -> Registry {
+        self.notices = reporter;
+        self
     }
 
     pub fn timeouts(&self) -> Timeouts {
@@ -176,26 +187,44 @@ impl Registry {
         F: FnMut() -> Fut,
         Fut: Future<Output = Attempt<T>>,
     {
-        let policy = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(10))
-            .with_max_times(self.connection.retries.saturating_sub(1) as usize)
-            .with_jitter();
         attempt
-            .retry(policy)
+            .retry(self.backoff_policy())
             .when(|f: &Failure| f.transient)
             // `delay` is None once the budget is spent: Retry-After may lengthen a wait that
             // is due, never grant one more attempt.
             .adjust(|f: &Failure, delay| delay.map(|d| f.retry_after.map_or(d, |r| r.max(d))))
-            .notify(|f: &Failure, delay| {
-                tracing::warn!(
-                    "{what}: {} (retrying in {:.1}s)",
-                    f.error,
-                    delay.as_secs_f64()
-                );
-            })
+            .notify(|f: &Failure, delay| self.notify_retry(what, f, delay))
             .await
             .map_err(|f| f.error)
+    }
+
+    /// `--retries` attempts in all: exponential backoff from 200 ms to 10 s, with jitter.
+    fn backoff_policy(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .with_max_times(self.connection.retries.saturating_sub(1) as usize)
+            .with_jitter()
+    }
+
+    /// The delays between attempts, for a caller that runs its own attempts; `None` once the
+    /// budget is spent.
+    pub fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        backon::BackoffBuilder::build(self.backoff_policy())
+    }
+
+    /// One `warning:` line through the reporter: what failed, and when we try again.
+    pub fn notify_retry(&self, what: &str, failure: &Failure, delay: Duration) {
+        self.notices.warn(&format!(
+            "{what}: {}; retrying in {:.1}s",
+            failure.error,
+            delay.as_secs_f64()
+        ));
+    }
+
+    /// Warnings about this registry, through the push's reporter.
+    pub fn warn(&self, message: &str) {
+        self.notices.warn(message);
     }
 
     /// Sends one request with the current authorization. On 401, answers the challenge and

@@ -10,4 +10,4 @@ mod upload;
 pub use auth::{Challenge, parse_challenge};
 pub use client::{Connection, Registry};
 pub use tls::{Trust, install_default_provider};
-pub use upload::{BlobOutcome, ChunkPolicy};
+pub use upload::{BlobOutcome, ChunkPolicy, Uploaded};

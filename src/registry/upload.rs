@@ -1,27 +1,33 @@
 //! The write steps of a push, one method per protocol request, as go-containerregistry names
-//! them: `blob_exists` (HEAD), `initiate_upload` (POST), `put_whole` / `upload_in_chunks` (the
-//! bytes), `commit_upload` (PUT `?digest=`), `cancel_upload` (DELETE), `put_manifest`.
-//! `upload_blob` chains them inside one retry, and answers a proxy's body cap with smaller
-//! chunks.
+//! them: `blob_exists` (HEAD), `initiate_upload` (POST), `patch_chunk` (PATCH, the bytes),
+//! `commit_upload` (PUT `?digest=`, no body), `cancel_upload` (DELETE), `put_manifest`.
+//!
+//! A blob goes the way docker, containerd, crane and skopeo send it: `POST`, one `PATCH`
+//! streaming the whole blob (or `PATCH` chunks with `Content-Range` above the chunk size), then
+//! an empty `PUT ?digest=`. Every registry we know takes this flow; some (container-registry)
+//! take no other. `upload_blob` chains the steps and, after a failure, makes one decision
+//! ([`decide`]): try again, shrink the chunks (a proxy's body cap), or give up.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
+use indicatif::HumanBytes;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Body, Method, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 use url::Url;
 
 use super::client::{Attempt, Failure, Registry};
 use super::timeouts::Watch;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Kind, Result};
-use crate::progress::{Reporter, human_bytes};
-use crate::source::{Blob, Manifest};
+use crate::progress::Reporter;
+use crate::source::{BlobBytes, BlobReader, Manifest, Reopen, SourceBlob};
 
 const READ_BUFFER: usize = 256 * 1024;
 /// Below this, a proxy that refuses bodies is not worked around any further.
@@ -34,6 +40,14 @@ const CANCEL_LIMIT: Duration = Duration::from_secs(10);
 pub enum BlobOutcome {
     Pushed,
     Exists,
+}
+
+/// A blob that is in the registry now, under the digest its bytes hash to.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub digest: Digest,
+    pub size: u64,
+    pub outcome: BlobOutcome,
 }
 
 /// The chunk size in force: `--chunk-size`, lowered for the rest of the push when a proxy
@@ -50,9 +64,9 @@ pub struct ChunkPolicy {
 enum Refusal {
     /// It answered 413.
     TooLarge,
-    /// It dropped the connection part-way through the body, again: a proxy that answers 413
-    /// before reading the body and closes at once leaves the client with a failed write, never
-    /// the answer.
+    /// It dropped the connection part-way through the body, again, without answering: a proxy
+    /// that answers 413 before reading the body and closes at once leaves the client with a
+    /// failed write, never the answer.
     Dropped,
 }
 
@@ -75,7 +89,13 @@ impl ChunkPolicy {
 
     /// Halves the size below the body that was refused; `None` when already at the floor.
     /// Warns once per push.
-    fn shrink(&self, refused: u64, how: Refusal, host: &str) -> Option<u64> {
+    fn shrink(
+        &self,
+        refused: u64,
+        how: Refusal,
+        host: &str,
+        reporter: &dyn Reporter,
+    ) -> Option<u64> {
         let current = self.current();
         if refused <= MIN_CHUNK {
             return None;
@@ -83,7 +103,7 @@ impl ChunkPolicy {
         let next = (refused.min(current) / 2).max(MIN_CHUNK);
         self.size.fetch_min(next, Ordering::Relaxed);
         let next = self.current();
-        let body = human_bytes(refused);
+        let body = HumanBytes(refused);
         let what = match how {
             Refusal::TooLarge => format!("refused a request body of {body} (413)"),
             Refusal::Dropped => {
@@ -91,14 +111,51 @@ impl ChunkPolicy {
             }
         };
         if !self.warned.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "warning: {host} {what}; uploading in chunks of {} from now on",
-                human_bytes(next)
-            );
+            reporter.warn(&format!(
+                "{host} {what}; uploading in chunks of {} from now on",
+                HumanBytes(next)
+            ));
         } else {
             tracing::debug!("{host} {what}; lowering the chunk size to {next} bytes");
         }
         Some(next)
+    }
+}
+
+/// What to do after a failed upload attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Start over in a new session, after the backoff delay. `cut` marks a connection dropped
+    /// mid-body without an answer: once may be a glitch, twice is a cap.
+    Retry {
+        cut: bool,
+    },
+    /// Start over at once with smaller chunks.
+    Shrink(Refusal),
+    Fail,
+}
+
+/// The one decision after a failed attempt. Only a 413, or a connection dropped mid-body
+/// without any answer, can mean a body cap; a registry that answered (500, 404, ...) never
+/// shrinks the chunks.
+fn decide(failure: &Failure, body: u64, earlier_cuts: u32, capped: bool, replayable: bool) -> Next {
+    if !replayable {
+        return Next::Fail;
+    }
+    if failure.status == Some(StatusCode::PAYLOAD_TOO_LARGE) {
+        return Next::Shrink(Refusal::TooLarge);
+    }
+    if failure.body_cut && failure.status.is_none() && body > MIN_CHUNK {
+        return if capped || earlier_cuts > 0 {
+            Next::Shrink(Refusal::Dropped)
+        } else {
+            Next::Retry { cut: true }
+        };
+    }
+    if failure.transient {
+        Next::Retry { cut: false }
+    } else {
+        Next::Fail
     }
 }
 
@@ -120,60 +177,151 @@ impl Registry {
 
     /// Uploads one blob unless the registry has it. A failed attempt cancels its upload
     /// session and starts over in a new one, so the registry never keeps a partial blob, and
-    /// only commits one whose digest it checked. A refused body (413, or the connection dropped
-    /// part-way through a large body twice running) is retried at once in smaller chunks.
+    /// only commits one whose digest it checked. A blob read once from a stream cannot start
+    /// over after its first byte was read.
     pub async fn upload_blob(
         &self,
-        blob: &Blob,
+        blob: SourceBlob,
         chunks: &ChunkPolicy,
         reporter: &dyn Reporter,
-    ) -> Result<BlobOutcome> {
-        if self.blob_exists(&blob.digest).await? {
-            return Ok(BlobOutcome::Exists);
-        }
-        let what = format!("upload {}", blob.digest.short());
-        let cuts = AtomicU32::new(0);
-        self.retrying(&what, || async {
-            reporter.blob_restarted(&blob.digest);
-            loop {
-                let mut location = self.initiate_upload().await?;
-                let chunk = chunks.current();
-                let body = blob.size.min(chunk);
-                let result = if blob.size <= chunk {
-                    self.put_whole(&location, blob, reporter).await
-                } else {
-                    self.upload_in_chunks(&mut location, blob, chunk, reporter)
-                        .await
-                };
-                let Err(failure) = result else {
-                    return Ok(BlobOutcome::Pushed);
-                };
-                if !matches!(failure.error.kind(), Kind::Auth | Kind::Tls) {
-                    self.cancel_upload(&location).await;
-                }
-                let refusal = if failure.status == Some(StatusCode::PAYLOAD_TOO_LARGE) {
-                    Refusal::TooLarge
-                } else if failure.body_cut && body > MIN_CHUNK {
-                    // Once could be a glitch: retry as it is. Twice, or after an earlier
-                    // refusal in this push, it is a cap.
-                    if !chunks.capped() && cuts.fetch_add(1, Ordering::Relaxed) == 0 {
-                        return Err(failure);
-                    }
-                    Refusal::Dropped
-                } else {
-                    cuts.store(0, Ordering::Relaxed);
-                    return Err(failure);
-                };
-                cuts.store(0, Ordering::Relaxed);
-                if chunks.shrink(body, refusal, self.host()).is_none() {
-                    return Err(Failure::fatal(failure.error.with_hint(
-                        "a proxy in front of the registry refuses even 1 MiB request bodies; raise its body size limit",
-                    )));
-                }
-                reporter.blob_restarted(&blob.digest);
+    ) -> Result<Uploaded> {
+        let SourceBlob {
+            digest,
+            size,
+            bytes,
+            origin,
+        } = blob;
+        if let Some(digest) = &digest
+            && self.blob_exists(digest).await?
+        {
+            if let BlobBytes::Once(reader) = bytes {
+                // The stream must move on past it, and it is checked all the same.
+                skip(reader, digest, size, &origin).await?;
             }
-        })
-        .await
+            return Ok(Uploaded {
+                digest: digest.clone(),
+                size,
+                outcome: BlobOutcome::Exists,
+            });
+        }
+        let blob = BlobInfo {
+            digest,
+            size,
+            origin,
+        };
+        let what = match &blob.digest {
+            Some(digest) => format!("upload {}", digest.short()),
+            None => format!("upload a blob of {}", blob.origin),
+        };
+        // A reopenable blob gets a fresh feed for each attempt, so nothing an abandoned request
+        // still holds can hold up the next one; a stream keeps its one feed.
+        let reopen = match &bytes {
+            BlobBytes::Reopenable(reopen) => Some(reopen.clone()),
+            BlobBytes::Once(_) => None,
+        };
+        let mut feed = Arc::new(Mutex::new(Feed::new(bytes)));
+        let mut delays = self.backoff();
+        let mut cuts = 0;
+        loop {
+            if let Some(reopen) = &reopen {
+                feed = Arc::new(Mutex::new(Feed::new(BlobBytes::Reopenable(reopen.clone()))));
+            }
+            if let Some(digest) = &blob.digest {
+                reporter.blob_restarted(digest);
+            }
+            let chunk = chunks.current();
+            let mut session = None;
+            let failure = match self
+                .upload_in_session(&blob, &feed, chunk, &mut session, reporter)
+                .await
+            {
+                Ok(digest) => {
+                    return Ok(Uploaded {
+                        digest,
+                        size: blob.size,
+                        outcome: BlobOutcome::Pushed,
+                    });
+                }
+                Err(failure) => failure,
+            };
+            if let Some(location) = &session
+                && !matches!(failure.error.kind(), Kind::Auth | Kind::Tls)
+            {
+                self.cancel_upload(location).await;
+            }
+            let replayable = reopen.is_some() || feed.lock().await.can_restart();
+            let body = blob.size.min(chunk);
+            match decide(&failure, body, cuts, chunks.capped(), replayable) {
+                Next::Fail => return Err(failure.error),
+                Next::Shrink(how) => {
+                    cuts = 0;
+                    if chunks.shrink(body, how, self.host(), reporter).is_none() {
+                        return Err(failure.error.with_hint(
+                            "a proxy in front of the registry refuses even 1 MiB request bodies; raise its body size limit",
+                        ));
+                    }
+                }
+                Next::Retry { cut } => {
+                    let Some(delay) = delays.next() else {
+                        return Err(failure.error);
+                    };
+                    let delay = failure.retry_after.map_or(delay, |r| r.max(delay));
+                    if cut {
+                        cuts += 1;
+                        tracing::debug!(
+                            "{what}: {} (the connection dropped mid-body; retrying in {:.1}s)",
+                            failure.error,
+                            delay.as_secs_f64()
+                        );
+                    } else {
+                        cuts = 0;
+                        self.notify_retry(&what, &failure, delay);
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt: a new session, the bytes, the commit. Returns the digest committed.
+    async fn upload_in_session(
+        &self,
+        blob: &BlobInfo,
+        feed: &Arc<Mutex<Feed>>,
+        chunk: u64,
+        session: &mut Option<Url>,
+        reporter: &dyn Reporter,
+    ) -> Attempt<Digest> {
+        feed.lock()
+            .await
+            .rewind()
+            .await
+            .map_err(|e| Failure::fatal(read_error(blob, e)))?;
+        let mut location = self.initiate_upload().await?;
+        *session = Some(location.clone());
+        let progress = match &blob.digest {
+            Some(digest) => reporter.blob_progress_sink(digest),
+            None => Arc::new(|_| {}),
+        };
+        let chunked = blob.size > chunk;
+        let mut start = 0;
+        while start < blob.size {
+            let len = chunk.min(blob.size - start);
+            let part = Part {
+                start,
+                len,
+                last: start + len == blob.size,
+                ranged: chunked,
+            };
+            location = self
+                .patch_chunk(&location, blob, feed, part, &progress)
+                .await?;
+            *session = Some(location.clone());
+            start += len;
+        }
+        let digest = feed.lock().await.finished(blob).map_err(Failure::fatal)?;
+        self.commit_upload(&location, &digest).await?;
+        Ok(digest)
     }
 
     /// `POST /v2/<name>/blobs/uploads/`: 202 with the session's `Location`.
@@ -199,90 +347,74 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| {
                 Error::registry(format!(
-                    "{} started an upload without a Location header",
+                    "{} answered an upload request without a Location header",
                     self.host()
                 ))
             })?;
         Ok(self.resolve_location(location)?)
     }
 
-    /// `PUT <location>?digest=<digest>` with the whole blob streamed as the body: 201.
-    async fn put_whole(&self, location: &Url, blob: &Blob, reporter: &dyn Reporter) -> Attempt<()> {
-        let url = with_digest(location.clone(), &blob.digest);
-        let hasher = &Arc::new(Mutex::new(Hasher::new()));
-        let mismatch = &Arc::new(OnceLock::new());
-        let url = &url;
+    /// `PATCH <location>` with `part` of the blob as the body (and `Content-Range: start-end`
+    /// when the blob goes in several parts): 202 with the next `Location`. The digest is
+    /// checked before the last bytes of the last part are handed over, so a corrupt blob never
+    /// completes its request.
+    async fn patch_chunk(
+        &self,
+        location: &Url,
+        blob: &BlobInfo,
+        feed: &Arc<Mutex<Feed>>,
+        part: Part,
+        progress: &Arc<dyn Fn(u64) + Send + Sync>,
+    ) -> Attempt<Url> {
+        let problem: Arc<std::sync::Mutex<Option<Problem>>> = Arc::default();
+        let start_hash = feed.lock().await.hasher.clone();
         let result = self
             .send(
-                |watch| async move {
-                    let range = Range {
-                        start: 0,
-                        len: blob.size,
-                    };
-                    let body = blob_body(
-                        blob,
-                        range,
-                        hasher,
-                        Hasher::new(),
-                        Some(mismatch),
-                        reporter,
-                        watch,
-                    )
-                    .await?;
-                    Ok(self
-                        .request(Method::PUT, url.clone())
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_LENGTH, blob.size)
-                        .body(body))
+                |watch| {
+                    let feed = feed.clone();
+                    let problem = problem.clone();
+                    let start_hash = start_hash.clone();
+                    let progress = progress.clone();
+                    let expected = blob.digest.clone().filter(|_| part.last);
+                    async move {
+                        let mut feed = feed.lock_owned().await;
+                        feed.seek(part.start, start_hash)
+                            .await
+                            .map_err(|e| read_error(blob, e))?;
+                        watch.expect_body(part.len);
+                        let reading = Reading {
+                            feed: Some(feed),
+                            remaining: part.len,
+                            expected,
+                            last: part.last,
+                            problem,
+                            watch,
+                            progress,
+                        };
+                        let mut request = self
+                            .request(Method::PATCH, location.clone())
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_LENGTH, part.len);
+                        if part.ranged {
+                            request = request.header(
+                                CONTENT_RANGE,
+                                format!("{}-{}", part.start, part.start + part.len - 1),
+                            );
+                        }
+                        Ok(request.body(Body::wrap_stream(reading.into_stream())))
+                    }
                 },
-                &[StatusCode::CREATED],
+                &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT],
             )
             .await;
-        check_mismatch(blob, mismatch)?;
-        result.map(drop)
-    }
-
-    /// `PATCH` chunks with `Content-Range: start-end`, following each new `Location` (kept in
-    /// `location`, so a failed upload can be cancelled), then commit once every byte is in and
-    /// its digest checked.
-    async fn upload_in_chunks(
-        &self,
-        location: &mut Url,
-        blob: &Blob,
-        chunk: u64,
-        reporter: &dyn Reporter,
-    ) -> Attempt<()> {
-        let hasher = &Arc::new(Mutex::new(Hasher::new()));
-        let mismatch = Arc::new(OnceLock::new());
-        let mut start = 0;
-        while start < blob.size {
-            let len = chunk.min(blob.size - start);
-            let last = start + len == blob.size;
-            let verify = last.then_some(&mismatch);
-            let url = &location.clone();
-            let before = &lock(hasher).clone();
-            let result = self
-                .send(
-                    |watch| async move {
-                        let range = Range { start, len };
-                        let body =
-                            blob_body(blob, range, hasher, before.clone(), verify, reporter, watch)
-                                .await?;
-                        Ok(self
-                            .request(Method::PATCH, url.clone())
-                            .header(CONTENT_TYPE, "application/octet-stream")
-                            .header(CONTENT_RANGE, format!("{}-{}", start, start + len - 1))
-                            .header(CONTENT_LENGTH, len)
-                            .body(body))
-                    },
-                    &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT],
-                )
-                .await;
-            check_mismatch(blob, &mismatch)?;
-            *location = self.next_location(&result?)?;
-            start += len;
+        let problem = problem
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(problem) = problem {
+            return Err(Failure::fatal(problem.into_error(blob)));
         }
-        self.commit_upload(location, &blob.digest).await
+        self.next_location(&result?)
     }
 
     /// `PUT <location>?digest=<digest>` with no body: 201.
@@ -363,121 +495,252 @@ fn with_digest(mut location: Url, digest: &Digest) -> Url {
     location
 }
 
-fn check_mismatch(blob: &Blob, mismatch: &OnceLock<Digest>) -> Attempt<()> {
-    match mismatch.get() {
-        Some(actual) => Err(Failure::fatal(
-            Error::input(format!(
-                "blob {} of the image does not match its digest (its bytes hash to {actual})",
-                blob.digest
-            ))
-            .with_hint("the image file is corrupt; export or save the image again"),
-        )),
-        None => Ok(()),
+/// What the upload knows of a blob besides its bytes.
+struct BlobInfo {
+    digest: Option<Digest>,
+    size: u64,
+    origin: Arc<str>,
+}
+
+impl BlobInfo {
+    fn name(&self) -> String {
+        match &self.digest {
+            Some(digest) => format!("blob {digest}"),
+            None => "a blob".to_string(),
+        }
     }
 }
 
-/// Which bytes of a blob a request carries.
+/// A local read failure is the image's fault, not the network's: an input error naming where
+/// the bytes came from. A source that explains its own failure (an engine, a registry) passes
+/// our error inside the `io::Error`.
+fn read_error(blob: &BlobInfo, error: io::Error) -> Error {
+    if error.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        match error.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(ours)) => return *ours,
+            _ => return Error::registry(format!("cannot read {}", blob.name())),
+        }
+    }
+    Error::input(format!("cannot read {} from {}", blob.name(), blob.origin))
+        .with_hint("check that the image is complete and readable, or export it again")
+        .with_cause(error)
+}
+
+/// Reads past a blob the registry already has, checking its digest on the way.
+async fn skip(mut reader: BlobReader, digest: &Digest, size: u64, origin: &Arc<str>) -> Result<()> {
+    let blob = BlobInfo {
+        digest: Some(digest.clone()),
+        size,
+        origin: origin.clone(),
+    };
+    let mut hasher = Hasher::new();
+    let mut buffer = vec![0; READ_BUFFER];
+    let mut remaining = size;
+    while remaining > 0 {
+        let want = remaining.min(READ_BUFFER as u64) as usize;
+        let read = reader
+            .read(&mut buffer[..want])
+            .await
+            .map_err(|e| read_error(&blob, e))?;
+        if read == 0 {
+            return Err(read_error(&blob, ended_early()));
+        }
+        hasher.update(&buffer[..read]);
+        remaining -= read as u64;
+    }
+    let actual = hasher.finish();
+    if &actual != digest {
+        return Err(Problem::Mismatch(actual).into_error(&blob));
+    }
+    Ok(())
+}
+
+fn ended_early() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "the blob ended early")
+}
+
+/// Which bytes of a blob one `PATCH` carries.
 #[derive(Debug, Clone, Copy)]
-struct Range {
+struct Part {
     start: u64,
     len: u64,
+    last: bool,
+    /// Sent with `Content-Range`: the blob goes in several parts.
+    ranged: bool,
 }
 
-/// A body streaming `range` of the blob, feeding `hasher`, the progress reporter and the
-/// request's `watch`. With `verify`, the digest is checked before the last bytes are handed
-/// over, so a corrupt blob never completes its request.
-async fn blob_body(
-    blob: &Blob,
-    Range { start, len }: Range,
-    hasher: &Arc<Mutex<Hasher>>,
-    hashed_before: Hasher,
-    verify: Option<&Arc<OnceLock<Digest>>>,
-    reporter: &dyn Reporter,
-    watch: Watch,
-) -> Result<Body> {
-    let mut file = tokio::fs::File::open(blob.location.file.as_path())
-        .await
-        .map_err(|e| {
-            Error::input(format!(
-                "cannot read blob {} from {}",
-                blob.digest,
-                blob.location.file.display()
+/// Why a body stopped that is not the network's doing.
+#[derive(Debug)]
+enum Problem {
+    /// The bytes hash to this, not to the digest the source named.
+    Mismatch(Digest),
+    /// The source could not be read.
+    Read(io::Error),
+}
+
+impl Problem {
+    fn into_error(self, blob: &BlobInfo) -> Error {
+        match self {
+            Problem::Mismatch(actual) => Error::input(format!(
+                "{} of the image does not match its digest (its bytes hash to {actual})",
+                blob.name()
             ))
-            .with_cause(e)
-        })?;
-    file.seek(io::SeekFrom::Start(blob.location.offset + start))
-        .await
-        .map_err(|e| Error::input(format!("cannot read blob {}", blob.digest)).with_cause(e))?;
-    // A request sent again re-reads the same range, so the hash restarts from the state it had
-    // where this range begins.
-    watch.expect_body(len);
-    let reading = Reading {
-        watch,
-        file,
-        remaining: len,
-        hasher: hasher.clone(),
-        snapshot: Some(hashed_before),
-        expected: verify.map(|m| (blob.digest.clone(), m.clone())),
-        progress: reporter.blob_progress_sink(&blob.digest),
-    };
-    Ok(Body::wrap_stream(reading.into_stream()))
+            .with_hint("the image file is corrupt; export or save the image again"),
+            Problem::Read(e) => read_error(blob, e),
+        }
+    }
 }
 
+/// The blob's bytes across the requests of one upload: a reader, how far it has read, and the
+/// hash of what it read.
+struct Feed {
+    bytes: FeedBytes,
+    reader: Option<BlobReader>,
+    position: u64,
+    hasher: Hasher,
+    /// The digest of every byte, once the last one was read.
+    digest: Option<Digest>,
+}
+
+enum FeedBytes {
+    Reopenable(Arc<dyn Reopen>),
+    /// A stream read once; `touched` once a byte of it was asked for.
+    Once {
+        touched: bool,
+    },
+}
+
+impl Feed {
+    fn new(bytes: BlobBytes) -> Feed {
+        let (bytes, reader) = match bytes {
+            BlobBytes::Reopenable(reopen) => (FeedBytes::Reopenable(reopen), None),
+            BlobBytes::Once(reader) => (FeedBytes::Once { touched: false }, Some(reader)),
+        };
+        Feed {
+            bytes,
+            reader,
+            position: 0,
+            hasher: Hasher::new(),
+            digest: None,
+        }
+    }
+
+    /// Whether another attempt can read the blob from its start.
+    fn can_restart(&self) -> bool {
+        match self.bytes {
+            FeedBytes::Reopenable(_) => true,
+            FeedBytes::Once { touched } => !touched,
+        }
+    }
+
+    /// Back to the first byte, for a new attempt.
+    async fn rewind(&mut self) -> io::Result<()> {
+        self.seek(0, Hasher::new()).await
+    }
+
+    /// Positions the reader at `start`, with `hashed` the hash of the bytes before it. A
+    /// request sent again (after a 401) reads its part again.
+    async fn seek(&mut self, start: u64, hashed: Hasher) -> io::Result<()> {
+        if self.position == start && self.reader.is_some() {
+            return Ok(());
+        }
+        match &self.bytes {
+            FeedBytes::Reopenable(reopen) => {
+                self.reader = Some(reopen.open_at(start).await?);
+                self.position = start;
+                self.hasher = hashed;
+                self.digest = None;
+                Ok(())
+            }
+            FeedBytes::Once { .. } => Err(io::Error::other(
+                "the blob was read once from a stream and cannot be read again",
+            )),
+        }
+    }
+
+    /// The digest to commit: the one the bytes hash to, which matched the source's own.
+    fn finished(&mut self, blob: &BlobInfo) -> Result<Digest> {
+        if blob.size == 0 {
+            let empty = Hasher::new().finish();
+            return match &blob.digest {
+                Some(digest) if *digest != empty => Err(Problem::Mismatch(empty).into_error(blob)),
+                _ => Ok(empty),
+            };
+        }
+        self.digest
+            .clone()
+            .ok_or_else(|| Error::registry(format!("{} was not read to its end", blob.name())))
+    }
+}
+
+/// One `PATCH` body: `remaining` bytes from the feed, hashed as they go.
 struct Reading {
-    watch: Watch,
-    file: tokio::fs::File,
+    /// Held for the whole body, released with its last bytes.
+    feed: Option<OwnedMutexGuard<Feed>>,
     remaining: u64,
-    hasher: Arc<Mutex<Hasher>>,
-    snapshot: Option<Hasher>,
-    expected: Option<(Digest, Arc<OnceLock<Digest>>)>,
+    /// The digest to check at the end, on the last part.
+    expected: Option<Digest>,
+    last: bool,
+    problem: Arc<std::sync::Mutex<Option<Problem>>>,
+    watch: Watch,
     progress: Arc<dyn Fn(u64) + Send + Sync>,
 }
 
-fn lock(hasher: &Mutex<Hasher>) -> std::sync::MutexGuard<'_, Hasher> {
-    hasher
-        .lock()
+/// Ends a body for a reason of the source's, kept in `slot` for the upload to report.
+fn stop(slot: &std::sync::Mutex<Option<Problem>>, problem: Problem) -> io::Error {
+    let error = io::Error::other(match &problem {
+        Problem::Mismatch(_) => "blob digest mismatch".to_string(),
+        Problem::Read(e) => e.to_string(),
+    });
+    slot.lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get_or_insert(problem);
+    error
 }
 
 impl Reading {
     fn into_stream(self) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
         futures_util::stream::try_unfold(self, |mut reading| async move {
-            if let Some(snapshot) = reading.snapshot.take() {
-                *lock(&reading.hasher) = snapshot;
-            }
             if reading.remaining == 0 {
                 return Ok(None);
+            }
+            let Some(feed) = reading.feed.as_mut() else {
+                return Ok(None);
+            };
+            if let FeedBytes::Once { touched } = &mut feed.bytes {
+                *touched = true;
             }
             let want = reading.remaining.min(READ_BUFFER as u64) as usize;
             let mut buffer = BytesMut::with_capacity(want);
             while buffer.len() < want {
-                let read = (&mut reading.file)
-                    .take((want - buffer.len()) as u64)
-                    .read_buf(&mut buffer)
-                    .await?;
-                if read == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the blob file ended early",
+                let Some(reader) = feed.reader.as_mut() else {
+                    return Err(stop(
+                        &reading.problem,
+                        Problem::Read(io::Error::other("no reader")),
                     ));
+                };
+                let asked = (want - buffer.len()) as u64;
+                match reader.take(asked).read_buf(&mut buffer).await {
+                    Ok(0) => return Err(stop(&reading.problem, Problem::Read(ended_early()))),
+                    Ok(_) => {}
+                    Err(e) => return Err(stop(&reading.problem, Problem::Read(e))),
                 }
             }
             reading.remaining -= want as u64;
-            let mut hasher = lock(&reading.hasher);
-            hasher.update(&buffer);
-            if reading.remaining == 0
-                && let Some((expected, mismatch)) = reading.expected.take()
-            {
-                let actual = hasher.clone().finish();
-                if actual != expected {
-                    let _ = mismatch.set(actual);
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "blob digest mismatch",
-                    ));
+            feed.position += want as u64;
+            feed.hasher.update(&buffer);
+            if reading.remaining == 0 && reading.last {
+                let actual = feed.hasher.clone().finish();
+                if let Some(expected) = reading.expected.take()
+                    && actual != expected
+                {
+                    return Err(stop(&reading.problem, Problem::Mismatch(actual)));
                 }
+                feed.digest = Some(actual);
             }
-            drop(hasher);
+            if reading.remaining == 0 {
+                reading.feed = None;
+            }
             reading.watch.sent(want as u64);
             (reading.progress)(want as u64);
             Ok(Some((buffer.freeze(), reading)))
@@ -488,22 +751,26 @@ impl Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Silent;
 
     #[test]
     fn chunk_policy_halves_below_the_refused_body_and_stops_at_the_floor() {
         let policy = ChunkPolicy::new(512 << 20);
         assert!(!policy.capped());
         assert_eq!(
-            policy.shrink(40 << 20, Refusal::TooLarge, "h"),
+            policy.shrink(40 << 20, Refusal::TooLarge, "h", &Silent::default()),
             Some(20 << 20)
         );
         assert!(policy.capped());
         assert_eq!(policy.current(), 20 << 20);
         assert_eq!(
-            policy.shrink(20 << 20, Refusal::Dropped, "h"),
+            policy.shrink(20 << 20, Refusal::Dropped, "h", &Silent::default()),
             Some(10 << 20)
         );
-        assert_eq!(policy.shrink(MIN_CHUNK, Refusal::TooLarge, "h"), None);
+        assert_eq!(
+            policy.shrink(MIN_CHUNK, Refusal::TooLarge, "h", &Silent::default()),
+            None
+        );
     }
 
     #[test]
@@ -514,6 +781,96 @@ mod tests {
         assert_eq!(
             url.query(),
             Some(&*format!("_state=xyz&digest=sha256%3A{}", d.hex()))
+        );
+    }
+
+    fn answered(status: StatusCode) -> Failure {
+        Failure {
+            status: Some(status),
+            transient: status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
+            ..Failure::fatal(Error::registry("answered"))
+        }
+    }
+
+    fn cut() -> Failure {
+        Failure {
+            body_cut: true,
+            ..Failure::transient(Error::registry("reset"))
+        }
+    }
+
+    const BIG: u64 = 40 << 20;
+
+    #[test]
+    fn a_413_shrinks_the_chunks() {
+        let next = decide(
+            &answered(StatusCode::PAYLOAD_TOO_LARGE),
+            BIG,
+            0,
+            false,
+            true,
+        );
+        assert_eq!(next, Next::Shrink(Refusal::TooLarge));
+    }
+
+    #[test]
+    fn a_registry_that_answers_500_is_retried_never_shrunk() {
+        for cuts in [0, 1, 5] {
+            for capped in [false, true] {
+                let failure = Failure {
+                    body_cut: true,
+                    ..answered(StatusCode::INTERNAL_SERVER_ERROR)
+                };
+                assert_eq!(
+                    decide(&failure, BIG, cuts, capped, true),
+                    Next::Retry { cut: false },
+                    "an answer, even with the body cut short, is not a body cap"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_without_an_answer_is_retried_once_then_shrinks() {
+        assert_eq!(
+            decide(&cut(), BIG, 0, false, true),
+            Next::Retry { cut: true }
+        );
+        assert_eq!(
+            decide(&cut(), BIG, 1, false, true),
+            Next::Shrink(Refusal::Dropped)
+        );
+        assert_eq!(
+            decide(&cut(), BIG, 0, true, true),
+            Next::Shrink(Refusal::Dropped),
+            "after an earlier refusal in this push, the first cut is a cap"
+        );
+    }
+
+    #[test]
+    fn a_cut_in_a_small_body_is_a_plain_retry() {
+        assert_eq!(
+            decide(&cut(), MIN_CHUNK, 3, true, true),
+            Next::Retry { cut: false }
+        );
+    }
+
+    #[test]
+    fn final_failures_and_spent_streams_fail() {
+        assert_eq!(
+            decide(&answered(StatusCode::NOT_FOUND), BIG, 0, false, true),
+            Next::Fail
+        );
+        assert_eq!(
+            decide(
+                &answered(StatusCode::SERVICE_UNAVAILABLE),
+                BIG,
+                0,
+                false,
+                false
+            ),
+            Next::Fail,
+            "a stream read once cannot be sent again"
         );
     }
 }

@@ -1,16 +1,23 @@
-//! Image sources: turn an IMAGE argument (layout directory, OCI archive, docker archive) into the
-//! manifests and blobs to push, without reading any layer into memory.
+//! Image sources: turn an IMAGE argument into an [`ImageSource`], the manifests and blob streams
+//! a push reads, without reading any layer into memory.
 //!
-//! Every source ends up as an [`Image`]: the root manifest (or index) with its exact bytes, the
-//! platform manifests under an index, and each blob as a byte range of a file on disk.
+//! Local files (layout directory, OCI archive, docker archive) end up as an [`Image`]: the root
+//! manifest (or index) with its exact bytes, the platform manifests under an index, and each blob
+//! as a byte range of a file on disk.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use tokio::io::AsyncRead;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 mod docker_archive;
+mod files;
 mod layout;
 mod names;
 mod oci_archive;
@@ -49,7 +56,82 @@ pub struct Manifest {
     pub bytes: Vec<u8>,
 }
 
-/// Everything one push needs, in the order the registry must receive it.
+/// An image as the push pipeline reads it, whatever holds it: local files, a stream from an
+/// engine, another registry. Blobs come first, in the order the source can give them; the
+/// manifests after the last blob (a tar stream may hold its manifest at the end).
+pub trait ImageSource: Send {
+    /// The source's own tag (ref name annotation, RepoTag, engine tag), when it names one.
+    fn source_tag(&self) -> Option<String>;
+    /// Blobs whose digest and size are known before reading, for progress and for `HEAD`.
+    fn planned_blobs(&self) -> Vec<(Digest, u64)>;
+    /// The manifests, when known before any blob is read, so they can be checked before
+    /// anything is uploaded.
+    fn manifests_known(&self) -> Option<Manifests>;
+    /// Every blob once, with a reader of its bytes. Called once.
+    fn blobs(&mut self) -> BoxStream<'static, Result<SourceBlob>>;
+    /// The manifests, once every blob has been read.
+    fn manifests(self: Box<Self>) -> BoxFuture<'static, Result<Manifests>>;
+}
+
+/// The manifests a push writes: platform manifests of an index first, then the root.
+#[derive(Debug, Clone)]
+pub struct Manifests {
+    /// Platform manifests of an index (pushed before the index); empty for a single image.
+    pub children: Vec<Manifest>,
+    /// The manifest or index the tag will point at.
+    pub root: Manifest,
+}
+
+/// Bytes of a blob, read as a stream.
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// A blob whose bytes can be read again from any offset (a file, a registry).
+pub trait Reopen: Send + Sync {
+    fn open_at(&self, offset: u64) -> BoxFuture<'static, std::io::Result<BlobReader>>;
+}
+
+/// How a blob's bytes can be had.
+pub enum BlobBytes {
+    /// Again and again: a failed upload starts over and reads the blob anew.
+    Reopenable(Arc<dyn Reopen>),
+    /// Once, as a stream goes by: a failure after its first byte cannot be retried.
+    Once(BlobReader),
+}
+
+/// One blob to push.
+pub struct SourceBlob {
+    /// `None` when the source learns the digest only by hashing the bytes.
+    pub digest: Option<Digest>,
+    pub size: u64,
+    pub bytes: BlobBytes,
+    /// Where the bytes come from, for messages: a file, an engine socket.
+    pub origin: Arc<str>,
+}
+
+impl std::fmt::Debug for SourceBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceBlob")
+            .field("digest", &self.digest)
+            .field("size", &self.size)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the IMAGE argument as the source it names. Adding a kind of source means one file
+/// under `src/source/` and one line here.
+pub async fn open_source(
+    argument: &str,
+    platform: Option<Platform>,
+) -> Result<Box<dyn ImageSource>> {
+    let argument = argument.to_string();
+    let files = tokio::task::spawn_blocking(move || open(&argument, platform))
+        .await
+        .map_err(|e| Error::input("reading the image failed").with_cause(e))??;
+    Ok(Box::new(files))
+}
+
+/// An image in local files (layout, OCI archive, docker archive): everything is known at once.
 #[derive(Debug)]
 pub struct Image {
     /// Configs and layers of every manifest, each digest once.
