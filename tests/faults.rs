@@ -405,6 +405,56 @@ fn a_slow_but_steady_upload_outlives_the_idle_timeout() {
     assert_pushed(&registry, "faults/slow", &image);
 }
 
+/// A registry that answers 500 to every upload (after reading the body, or at once and closing)
+/// is a registry error, retried and then reported: it never shrinks the chunks and never reads
+/// as a proxy's body cap. (A server that closes without its answer reaching us looks exactly
+/// like a proxy's cut; that case is the early 413 test below.)
+#[test]
+fn a_500_to_the_upload_is_retried_never_taken_for_a_body_cap() {
+    let registry = Registry::start(RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let image = image(work.path(), &[20_000_000, 1_000], 8);
+    let faults = [
+        Fault::Status(500),
+        Fault::EarlyStatus {
+            status: 500,
+            linger: true,
+        },
+    ];
+    for (i, fault) in faults.into_iter().enumerate() {
+        let rule = Rule::on("PATCH", UPLOADS)
+            .body_over(4 << 20)
+            .always()
+            .fault(fault.clone());
+        let proxy = FaultProxy::start(&registry.host(), vec![rule]);
+        let repo = format!("faults/answered-500-{i}");
+        let output = push(&proxy, &image, &format!("{repo}:1.0"), &["--retries", "3"]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{fault:?}: {err}");
+        assert!(!err.contains("dropped the connection"), "{fault:?}: {err}");
+        assert!(!err.contains("uploading in chunks"), "{fault:?}: {err}");
+        let bodies: Vec<Option<u64>> = proxy
+            .seen()
+            .iter()
+            .filter(|s| s.method == "PATCH")
+            .map(|s| s.content_length)
+            .collect();
+        assert!(
+            bodies.iter().all(|len| *len != Some(20_000_000 / 2)),
+            "{fault:?}: no smaller chunks were tried: {bodies:?}"
+        );
+        assert!(
+            bodies
+                .iter()
+                .filter(|len| **len == Some(20_000_000))
+                .count()
+                >= 3,
+            "{fault:?}: the whole blob was tried again: {bodies:?}"
+        );
+        assert_no_tag(&registry, &repo, &image);
+    }
+}
+
 /// nginx answers 413 as soon as it sees a `Content-Length` over its limit. When it closes the
 /// connection without reading the body, the tool may only see a failed write; it must still
 /// treat the refusal as a body cap and shrink its chunks, with one warning.

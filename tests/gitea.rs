@@ -156,7 +156,9 @@ async fn chunks_follow_giteas_content_range_rules() {
         .filter(|r| r.method.as_str() == "PATCH")
         .partition(|r| r.body.len() > 1_000_000 || header(r, "content-range").is_some());
     assert!(
-        streamed.iter().all(|r| header(r, "content-range").is_none()),
+        streamed
+            .iter()
+            .all(|r| header(r, "content-range").is_none()),
         "a blob in one part is one PATCH without Content-Range"
     );
     assert_eq!(patches.len(), 3, "2.6 MB in 1 MiB chunks");

@@ -5,6 +5,7 @@ mod support;
 
 use std::process::Command as StdCommand;
 
+use support::fault_proxy::{Fault, FaultProxy, Rule};
 use support::fixtures::{self, ImageSpec};
 use support::idpbuilder;
 use support::registry::{Registry, RegistryOptions};
@@ -120,6 +121,91 @@ fn on_a_terminal_bars_are_drawn_and_the_result_comes_last() {
         last.trim().ends_with(&image.manifest_digest),
         "the result line comes last: {screen:?}"
     );
+}
+
+/// A warning printed while blobs upload (a retry notice after a 503) takes the bars off the
+/// screen, prints its own whole line, and the bars come back: the line is not torn by bar
+/// output and the result still comes last.
+#[test]
+fn on_a_terminal_a_warning_during_the_upload_prints_whole_between_the_bars() {
+    if StdCommand::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let registry = Registry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(
+        &registry.host(),
+        vec![
+            Rule::on("PATCH", "/blobs/uploads/")
+                .after(1)
+                .fault(Fault::Status(503)),
+        ],
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let layout = work.path().join("l");
+    let image = fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[2_000_000, 3_000_000]));
+    let binary = assert_cmd::cargo::cargo_bin("idpbuilder");
+    let command = format!(
+        "{} push --plain-http --color never {} {}/team/warned:1.0",
+        binary.display(),
+        layout.display(),
+        proxy.host()
+    );
+    let output = StdCommand::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert_eq!(proxy.faults_injected(), 1, "{screen}");
+    // What the terminal shows: every line after its last carriage return, cursor moves and
+    // erasures taken out.
+    let shown: Vec<String> = screen
+        .lines()
+        .map(|l| without_escapes(l.rsplit('\r').next().unwrap_or_default()))
+        .collect();
+    let warning = shown
+        .iter()
+        .find(|l| l.contains("warning:"))
+        .unwrap_or_else(|| panic!("a warning was shown: {screen:?}"));
+    assert!(
+        warning.starts_with("warning: ") && warning.contains("503") && warning.contains("retrying"),
+        "the warning is a whole line of its own: {warning:?}"
+    );
+    let after = screen.split("warning:").nth(1).unwrap_or_default();
+    assert!(
+        after.contains("total"),
+        "the bars are drawn again after the warning: {screen:?}"
+    );
+    let last = shown
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        last.trim().ends_with(&image.manifest_digest),
+        "the result line comes last: {screen:?}"
+    );
+}
+
+/// `text` without ANSI control sequences (`ESC [ ... letter`).
+fn without_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[test]

@@ -135,18 +135,28 @@ enum Next {
     Fail,
 }
 
+/// What earlier attempts at one blob ran into.
+#[derive(Debug, Clone, Copy, Default)]
+struct History {
+    /// Connections dropped mid-body without an answer, in a row.
+    cuts: u32,
+    /// The registry answered an attempt with a status other than 413: it reads our requests,
+    /// so a later dropped connection is the registry closing early, not a proxy's cap.
+    answered: bool,
+}
+
 /// The one decision after a failed attempt. Only a 413, or a connection dropped mid-body
 /// without any answer, can mean a body cap; a registry that answered (500, 404, ...) never
 /// shrinks the chunks.
-fn decide(failure: &Failure, body: u64, earlier_cuts: u32, capped: bool, replayable: bool) -> Next {
+fn decide(failure: &Failure, body: u64, history: History, capped: bool, replayable: bool) -> Next {
     if !replayable {
         return Next::Fail;
     }
     if failure.status == Some(StatusCode::PAYLOAD_TOO_LARGE) {
         return Next::Shrink(Refusal::TooLarge);
     }
-    if failure.body_cut && failure.status.is_none() && body > MIN_CHUNK {
-        return if capped || earlier_cuts > 0 {
+    if failure.body_cut && failure.status.is_none() && body > MIN_CHUNK && !history.answered {
+        return if capped || history.cuts > 0 {
             Next::Shrink(Refusal::Dropped)
         } else {
             Next::Retry { cut: true }
@@ -221,7 +231,7 @@ impl Registry {
         };
         let mut feed = Arc::new(Mutex::new(Feed::new(bytes)));
         let mut delays = self.backoff();
-        let mut cuts = 0;
+        let mut history = History::default();
         loop {
             if let Some(reopen) = &reopen {
                 feed = Arc::new(Mutex::new(Feed::new(BlobBytes::Reopenable(reopen.clone()))));
@@ -251,10 +261,16 @@ impl Registry {
             }
             let replayable = reopen.is_some() || feed.lock().await.can_restart();
             let body = blob.size.min(chunk);
-            match decide(&failure, body, cuts, chunks.capped(), replayable) {
+            if failure
+                .status
+                .is_some_and(|s| s != StatusCode::PAYLOAD_TOO_LARGE)
+            {
+                history.answered = true;
+            }
+            match decide(&failure, body, history, chunks.capped(), replayable) {
                 Next::Fail => return Err(failure.error),
                 Next::Shrink(how) => {
-                    cuts = 0;
+                    history.cuts = 0;
                     if chunks.shrink(body, how, self.host(), reporter).is_none() {
                         return Err(failure.error.with_hint(
                             "a proxy in front of the registry refuses even 1 MiB request bodies; raise its body size limit",
@@ -267,14 +283,14 @@ impl Registry {
                     };
                     let delay = failure.retry_after.map_or(delay, |r| r.max(delay));
                     if cut {
-                        cuts += 1;
+                        history.cuts += 1;
                         tracing::debug!(
                             "{what}: {} (the connection dropped mid-body; retrying in {:.1}s)",
                             failure.error,
                             delay.as_secs_f64()
                         );
                     } else {
-                        cuts = 0;
+                        history.cuts = 0;
                         self.notify_retry(&what, &failure, delay);
                     }
                     tokio::time::sleep(delay).await;
@@ -821,8 +837,12 @@ mod tests {
                     body_cut: true,
                     ..answered(StatusCode::INTERNAL_SERVER_ERROR)
                 };
+                let history = History {
+                    cuts,
+                    answered: false,
+                };
                 assert_eq!(
-                    decide(&failure, BIG, cuts, capped, true),
+                    decide(&failure, BIG, history, capped, true),
                     Next::Retry { cut: false },
                     "an answer, even with the body cut short, is not a body cap"
                 );

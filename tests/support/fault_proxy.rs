@@ -32,6 +32,9 @@ pub enum Fault {
     /// `client_max_body_size` refusal. With `linger`, the body is drained (as nginx does) so the
     /// answer surely arrives; without, unread bytes make the kernel send a reset.
     Early413 { linger: bool },
+    /// The same early answer and close with another status: a registry that refuses an upload
+    /// before reading its body.
+    EarlyStatus { status: u16, linger: bool },
     /// Forward the body at about this many bytes per second.
     Throttle(u64),
 }
@@ -301,8 +304,12 @@ fn serve(client: TcpStream, upstream_addr: &str, state: &State) -> io::Result<()
                 client_out.write_all(&canned(429, &["Retry-After: 1"]))?;
                 continue;
             }
-            Some(Fault::Early413 { linger }) => {
-                client_out.write_all(&canned(413, &["Connection: close"]))?;
+            Some(Fault::Early413 { linger }) | Some(Fault::EarlyStatus { linger, .. }) => {
+                let status = match fault {
+                    Some(Fault::EarlyStatus { status, .. }) => status,
+                    _ => 413,
+                };
+                client_out.write_all(&canned(status, &["Connection: close"]))?;
                 client_out.flush()?;
                 if linger {
                     let _ = client_out.shutdown(Shutdown::Write);
