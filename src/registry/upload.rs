@@ -817,12 +817,19 @@ mod tests {
 
     const BIG: u64 = 40 << 20;
 
+    fn cuts(cuts: u32) -> History {
+        History {
+            cuts,
+            answered: false,
+        }
+    }
+
     #[test]
     fn a_413_shrinks_the_chunks() {
         let next = decide(
             &answered(StatusCode::PAYLOAD_TOO_LARGE),
             BIG,
-            0,
+            cuts(0),
             false,
             true,
         );
@@ -853,24 +860,36 @@ mod tests {
     #[test]
     fn a_cut_without_an_answer_is_retried_once_then_shrinks() {
         assert_eq!(
-            decide(&cut(), BIG, 0, false, true),
+            decide(&cut(), BIG, cuts(0), false, true),
             Next::Retry { cut: true }
         );
         assert_eq!(
-            decide(&cut(), BIG, 1, false, true),
+            decide(&cut(), BIG, cuts(1), false, true),
             Next::Shrink(Refusal::Dropped)
         );
         assert_eq!(
-            decide(&cut(), BIG, 0, true, true),
+            decide(&cut(), BIG, cuts(0), true, true),
             Next::Shrink(Refusal::Dropped),
             "after an earlier refusal in this push, the first cut is a cap"
         );
     }
 
     #[test]
+    fn cuts_after_the_registry_answered_are_the_registry_closing_early() {
+        let history = History {
+            cuts: 3,
+            answered: true,
+        };
+        assert_eq!(
+            decide(&cut(), BIG, history, true, true),
+            Next::Retry { cut: false }
+        );
+    }
+
+    #[test]
     fn a_cut_in_a_small_body_is_a_plain_retry() {
         assert_eq!(
-            decide(&cut(), MIN_CHUNK, 3, true, true),
+            decide(&cut(), MIN_CHUNK, cuts(3), true, true),
             Next::Retry { cut: false }
         );
     }
@@ -878,14 +897,14 @@ mod tests {
     #[test]
     fn final_failures_and_spent_streams_fail() {
         assert_eq!(
-            decide(&answered(StatusCode::NOT_FOUND), BIG, 0, false, true),
+            decide(&answered(StatusCode::NOT_FOUND), BIG, cuts(0), false, true),
             Next::Fail
         );
         assert_eq!(
             decide(
                 &answered(StatusCode::SERVICE_UNAVAILABLE),
                 BIG,
-                0,
+                cuts(0),
                 false,
                 false
             ),
