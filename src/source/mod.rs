@@ -159,9 +159,9 @@ pub struct Selection {
     pub platform: Option<Platform>,
 }
 
-/// The kind of source a prefix forces, or `Detect` for a bare path.
+/// The file format a prefix forces, or `Detect` for a bare path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+enum FileFormat {
     Layout,
     OciArchive,
     DockerArchive,
@@ -185,11 +185,11 @@ pub fn open(argument: &str, platform: Option<Platform>) -> Result<Image> {
     let path = Path::new(&path);
     let meta = std::fs::metadata(path).map_err(|e| missing(argument, path, kind, e))?;
     match (kind, meta.is_dir()) {
-        (Kind::Layout | Kind::Detect, true) => layout_dir(path, &selection),
-        (Kind::OciArchive, false) => oci_archive::open(&Store::archive(path)?, &selection),
-        (Kind::DockerArchive, false) => docker_archive::open(&Store::archive(path)?, &selection),
-        (Kind::Detect, false) => detect_archive(path, &selection),
-        (Kind::Layout, false) => Err(Error::input(format!(
+        (FileFormat::Layout | FileFormat::Detect, true) => layout_dir(path, &selection),
+        (FileFormat::OciArchive, false) => oci_archive::open(&Store::archive(path)?, &selection),
+        (FileFormat::DockerArchive, false) => docker_archive::open(&Store::archive(path)?, &selection),
+        (FileFormat::Detect, false) => detect_archive(path, &selection),
+        (FileFormat::Layout, false) => Err(Error::input(format!(
             "{} is a file, not an OCI layout directory",
             path.display()
         ))
@@ -197,7 +197,7 @@ pub fn open(argument: &str, platform: Option<Platform>) -> Result<Image> {
             "for an archive, use oci-archive:{0} or docker-archive:{0}",
             path.display()
         ))),
-        (Kind::OciArchive | Kind::DockerArchive, true) => Err(Error::input(format!(
+        (FileFormat::OciArchive | FileFormat::DockerArchive, true) => Err(Error::input(format!(
             "{} is a directory, not an archive",
             path.display()
         ))
@@ -209,17 +209,17 @@ pub fn open(argument: &str, platform: Option<Platform>) -> Result<Image> {
 }
 
 /// Splits the argument into kind, path and REF, following the rule documented on [`open`].
-fn parse_argument(argument: &str) -> (Kind, String, Option<String>) {
+fn parse_argument(argument: &str) -> (FileFormat, String, Option<String>) {
     let prefixes = [
-        ("oci:", Kind::Layout),
-        ("oci-archive:", Kind::OciArchive),
-        ("docker-archive:", Kind::DockerArchive),
+        ("oci:", FileFormat::Layout),
+        ("oci-archive:", FileFormat::OciArchive),
+        ("docker-archive:", FileFormat::DockerArchive),
     ];
     let Some((kind, rest)) = prefixes
         .iter()
         .find_map(|(p, k)| argument.strip_prefix(p).map(|r| (*k, r)))
     else {
-        return (Kind::Detect, argument.to_string(), None);
+        return (FileFormat::Detect, argument.to_string(), None);
     };
     let exists = |p: &str| !p.is_empty() && Path::new(p).exists();
     let split = if exists(rest) {
@@ -242,13 +242,13 @@ fn parse_argument(argument: &str) -> (Kind, String, Option<String>) {
     }
 }
 
-fn missing(argument: &str, path: &Path, kind: Kind, cause: std::io::Error) -> Error {
+fn missing(argument: &str, path: &Path, kind: FileFormat, cause: std::io::Error) -> Error {
     let message = if cause.kind() == std::io::ErrorKind::NotFound {
         format!("image {} does not exist", path.display())
     } else {
         format!("cannot read image {}: {cause}", path.display())
     };
-    let hint = if kind == Kind::Detect && argument.contains(':') {
+    let hint = if kind == FileFormat::Detect && argument.contains(':') {
         "IMAGE is a local file or directory; to pick one image of an archive, use \
          oci:PATH:REF, oci-archive:PATH:REF or docker-archive:PATH:REF"
     } else {

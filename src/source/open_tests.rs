@@ -23,31 +23,31 @@ fn arguments_split_at_the_longest_existing_path() {
     let cases = [
         (
             format!("oci:{dir}/a:b"),
-            (Kind::Layout, format!("{dir}/a:b"), None),
+            (FileFormat::Layout, format!("{dir}/a:b"), None),
         ),
         (
             format!("oci:{dir}/a:b:v1"),
-            (Kind::Layout, format!("{dir}/a:b"), Some(s("v1"))),
+            (FileFormat::Layout, format!("{dir}/a:b"), Some(s("v1"))),
         ),
         (
             format!("docker-archive:{dir}/app.tar:foo:1.0"),
             (
-                Kind::DockerArchive,
+                FileFormat::DockerArchive,
                 format!("{dir}/app.tar"),
                 Some(s("foo:1.0")),
             ),
         ),
         (
             format!("oci-archive:{dir}/app.tar:"),
-            (Kind::OciArchive, format!("{dir}/app.tar"), None),
+            (FileFormat::OciArchive, format!("{dir}/app.tar"), None),
         ),
         (
             s("oci-archive:nothing/here.tar:v1:x"),
-            (Kind::OciArchive, s("nothing/here.tar"), Some(s("v1:x"))),
+            (FileFormat::OciArchive, s("nothing/here.tar"), Some(s("v1:x"))),
         ),
         (
             format!("{dir}/app.tar:foo"),
-            (Kind::Detect, format!("{dir}/app.tar:foo"), None),
+            (FileFormat::Detect, format!("{dir}/app.tar:foo"), None),
         ),
     ];
     for (argument, expected) in cases {
