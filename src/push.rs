@@ -57,6 +57,18 @@ fn check_digest(destination: &Destination, root: &Digest, digest: &Digest) -> Re
     .with_hint("drop @DIGEST from the destination, or pick the image with that digest"))
 }
 
+/// Gitea refuses an index inside an index, after the blobs went up; say so before that.
+fn check_flat(manifests: &Manifests) -> Result<()> {
+    match manifests.nested_index() {
+        None => Ok(()),
+        Some(nested) => Err(Error::input(format!(
+            "the image's index {} holds another index ({}); Gitea and other registries refuse nested indexes",
+            manifests.root.digest, nested.digest
+        ))
+        .with_hint("push one platform with --platform os/arch, or flatten the index first")),
+    }
+}
+
 pub struct Push<'a> {
     pub registry: &'a Registry,
     pub destination: &'a Destination,
@@ -96,7 +108,9 @@ impl Push<'_> {
             .try_collect()
             .await?;
 
-        let Manifests { children, root } = source.manifests().await?;
+        let manifests = source.manifests().await?;
+        check_flat(&manifests)?;
+        let Manifests { children, root } = manifests;
         let tag = tag_for(self.destination, &root.digest, source_tag.as_deref())?;
         for child in &children {
             self.registry
@@ -198,5 +212,33 @@ mod tests {
             tag_for(&wrong, &img).is_err(),
             "a tag with the wrong digest is refused"
         );
+    }
+
+    #[test]
+    fn an_index_inside_an_index_is_refused_before_anything_is_sent() {
+        let manifest = |media_type: &str, bytes: &[u8]| crate::source::Manifest {
+            media_type: media_type.into(),
+            digest: Digest::of(bytes),
+            bytes: bytes.to_vec(),
+        };
+        let flat = Manifests {
+            children: vec![manifest("application/vnd.oci.image.manifest.v1+json", b"a")],
+            root: manifest("application/vnd.oci.image.index.v1+json", b"i"),
+        };
+        assert!(check_flat(&flat).is_ok());
+        let nested = Manifests {
+            children: vec![
+                manifest("application/vnd.oci.image.manifest.v1+json", b"a"),
+                manifest(
+                    "application/vnd.docker.distribution.manifest.list.v2+json",
+                    b"n",
+                ),
+            ],
+            ..flat
+        };
+        let error = check_flat(&nested).expect_err("nested");
+        assert_eq!(error.kind(), crate::error::Kind::Input);
+        assert!(error.message().contains("nested"), "{error}");
+        assert!(error.hint().is_some_and(|h| h.contains("--platform")));
     }
 }

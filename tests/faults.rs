@@ -560,3 +560,37 @@ fn ctrl_c_stops_a_push_at_once_with_exit_130_and_no_tag() {
 fn sigterm_stops_a_push_at_once_with_exit_130_and_no_tag() {
     interrupt_with("TERM");
 }
+
+/// A corrupt blob never sends more than one part: a blob of one part withholds its last bytes,
+/// and a blob of several parts is checked before its first part goes.
+#[test]
+fn a_corrupt_blob_in_several_parts_sends_none_of_them() {
+    let registry = Registry::start(RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let image = image(work.path(), &[3_000_000], 9);
+    let layer = &image.blobs[1].0;
+    let path = image
+        .dir
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&path).expect("read layer");
+    bytes[2_500_000] ^= 0xff;
+    std::fs::write(&path, bytes).expect("corrupt layer");
+    let proxy = FaultProxy::start(&registry.host(), vec![]);
+    let output = push(
+        &proxy,
+        &image,
+        "faults/corrupt:1.0",
+        &["--chunk-size", "1MiB"],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("does not match its digest"), "{err}");
+    let patches = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PATCH" && s.content_length.unwrap_or(0) > 1_000)
+        .count();
+    assert_eq!(patches, 0, "no part of the corrupt layer was sent: {err}");
+    assert_no_tag(&registry, "faults/corrupt", &image);
+}

@@ -206,13 +206,26 @@ impl Registry {
         {
             if let BlobBytes::Once(reader) = bytes {
                 // The stream must move on past it, and it is checked all the same.
-                skip(reader, digest, size, &origin).await?;
+                read_and_check(reader, digest, size, &origin).await?;
             }
             return Ok(Uploaded {
                 digest: digest.clone(),
                 size,
                 outcome: BlobOutcome::Exists,
             });
+        }
+        // A blob that goes in several parts is checked before its first part is sent, so a
+        // corrupt one never sends more than one (a blob of one part withholds its last bytes).
+        if let (Some(digest), BlobBytes::Reopenable(reopen)) = (&digest, &bytes)
+            && size > chunks.current()
+        {
+            let blob = BlobInfo {
+                digest: Some(digest.clone()),
+                size,
+                origin: origin.clone(),
+            };
+            let reader = reopen.open_at(0).await.map_err(|e| read_error(&blob, e))?;
+            read_and_check(reader, digest, size, &origin).await?;
         }
         let blob = BlobInfo {
             digest,
@@ -542,8 +555,14 @@ fn read_error(blob: &BlobInfo, error: io::Error) -> Error {
         .with_cause(error)
 }
 
-/// Reads past a blob the registry already has, checking its digest on the way.
-async fn skip(mut reader: BlobReader, digest: &Digest, size: u64, origin: &Arc<str>) -> Result<()> {
+/// Reads a whole blob, checking its digest: past a blob the registry already has, or ahead of
+/// an upload in several parts.
+async fn read_and_check(
+    mut reader: BlobReader,
+    digest: &Digest,
+    size: u64,
+    origin: &Arc<str>,
+) -> Result<()> {
     let blob = BlobInfo {
         digest: Some(digest.clone()),
         size,

@@ -82,6 +82,16 @@ pub struct Manifests {
     pub root: Manifest,
 }
 
+impl Manifests {
+    /// A platform manifest that is itself an index: an index nested in the root index.
+    pub fn nested_index(&self) -> Option<&Manifest> {
+        self.children.iter().find(|child| {
+            child.media_type == "application/vnd.oci.image.index.v1+json"
+                || child.media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+        })
+    }
+}
+
 /// Bytes of a blob, read as a stream.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -187,7 +197,9 @@ pub fn open(argument: &str, platform: Option<Platform>) -> Result<Image> {
     match (kind, meta.is_dir()) {
         (FileFormat::Layout | FileFormat::Detect, true) => layout_dir(path, &selection),
         (FileFormat::OciArchive, false) => oci_archive::open(&Store::archive(path)?, &selection),
-        (FileFormat::DockerArchive, false) => docker_archive::open(&Store::archive(path)?, &selection),
+        (FileFormat::DockerArchive, false) => {
+            docker_archive::open(&Store::archive(path)?, &selection)
+        }
         (FileFormat::Detect, false) => detect_archive(path, &selection),
         (FileFormat::Layout, false) => Err(Error::input(format!(
             "{} is a file, not an OCI layout directory",
