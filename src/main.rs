@@ -5,17 +5,21 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use clap::Parser;
-use idpbuilder_push::{cluster, credentials, progress, registry, report, source};
+use idpbuilder_push::{cluster, completion, credentials, progress, registry, report, source};
 
 use idpbuilder_push::cli::{Cli, ColorChoice, Command, LogLevel, PushArgs};
 use idpbuilder_push::credentials::FlagInput;
 use idpbuilder_push::error::{Error, Result};
 use idpbuilder_push::push::{Push, Summary};
-use idpbuilder_push::reference::Destination;
+use idpbuilder_push::reference::DestinationArg;
 use idpbuilder_push::registry::{ChunkPolicy, Connection, Registry, Trust};
 
 fn main() {
-    let Command::Push(args) = Cli::parse().command;
+    idpbuilder_push::passthrough::hand_over_unless_ours();
+    let args = match Cli::parse().command {
+        Command::Push(args) => args,
+        Command::Completion { shell } => std::process::exit(completion::print(shell)),
+    };
     let color = use_color(args.color);
     init_logging(args.log_level);
     registry::install_default_provider();
@@ -56,7 +60,8 @@ fn exit_with(error: Error, args: &PushArgs, color: bool) -> ! {
 
 async fn run(args: &PushArgs, color: bool) -> Result<Summary> {
     let started = Instant::now();
-    let destination = Destination::parse(&args.destination)?;
+    let destination = DestinationArg::parse(args.destination.as_deref())?
+        .complete(args.username.as_deref(), None)?;
     if args.password.is_some() {
         report::warning(
             "a password given with --password is visible to other users of this machine; use --password-stdin",
