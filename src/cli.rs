@@ -167,7 +167,7 @@ pub struct PushArgs {
     ///
     /// Without :PASSWORD the password is asked on the terminal. Also read from
     /// IDPBUILDER_SRC_USERNAME and IDPBUILDER_SRC_PASSWORD.
-    #[arg(long, value_name = "USER[:PASSWORD]")]
+    #[arg(long, value_name = "USER[:PASSWORD]", value_parser = SourceCredentialsParser)]
     pub src_creds: Option<SourceCredentials>,
 
     /// Also trust the certificates in this PEM file for the source registry
@@ -262,6 +262,33 @@ impl std::str::FromStr for SourceCredentials {
             username: username.to_string(),
             password: password.map(|p| secrecy::SecretString::from(p.to_string())),
         })
+    }
+}
+
+/// Parses `--src-creds` like [`SourceCredentials::from_str`], but its errors never repeat the
+/// value, which holds a password (clap's own errors quote the value they refuse).
+#[derive(Clone)]
+struct SourceCredentialsParser;
+
+impl clap::builder::TypedValueParser for SourceCredentialsParser {
+    type Value = SourceCredentials;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SourceCredentials, clap::Error> {
+        let invalid = |why: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--src-creds <USER[:PASSWORD]>': {why}\n"),
+            )
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| invalid("it is not valid UTF-8"))?;
+        text.parse().map_err(|why: String| invalid(&why))
     }
 }
 
@@ -476,6 +503,14 @@ mod tests {
     fn source_flags_are_checked() {
         assert!(push(&["--src-creds", ":pw", "x"]).is_err());
         assert!(push(&["--src-insecure", "--src-plain-http", "x"]).is_err());
+    }
+
+    #[test]
+    fn a_refused_src_creds_is_not_repeated_in_the_error() {
+        let err = push(&["--src-creds", ":hunter2", "x"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("the user name is empty"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
     }
 
     #[test]

@@ -81,12 +81,13 @@ impl DestinationArg {
             );
         }
         validate_host(host_only).map_err(|why| {
-            let error = Error::input(format!("invalid destination {text:?}: {why}"));
             match name_and_tag_typed_as_host(host_only, scheme.is_some()) {
-                Some(name) => error.with_hint(format!(
-                    "a repository needs its owner: OWNER/{name}, e.g. giteaadmin/{name}"
-                )),
-                None => error.with_hint(FORMS_HINT),
+                Some((name, tag)) => Error::input(format!(
+                    "invalid destination {text:?}: a repository needs an owner, and as a registry HOST:PORT, {tag:?} is not a port"
+                ))
+                .with_hint(format!("write OWNER/{name}:{tag}, e.g. giteaadmin/{name}:{tag}")),
+                None => Error::input(format!("invalid destination {text:?}: {why}"))
+                    .with_hint(FORMS_HINT),
             }
         })?;
         Ok(DestinationArg::RegistryOnly {
@@ -305,14 +306,14 @@ fn split_scheme(text: &str) -> Result<(Option<Scheme>, &str)> {
 }
 
 /// `app:1.0` read as a registry: a name and a tag where a host and a port were expected.
-/// Returns the text when it looks like that (no scheme, no `.` or brackets before the `:`,
+/// Returns them when the text looks like that (no scheme, no `.` or brackets before the `:`,
 /// not `localhost`, something other than digits after it).
-fn name_and_tag_typed_as_host(text: &str, has_scheme: bool) -> Option<&str> {
+fn name_and_tag_typed_as_host(text: &str, has_scheme: bool) -> Option<(&str, &str)> {
     let (name, tag) = text.split_once(':')?;
     let name_like =
         !has_scheme && !name.is_empty() && !name.contains(['.', '[', ']']) && name != "localhost";
     let tag_like = !tag.is_empty() && !tag.bytes().all(|b| b.is_ascii_digit());
-    (name_like && tag_like).then_some(text)
+    (name_like && tag_like).then_some((name, tag))
 }
 
 /// NAME and TAG of an image's own name: the last path part, and the tag after its last `:`.

@@ -288,13 +288,13 @@ fn registry_only_text_is_refused_where_a_full_destination_is_needed() {
 fn a_name_and_tag_without_owner_asks_for_the_owner() {
     let err = DestinationArg::parse(Some("app:1.0")).unwrap_err();
     assert_eq!(err.kind(), crate::error::Kind::Input);
-    assert!(
-        err.message().contains("invalid destination \"app:1.0\""),
-        "{err:?}"
+    assert_eq!(
+        err.message(),
+        "invalid destination \"app:1.0\": a repository needs an owner, and as a registry HOST:PORT, \"1.0\" is not a port"
     );
     assert_eq!(
         err.hint(),
-        Some("a repository needs its owner: OWNER/app:1.0, e.g. giteaadmin/app:1.0")
+        Some("write OWNER/app:1.0, e.g. giteaadmin/app:1.0")
     );
     // A host whose port is bad gets the usual hint.
     let err = DestinationArg::parse(Some("registry.example.com:abc")).unwrap_err();
