@@ -60,6 +60,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per process; boxing PushArgs would only add a deref for its users"
+)]
 pub enum Command {
     /// Push an image (file, engine or registry image) to a registry
     #[command(after_help = PUSH_EXAMPLES)]

@@ -206,8 +206,14 @@ mod tests {
         let (in_a, in_b, in_c) = (executable(&a), executable(&b), executable(&c));
         let path = std::env::join_paths([&a, &b, &c]).unwrap();
         assert_eq!(next_on_path(&path, &[]), Some(in_a.clone()));
-        assert_eq!(next_on_path(&path, &[in_a.clone()]), Some(in_b.clone()));
-        assert_eq!(next_on_path(&path, &[in_b.clone()]), Some(in_a.clone()));
+        assert_eq!(
+            next_on_path(&path, std::slice::from_ref(&in_a)),
+            Some(in_b.clone())
+        );
+        assert_eq!(
+            next_on_path(&path, std::slice::from_ref(&in_b)),
+            Some(in_a.clone())
+        );
         assert_eq!(
             next_on_path(&path, &[in_a.clone(), in_b.clone()]),
             Some(in_c.clone())
