@@ -325,6 +325,9 @@ fn digest_file(text: &str) -> Result<PathBuf, String> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
+    if directory.exists() && !directory.is_dir() {
+        return Err(format!("{} is not a directory", directory.display()));
+    }
     if !directory.is_dir() {
         return Err(format!("directory {} does not exist", directory.display()));
     }
@@ -542,6 +545,10 @@ mod tests {
         let missing = dir.path().join("no/such/digest").display().to_string();
         let err = push(&["--digestfile", &missing, "x"]).unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
+        let under_a_file = format!("{file_text}/digest");
+        std::fs::write(&file, "").unwrap();
+        let err = push(&["--digestfile", &under_a_file, "x"]).unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
     }
 
     #[test]
