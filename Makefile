@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Debian/Ubuntu packages the tests and the demo need.
 DEPS := docker-registry skopeo apache2-utils openssl
 
-.PHONY: build test demo coverage bench deps fuzz-smoke
+.PHONY: build test demo coverage bench deps fuzz-smoke man
 
 build:
 	$(CARGO) build --release
@@ -18,6 +18,12 @@ test:
 
 demo:
 	scripts/demo.sh
+
+# Man pages from the clap definitions into MAN_DIR: idpbuilder.1, idpbuilder-push.1,
+# idpbuilder-completion.1 (view with man -l target/man/idpbuilder-push.1).
+MAN_DIR ?= target/man
+man:
+	$(CARGO) run --quiet --example man -- $(MAN_DIR)
 
 # Line coverage of the crate, including the binary as the end-to-end tests run it
 # (--follow-exec); fails below 80%. cargo-tarpaulin is installed from crates.io when missing.

@@ -1,32 +1,57 @@
 //! Command-line definitions (clap derive) only: flags, defaults and help text.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::reference;
 use crate::source::Platform;
 
 const PUSH_EXAMPLES: &str = "\
 Examples:
-  # an OCI archive (docker buildx --output type=oci) to idpbuilder's Gitea,
-  # credentials and certificate read from the cluster
-  idpbuilder push ./app-oci.tar giteaadmin/app:1.0
+  # the local engine's image app:1.0 to idpbuilder's Gitea, as
+  # gitea.cnoe.localtest.me:8443/giteaadmin/app:1.0 (owner: the user name;
+  # credentials and certificate read from the cluster)
+  idpbuilder push app:1.0
 
-  # a docker save archive, password from a pipe (CI)
-  echo \"$PASS\" | idpbuilder push -u giteaadmin --password-stdin app.tar \\
-      gitea.cnoe.localtest.me:8443/giteaadmin/app:1.0
+  # a docker save archive, named after its RepoTag
+  idpbuilder push app.tar
+
+  # an OCI archive (docker buildx --output type=oci), destination in full
+  idpbuilder push ./app-oci.tar gitea.cnoe.localtest.me:8443/giteaadmin/app:1.0
+
+  # mirror an upstream image (the host defaults to idpbuilder's Gitea)
+  idpbuilder push docker://ubuntu:24.04 giteaadmin/ubuntu:24.04
+
+  # password from a pipe (CI), two more tags, the digest into a file
+  echo \"$PASS\" | idpbuilder push -u giteaadmin --password-stdin \\
+      -t latest -t stable --digestfile app.digest app.tar giteaadmin/app:1.0
 
   # one image of an OCI layout directory, one platform of it
   idpbuilder push --platform linux/arm64 oci:./layout:app giteaadmin/app
 
   # a local test registry without TLS, machine-readable result
-  idpbuilder push --plain-http -o json app.tar 127.0.0.1:5000/team/app:dev";
+  idpbuilder push -o json app.tar http://127.0.0.1:5000/team/app:dev";
+
+const COMPLETION_HELP: &str = "\
+Install (restart the shell afterwards):
+  bash:  idpbuilder completion bash > ~/.local/share/bash-completion/completions/idpbuilder
+  zsh:   idpbuilder completion zsh > \"${fpath[1]}/_idpbuilder\"
+  fish:  idpbuilder completion fish > ~/.config/fish/completions/idpbuilder.fish
+  powershell: idpbuilder completion powershell >> $PROFILE
+  elvish: idpbuilder completion elvish >> ~/.config/elvish/rc.elv";
+
+const PASSTHROUGH_HELP: &str = "\
+This idpbuilder only pushes images. Other commands (create, get, delete, ...) are
+handed to cnoe-io's idpbuilder, the next idpbuilder on PATH, with the same
+arguments: https://cnoe.io/docs/idpbuilder/installation";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "idpbuilder",
     version,
-    about = "Push OCI images from local files into idpbuilder's Gitea registry",
+    about = "Push OCI images into idpbuilder's Gitea registry (or any OCI registry)",
+    after_help = PASSTHROUGH_HELP,
     propagate_version = true
 )]
 pub struct Cli {
@@ -35,23 +60,45 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per process; boxing PushArgs would only add a deref for its users"
+)]
 pub enum Command {
-    /// Push an image from a local file or directory to a registry
+    /// Push an image (file, engine or registry image) to a registry
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
+    /// Print a shell completion script to standard output
+    #[command(after_help = COMPLETION_HELP)]
+    Completion {
+        /// The shell to complete for
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// OCI layout dir, OCI archive or docker archive (.tar/.tar.gz);
-    /// prefixes oci:, oci-archive:, docker-archive: with optional :REF
+    /// Layout dir, OCI or docker archive (.tar/.tar.gz), engine image
+    /// (app:1.0) or docker://HOST/REPO[:TAG]
+    ///
+    /// An existing path always wins over an engine name. Prefixes force the kind: oci:PATH[:REF],
+    /// oci-archive:PATH[:REF], docker-archive:PATH[:REF], docker-daemon:NAME[:TAG],
+    /// docker://HOST/REPO[:TAG|@DIGEST] (no host: Docker Hub).
     #[arg(value_name = "IMAGE")]
     pub image: String,
 
-    /// [HOST[:PORT]/]OWNER/NAME[:TAG|@DIGEST]; host defaults to
-    /// gitea.cnoe.localtest.me:8443
+    /// [HOST[:PORT]/]OWNER/NAME[:TAG|@DIGEST], or only HOST[:PORT]
+    /// (default: gitea.cnoe.localtest.me:8443)
+    ///
+    /// A leading https:// or oci:// is dropped; http:// means --plain-http. No host (the first
+    /// part has no '.' or ':' and is not localhost): gitea.cnoe.localtest.me:8443. Only a host
+    /// (HOST[:PORT] or HOST[:PORT]/), or no DESTINATION at all: the repository is OWNER/NAME:TAG
+    /// with OWNER the lower-cased user name of the credentials in use and NAME:TAG the last path
+    /// part and tag of the image's own name (app:1.0, docker://library/ubuntu:24.04 ->
+    /// ubuntu:24.04, a RepoTag, a ref name).
     #[arg(value_name = "DESTINATION")]
-    pub destination: String,
+    pub destination: Option<String>,
 
     /// Registry user name
     #[arg(short, long, value_name = "USER")]
@@ -105,6 +152,39 @@ pub struct PushArgs {
     /// Upload blobs larger than SIZE in PATCH chunks of SIZE (e.g. 64MiB)
     #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
     pub chunk_size: u64,
+
+    /// Also point TAG at the pushed image (repeatable)
+    #[arg(short = 't', long = "tag", value_name = "TAG", value_parser = tag)]
+    pub tags: Vec<String>,
+
+    /// Write the pushed digest (sha256:...) to PATH
+    #[arg(long, value_name = "PATH", value_parser = digest_file)]
+    pub digestfile: Option<PathBuf>,
+
+    /// Read, log in and check which blobs the registry has; write nothing
+    ///
+    /// Prints what a push would send. No write request (POST, PATCH, PUT) is made.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Source registry credentials of a docker:// image (USER[:PASSWORD])
+    ///
+    /// Without :PASSWORD the password is asked on the terminal. Also read from
+    /// IDPBUILDER_SRC_USERNAME and IDPBUILDER_SRC_PASSWORD.
+    #[arg(long, value_name = "USER[:PASSWORD]", value_parser = SourceCredentialsParser)]
+    pub src_creds: Option<SourceCredentials>,
+
+    /// Also trust the certificates in this PEM file for the source registry
+    #[arg(long, value_name = "PATH")]
+    pub src_ca_file: Option<PathBuf>,
+
+    /// Do not verify the source registry's TLS certificate (prints a warning)
+    #[arg(long, conflicts_with = "src_plain_http")]
+    pub src_insecure: bool,
+
+    /// Talk HTTP, not HTTPS, to the source registry
+    #[arg(long)]
+    pub src_plain_http: bool,
 
     /// Print only the pushed reference with its digest
     #[arg(short, long)]
@@ -163,6 +243,97 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// `--src-creds USER[:PASSWORD]`, the password kept secret from `Debug` output from the start.
+#[derive(Clone)]
+pub struct SourceCredentials {
+    pub username: String,
+    /// `None` when the argument had no `:PASSWORD` (then it is asked on the terminal).
+    pub password: Option<secrecy::SecretString>,
+}
+
+impl std::str::FromStr for SourceCredentials {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (username, password) = match text.split_once(':') {
+            Some((username, password)) => (username, Some(password)),
+            None => (text, None),
+        };
+        if username.is_empty() {
+            return Err("the user name is empty; write USER[:PASSWORD]".to_string());
+        }
+        Ok(SourceCredentials {
+            username: username.to_string(),
+            password: password.map(|p| secrecy::SecretString::from(p.to_string())),
+        })
+    }
+}
+
+/// Parses `--src-creds` like [`SourceCredentials::from_str`], but its errors never repeat the
+/// value, which holds a password (clap's own errors quote the value they refuse).
+#[derive(Clone)]
+struct SourceCredentialsParser;
+
+impl clap::builder::TypedValueParser for SourceCredentialsParser {
+    type Value = SourceCredentials;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SourceCredentials, clap::Error> {
+        let invalid = |why: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--src-creds <USER[:PASSWORD]>': {why}\n"),
+            )
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| invalid("it is not valid UTF-8"))?;
+        text.parse().map_err(|why: String| invalid(&why))
+    }
+}
+
+impl std::fmt::Debug for SourceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceCredentials")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// `--tag`: the tag rule of DESTINATION's `:TAG`.
+fn tag(text: &str) -> Result<String, String> {
+    reference::validate_tag(text).map(|()| text.to_string())
+}
+
+/// `--digestfile`: refused at once when it is a directory or its directory does not exist,
+/// rather than after the whole image is pushed. Whether the file can be written is only known
+/// when it is.
+fn digest_file(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if text.is_empty() {
+        return Err("the path is empty".to_string());
+    }
+    if path.is_dir() {
+        return Err(format!("{text} is a directory; name a file"));
+    }
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if directory.exists() && !directory.is_dir() {
+        return Err(format!("{} is not a directory", directory.display()));
+    }
+    if !directory.is_dir() {
+        return Err(format!("directory {} does not exist", directory.display()));
+    }
+    Ok(path)
+}
+
 /// Parses `512MiB`, `64MB`, `1G`, `1048576`: binary units for `KiB`/`MiB`/`GiB` and for
 /// the bare `K`/`M`/`G` docker uses, decimal for `KB`/`MB`/`GB`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -206,7 +377,9 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let cli = Cli::try_parse_from(["idpbuilder", "push", "a.tar", "o/n"]).unwrap();
-        let Command::Push(args) = cli.command;
+        let Command::Push(args) = cli.command else {
+            panic!("not push")
+        };
         assert_eq!(args.concurrency, 4);
         assert_eq!(args.retries, 5);
         assert_eq!(args.chunk_size, 512 << 20);
@@ -268,5 +441,138 @@ mod tests {
     fn concurrency_must_be_positive() {
         let r = Cli::try_parse_from(["idpbuilder", "push", "--concurrency", "0", "a", "o/n"]);
         assert!(r.is_err());
+    }
+
+    fn push(args: &[&str]) -> Result<PushArgs, clap::Error> {
+        let argv = ["idpbuilder", "push"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Push(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn destination_is_optional() {
+        let args = push(&["app:1.0"]).unwrap();
+        assert_eq!(args.image, "app:1.0");
+        assert_eq!(args.destination, None);
+        let args = push(&["app.tar", "giteaadmin/app:1.0"]).unwrap();
+        assert_eq!(args.destination.as_deref(), Some("giteaadmin/app:1.0"));
+    }
+
+    #[test]
+    fn tags_repeat_and_are_checked_when_parsed() {
+        let args = push(&["-t", "latest", "--tag", "v1.2", "a.tar"]).unwrap();
+        assert_eq!(args.tags, ["latest", "v1.2"]);
+        assert!(push(&["a.tar"]).unwrap().tags.is_empty());
+        for bad in ["v1/beta", "--tag=-x", ".hidden", "a b"] {
+            let argv: Vec<&str> = if bad.starts_with("--") {
+                vec![bad, "a.tar"]
+            } else {
+                vec!["--tag", bad, "a.tar"]
+            };
+            let err = push(&argv).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            assert!(err.to_string().contains("must be 1-128"), "{err}");
+        }
+    }
+
+    #[test]
+    fn dry_run_and_source_registry_flags_parse() {
+        let args = push(&[
+            "--dry-run",
+            "--src-creds",
+            "me:s3cr:et",
+            "--src-ca-file",
+            "ca.pem",
+            "--src-insecure",
+            "docker://ubuntu:24.04",
+        ])
+        .unwrap();
+        assert!(args.dry_run);
+        assert!(args.src_insecure && !args.src_plain_http);
+        assert_eq!(args.src_ca_file.as_deref(), Some(Path::new("ca.pem")));
+        let creds = args.src_creds.expect("--src-creds");
+        assert_eq!(creds.username, "me");
+        let password = creds
+            .password
+            .map(|p| secrecy::ExposeSecret::expose_secret(&p).to_string());
+        assert_eq!(
+            password.as_deref(),
+            Some("s3cr:et"),
+            "split at the first ':'"
+        );
+        let creds = push(&["--src-creds", "me", "x"]).unwrap().src_creds;
+        assert!(creds.is_some_and(|c| c.password.is_none()));
+    }
+
+    #[test]
+    fn source_flags_are_checked() {
+        assert!(push(&["--src-creds", ":pw", "x"]).is_err());
+        assert!(push(&["--src-insecure", "--src-plain-http", "x"]).is_err());
+    }
+
+    #[test]
+    fn a_refused_src_creds_is_not_repeated_in_the_error() {
+        let err = push(&["--src-creds", ":hunter2", "x"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("the user name is empty"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn debug_output_of_the_arguments_hides_the_source_password() {
+        let args = push(&["--src-creds", "me:hunter2", "x"]).unwrap();
+        let text = format!("{args:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("me"), "{text}");
+    }
+
+    #[test]
+    fn a_digest_file_must_be_a_file_in_an_existing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("digest");
+        let file_text = file.display().to_string();
+        let args = push(&["--digestfile", &file_text, "x"]).unwrap();
+        assert_eq!(args.digestfile.as_deref(), Some(file.as_path()));
+        assert!(
+            push(&["--digestfile", "digest", "x"]).is_ok(),
+            "relative, here"
+        );
+        let dir_text = dir.path().display().to_string();
+        let err = push(&["--digestfile", &dir_text, "x"]).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        let missing = dir.path().join("no/such/digest").display().to_string();
+        let err = push(&["--digestfile", &missing, "x"]).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let under_a_file = format!("{file_text}/digest");
+        std::fs::write(&file, "").unwrap();
+        let err = push(&["--digestfile", &under_a_file, "x"]).unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+    }
+
+    #[test]
+    fn completion_takes_a_known_shell() {
+        for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+            let cli = Cli::try_parse_from(["idpbuilder", "completion", shell]).unwrap();
+            assert!(matches!(cli.command, Command::Completion { .. }), "{shell}");
+        }
+        assert!(Cli::try_parse_from(["idpbuilder", "completion", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn man_pages_come_from_the_same_definitions() {
+        // What `make man` (examples/man.rs) writes, rendered here.
+        let dir = tempfile::tempdir().unwrap();
+        clap_mangen::generate_to(Cli::command(), dir.path()).unwrap();
+        let push = std::fs::read_to_string(dir.path().join("idpbuilder-push.1")).unwrap();
+        assert!(push.contains("digestfile"), "{push}");
+        assert!(push.contains("Examples:"), "{push}");
+        let top = std::fs::read_to_string(dir.path().join("idpbuilder.1")).unwrap();
+        assert!(
+            top.contains("cnoe.io/docs/idpbuilder/installation"),
+            "{top}"
+        );
+        assert!(dir.path().join("idpbuilder-completion.1").is_file());
     }
 }

@@ -4,9 +4,11 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod completion;
 pub mod credentials;
 pub mod digest;
 pub mod error;
+pub mod passthrough;
 pub mod progress;
 pub mod push;
 pub mod reference;

@@ -6,10 +6,14 @@ use std::io::IsTerminal;
 use clap::Parser;
 use idpbuilder_push::cli::{Cli, ColorChoice, Command, LogLevel, PushArgs};
 use idpbuilder_push::error::Error;
-use idpbuilder_push::{registry, report, session};
+use idpbuilder_push::{completion, registry, report, session};
 
 fn main() {
-    let Command::Push(args) = Cli::parse().command;
+    idpbuilder_push::passthrough::hand_over_unless_ours();
+    let args = match Cli::parse().command {
+        Command::Push(args) => args,
+        Command::Completion { shell } => std::process::exit(completion::print(shell)),
+    };
     let color = use_color(args.color);
     init_logging(args.log_level);
     registry::install_default_provider();

@@ -28,6 +28,8 @@ pub trait Reporter: Send + Sync {
     fn finish(&self) {}
     /// A `warning:` line for the user.
     fn warn(&self, message: &str);
+    /// A plain line for the user, not shown with `-q`.
+    fn note(&self, _message: &str) {}
 }
 
 /// How progress is shown.
@@ -96,6 +98,10 @@ impl Reporter for Lines {
 
     fn warn(&self, message: &str) {
         print_warning(message, self.color);
+    }
+
+    fn note(&self, message: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{message}");
     }
 }
 

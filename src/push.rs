@@ -75,6 +75,10 @@ pub struct Push<'a> {
     pub concurrency: usize,
     pub chunks: &'a ChunkPolicy,
     pub reporter: &'a dyn Reporter,
+    /// `--tag`: more tags for the same manifest, written after the main one.
+    pub extra_tags: &'a [String],
+    /// `--dry-run`: read, log in, `HEAD` the blobs; write nothing.
+    pub dry_run: bool,
 }
 
 impl Push<'_> {
@@ -90,6 +94,9 @@ impl Push<'_> {
             )?;
         }
         self.registry.login().await?;
+        if self.dry_run {
+            return self.dry_run(source, started).await;
+        }
 
         self.reporter.plan(&source.planned_blobs());
         let uploaded: Vec<Uploaded> = source
@@ -119,22 +126,71 @@ impl Push<'_> {
         }
         let reference = tag.clone().unwrap_or_else(|| root.digest.to_string());
         self.registry.put_manifest(&reference, &root).await?;
+        for extra in self.extra_tags {
+            if Some(extra) != tag.as_ref() {
+                self.registry.put_manifest(extra, &root).await?;
+            }
+        }
 
         let pushed = uploaded.iter().filter(|u| u.outcome == BlobOutcome::Pushed);
-        let shown = match tag {
-            Some(tag) => format!(
-                "{}/{}:{tag}",
-                self.destination.host, self.destination.repository
-            ),
-            None => format!("{}/{}", self.destination.host, self.destination.repository),
-        };
         Ok(Summary {
-            reference: format!("{shown}@{}", root.digest),
+            reference: self.shown(tag.as_deref(), &root.digest),
             digest: root.digest.to_string(),
             size: root.bytes.len() as u64,
             blobs_uploaded: pushed.clone().count(),
             blobs_skipped: uploaded.len() - pushed.clone().count(),
             bytes_uploaded: pushed.map(|u| u.size).sum(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn shown(&self, tag: Option<&str>, digest: &Digest) -> String {
+        let Destination {
+            host, repository, ..
+        } = self.destination;
+        match tag {
+            Some(tag) => format!("{host}/{repository}:{tag}@{digest}"),
+            None => format!("{host}/{repository}@{digest}"),
+        }
+    }
+
+    /// What a push would send: `HEAD` for every blob the source names up front, one line on
+    /// stderr, the reference on stdout. No request that writes is made.
+    async fn dry_run(&self, source: Box<dyn ImageSource>, started: Instant) -> Result<Summary> {
+        let Some(manifests) = source.manifests_known() else {
+            return Err(Error::input(
+                "--dry-run needs an image whose manifests are known before it is read",
+            ));
+        };
+        let tag = tag_for(
+            self.destination,
+            &manifests.root.digest,
+            source.source_tag().as_deref(),
+        )?;
+        let mut missing = (0, 0);
+        let mut present = (0, 0);
+        for (digest, size) in source.planned_blobs() {
+            let counts = if self.registry.blob_exists(&digest).await? {
+                &mut present
+            } else {
+                &mut missing
+            };
+            counts.0 += 1;
+            counts.1 += size;
+        }
+        self.reporter.note(&format!(
+            "dry run: would send {} blobs ({}), {} already present; nothing was written",
+            missing.0,
+            indicatif::HumanBytes(missing.1),
+            present.0
+        ));
+        Ok(Summary {
+            reference: self.shown(tag.as_deref(), &manifests.root.digest),
+            digest: manifests.root.digest.to_string(),
+            size: manifests.root.bytes.len() as u64,
+            blobs_uploaded: 0,
+            blobs_skipped: present.0,
+            bytes_uploaded: 0,
             seconds: started.elapsed().as_secs_f64(),
         })
     }

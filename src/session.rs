@@ -11,7 +11,7 @@ use crate::credentials::{self, FlagInput};
 use crate::error::{Error, Result};
 use crate::progress::{self, Reporter};
 use crate::push::{Push, Summary};
-use crate::reference::Destination;
+use crate::reference::DestinationArg;
 use crate::registry::{ChunkPolicy, Connection, Registry, Trust};
 use crate::source;
 
@@ -26,7 +26,9 @@ pub async fn push(args: &PushArgs, color: bool) -> Result<Summary> {
 
 async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summary> {
     let started = Instant::now();
-    let destination = Destination::parse(&args.destination)?;
+    let target = DestinationArg::parse(args.destination.as_deref())?;
+    let host = target.host().to_string();
+    let plain_http = args.plain_http || target.plain_http();
     if args.password.is_some() {
         reporter.warn(
             "a password given with --password is visible to other users of this machine; use --password-stdin",
@@ -51,13 +53,13 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     let direct = credentials::direct(flags, |key| std::env::var(key).ok())?;
     let wanted = Wanted {
         credentials: direct.is_none(),
-        certificate: !(args.insecure || args.plain_http || args.ca_file.is_some()),
+        certificate: !(args.insecure || plain_http || args.ca_file.is_some()),
     };
     let request = cluster::Request::from_process(args.kubeconfig.clone(), args.context.clone());
 
     let (image, from_cluster) = tokio::join!(
         source::open_source(&args.image, args.platform.clone()),
-        cluster::read_for_host(&request, &destination.host, wanted),
+        cluster::read_for_host(&request, &host, wanted),
     );
     let image = image?;
     let from_cluster = from_cluster?;
@@ -65,31 +67,31 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     match from_cluster.certificate {
         Some(certificate) => {
             tracing::debug!(
-                "TLS for {}: also trusting idpbuilder's certificate from the cluster ({})",
-                destination.host,
+                "TLS for {host}: also trusting idpbuilder's certificate from the cluster ({})",
                 certificate.place
             );
             trust.extra.extend(certificate.certificates);
         }
-        None => tracing::debug!(
-            "TLS for {}: no certificate from the cluster",
-            destination.host
-        ),
+        None => tracing::debug!("TLS for {host}: no certificate from the cluster"),
     }
     let (credentials, origin) = credentials::resolve(
         direct,
         from_cluster.credentials,
-        credentials::docker_config::lookup(destination.host.clone()),
-        &destination.host,
+        credentials::docker_config::lookup(host.clone()),
+        &host,
     )
     .await;
-    tracing::debug!("credentials for {}: {origin}", destination.host);
+    tracing::debug!("credentials for {host}: {origin}");
+    let destination = target.complete(
+        credentials.as_ref().map(|c| c.username.as_str()),
+        image.source_name().as_deref(),
+    )?;
 
     let registry = Registry::new(
         Connection {
             host: destination.host.clone(),
             repository: destination.repository.clone(),
-            plain_http: args.plain_http,
+            plain_http,
             trust,
             retries: args.retries,
         },
@@ -103,8 +105,26 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         concurrency: usize::from(args.concurrency),
         chunks: &chunks,
         reporter: reporter.as_ref(),
+        extra_tags: &args.tags,
+        dry_run: args.dry_run,
     };
-    push.run(image, started).await
+    let summary = push.run(image, started).await?;
+    if let Some(path) = &args.digestfile {
+        write_digestfile(path, &summary.digest)?;
+    }
+    Ok(summary)
+}
+
+/// `--digestfile`: the digest alone, no newline, as skopeo and podman write it.
+fn write_digestfile(path: &std::path::Path, digest: &str) -> Result<()> {
+    std::fs::write(path, digest).map_err(|e| {
+        Error::input(format!(
+            "the image was pushed, but --digestfile {} cannot be written",
+            path.display()
+        ))
+        .with_cause(e)
+        .with_hint("pass a path in a writable directory")
+    })
 }
 
 /// The TLS trust the flags ask for: `--insecure`, or the system roots plus `--ca-file`.

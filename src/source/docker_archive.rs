@@ -118,6 +118,9 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
         blobs,
         children: Vec::new(),
         root,
+        source_name: source_tag
+            .as_ref()
+            .and_then(|_| single_name(entry.tags().iter())),
         source_tag,
         keep_alive: store.keep_alive(),
     })
@@ -184,6 +187,13 @@ fn select<'a>(
 }
 
 /// The tag of the only name given, if there is exactly one.
+fn single_name<'a>(mut names: impl Iterator<Item = &'a String>) -> Option<String> {
+    match (names.next(), names.next()) {
+        (Some(name), None) => super::full_name(name),
+        _ => None,
+    }
+}
+
 fn single_tag<'a>(mut names: impl Iterator<Item = &'a String>) -> Option<String> {
     match (names.next(), names.next()) {
         (Some(name), None) => tag_of(name),

@@ -18,6 +18,10 @@ impl ImageSource for Image {
         self.source_tag.clone()
     }
 
+    fn source_name(&self) -> Option<String> {
+        self.source_name.clone()
+    }
+
     fn planned_blobs(&self) -> Vec<(Digest, u64)> {
         self.blobs
             .iter()

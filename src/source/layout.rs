@@ -92,6 +92,11 @@ pub(crate) fn open(store: &Store, selection: &Selection, prefix: &str) -> Result
     } else {
         None
     };
+    let names: HashSet<&str> = chosen.iter().filter_map(|d| d.names().next()).collect();
+    let source_name = match names.into_iter().collect::<Vec<_>>().as_slice() {
+        [name] => super::full_name(name),
+        _ => None,
+    };
     let mut walk = Walk {
         store,
         blobs: Vec::new(),
@@ -104,6 +109,7 @@ pub(crate) fn open(store: &Store, selection: &Selection, prefix: &str) -> Result
         children: walk.children,
         root,
         source_tag,
+        source_name,
         keep_alive: store.keep_alive(),
     })
 }

@@ -62,6 +62,9 @@ pub struct Manifest {
 pub trait ImageSource: Send {
     /// The source's own tag (ref name annotation, RepoTag, engine tag), when it names one.
     fn source_tag(&self) -> Option<String>;
+    /// The source's own name as a reference (`app:1.0`, `example.com/team/app:2.5`), when it
+    /// has one that is more than a bare tag: a registry-only destination takes NAME:TAG from it.
+    fn source_name(&self) -> Option<String>;
     /// Blobs whose digest and size are known before reading, for progress and for `HEAD`.
     fn planned_blobs(&self) -> Vec<(Digest, u64)>;
     /// The manifests, when known before any blob is read, so they can be checked before
@@ -128,6 +131,11 @@ impl std::fmt::Debug for SourceBlob {
     }
 }
 
+/// A name that says more than a tag (`app:1.0`, `example.com/app`), not a bare tag (`1.0`).
+fn full_name(name: &str) -> Option<String> {
+    (names::tag_of(name).as_deref() != Some(name)).then(|| name.to_string())
+}
+
 /// Opens the IMAGE argument as the source it names. Adding a kind of source means one file
 /// under `src/source/` and one line here.
 pub async fn open_source(
@@ -152,6 +160,9 @@ pub struct Image {
     pub root: Manifest,
     /// The source's own tag (ref name annotation or RepoTag), when it names exactly one.
     pub source_tag: Option<String>,
+    /// The source's own full name (RepoTag, or a ref name that is more than a tag), when it has
+    /// exactly one.
+    pub source_name: Option<String>,
     /// Keeps a decompressed temporary copy alive for as long as blobs are read from it.
     #[allow(
         dead_code,
