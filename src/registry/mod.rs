@@ -2,6 +2,7 @@
 
 mod auth;
 mod client;
+mod origin;
 mod status;
 mod timeouts;
 mod tls;
