@@ -22,7 +22,7 @@ use tracing::instrument::{WithDispatch, WithSubscriber as _};
 use tracing::subscriber::NoSubscriber;
 
 pub use certificate::{ClusterCertificate, Place};
-pub use gitea::GiteaHosts;
+pub use gitea::{GiteaHosts, host_name};
 pub use kubeconfig::Request;
 
 use crate::credentials::{self, Credentials};

@@ -18,6 +18,8 @@ use super::support::certs::ServerCert;
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    /// `http` or `https`: how this server is reached.
+    pub scheme: &'static str,
     pub method: String,
     /// Path and query.
     pub target: String,
@@ -118,8 +120,15 @@ impl Fake {
             while let Ok((stream, _)) = listener.accept().await {
                 let (handler, log, tls) = (Arc::clone(&handler), Arc::clone(&log), tls.clone());
                 tokio::spawn(async move {
+                    let scheme = if tls.is_some() { "https" } else { "http" };
                     let service = hyper::service::service_fn(move |request| {
-                        answer(request, addr, Arc::clone(&handler), Arc::clone(&log))
+                        answer(
+                            request,
+                            scheme,
+                            addr,
+                            Arc::clone(&handler),
+                            Arc::clone(&log),
+                        )
                     });
                     let http = hyper::server::conn::http1::Builder::new();
                     match tls {
@@ -168,6 +177,7 @@ impl Fake {
 
 async fn answer(
     request: Request<Incoming>,
+    scheme: &'static str,
     me: SocketAddr,
     handler: Handler,
     log: Arc<Mutex<Vec<Seen>>>,
@@ -179,6 +189,7 @@ async fn answer(
         .map(|b| b.to_bytes().len())
         .unwrap_or(0);
     let seen = Seen {
+        scheme,
         method: parts.method.to_string(),
         target: parts
             .uri

@@ -8,11 +8,13 @@
 //! request with its `Authorization` header.
 //!
 //! One test binary, one module per topic: `locations` (upload locations and redirects),
-//! `realms` (token realms), `plain_http` (credentials over plain HTTP), `registry_text`.
+//! `realms` (token realms), `plain_http` (credentials over plain HTTP), `registry_text`,
+//! `cluster_certificate` (idpbuilder's certificate pinned for its Gitea host).
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cluster_certificate;
 mod fake;
 mod locations;
 mod plain_http;
@@ -87,12 +89,12 @@ fn accepted(scheme: Scheme) -> String {
 pub struct Sessions(Arc<Mutex<HashMap<String, usize>>>);
 
 impl Sessions {
-    /// A new session's absolute `Location` on `at`.
-    fn open(&self, at: SocketAddr) -> String {
+    /// A new session's absolute `Location` on `scheme://at`.
+    fn open(&self, scheme: &str, at: SocketAddr) -> String {
         let mut sessions = self.0.lock().expect("sessions lock");
         let path = format!("/upload/{}", sessions.len() + 1);
         sessions.insert(path.clone(), 0);
-        format!("http://{at}{path}")
+        format!("{scheme}://{at}{path}")
     }
 
     /// The answer of an upload session at `me`: `PATCH` 202 with the next `Location` and
@@ -112,7 +114,7 @@ impl Sessions {
         let range = format!("0-{}", received.saturating_sub(1));
         match seen.method.as_str() {
             "PATCH" => Reply::status(202)
-                .header("Location", &format!("http://{me}{path}"))
+                .header("Location", &format!("{}://{me}{path}", seen.scheme))
                 .header("Range", &range),
             "PUT" => Reply::status(201),
             "DELETE" => Reply::status(204),
@@ -149,7 +151,8 @@ pub fn registry(
 }
 
 /// What a registry for `team/app` answers once past auth: `GET /v2/`, blob checks (404), new
-/// upload sessions on `upload`, manifests; and its own upload sessions.
+/// upload sessions on `upload` (itself, or a plain-HTTP server), manifests; and its own upload
+/// sessions.
 pub fn anonymous_registry(
     seen: &Seen,
     me: SocketAddr,
@@ -161,7 +164,8 @@ pub fn anonymous_registry(
         ("GET", "/v2/") => Reply::status(200),
         ("HEAD", p) if p.starts_with("/v2/team/app/blobs/") => Reply::status(404),
         ("POST", "/v2/team/app/blobs/uploads/") => {
-            Reply::status(202).header("Location", &sessions.open(upload))
+            let scheme = if upload == me { seen.scheme } else { "http" };
+            Reply::status(202).header("Location", &sessions.open(scheme, upload))
         }
         ("PUT", p) if p.starts_with("/v2/team/app/manifests/") => Reply::status(201),
         (_, p) if p.starts_with("/upload/") => sessions.answer(seen, me),
