@@ -275,8 +275,13 @@ impl Registry {
     /// registry's request to plain HTTP (or to a scheme that is not HTTP) is refused.
     fn is_own_origin(&self, url: &Url) -> Attempt<bool> {
         let scheme = url.scheme();
-        let downgrade = self.base.scheme() == "https" && scheme != "https";
-        if downgrade || !matches!(scheme, "http" | "https") {
+        if !matches!(scheme, "http" | "https") {
+            return Err(Failure::fatal(Error::registry(format!(
+                "{} sent a location that is not HTTP ({scheme}:)",
+                self.host()
+            ))));
+        }
+        if self.base.scheme() == "https" && scheme != "https" {
             return Err(Failure::fatal(
                 Error::registry(format!(
                     "{} sent a plain HTTP location ({}); a TLS registry is never followed to plain HTTP",
