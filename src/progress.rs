@@ -63,6 +63,7 @@ pub fn reporter(mode: Mode, color: bool) -> Arc<dyn Reporter> {
 
 /// `warning: ...` on stderr, the warning's word in yellow with colour.
 pub fn warning_line(message: &str, color: bool) -> String {
+    let message = crate::report::escape_controls(message);
     if color {
         format!("\x1b[1;33mwarning:\x1b[0m {message}")
     } else {

@@ -70,7 +70,7 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
                 "TLS for {host}: also trusting idpbuilder's certificate from the cluster ({})",
                 certificate.place
             );
-            trust.extra.extend(certificate.certificates);
+            trust.pin_for_host(&host, certificate.certificates);
         }
         None => tracing::debug!("TLS for {host}: no certificate from the cluster"),
     }

@@ -22,7 +22,7 @@ use tracing::instrument::{WithDispatch, WithSubscriber as _};
 use tracing::subscriber::NoSubscriber;
 
 pub use certificate::{ClusterCertificate, Place};
-pub use gitea::GiteaHosts;
+pub use gitea::{GiteaHosts, host_name};
 pub use kubeconfig::Request;
 
 use crate::credentials::{self, Credentials};
@@ -248,7 +248,8 @@ fn describe(error: &kube::Error) -> String {
             } else {
                 status.reason.as_str()
             };
-            format!("{} {reason}: {}", status.code, status.message)
+            let text = format!("{} {reason}: {}", status.code, status.message);
+            crate::report::escape_controls(&text).into_owned()
         }
         other => {
             let mut text = other.to_string();
@@ -261,7 +262,7 @@ fn describe(error: &kube::Error) -> String {
                 }
                 cause = c.source();
             }
-            text
+            crate::report::escape_controls(&text).into_owned()
         }
     }
 }

@@ -7,7 +7,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use secrecy::SecretString;
 
-use super::Credentials;
+use super::{Credentials, Origin};
 
 /// Namespace of the credential secret.
 pub const NAMESPACE: &str = "gitea";
@@ -39,10 +39,11 @@ pub fn from_secret(secret: Secret) -> Result<Credentials, String> {
         }
         (None, None) => return Err("it has neither a password nor a token key".into()),
     };
-    Ok(Credentials {
+    Ok(Credentials::new(
         username,
-        password: SecretString::from(password),
-    })
+        SecretString::from(password),
+        Origin::Cluster,
+    ))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::Credentials;
+use super::{Credentials, Origin};
 
 /// Docker Hub's key in `config.json` and what its helpers are asked for.
 pub const DOCKER_HUB: &str = "https://index.docker.io/v1/";
@@ -155,23 +155,26 @@ fn from_entry(entry: &AuthEntry) -> Result<Credentials, String> {
         let (username, password) = text
             .split_once(':')
             .ok_or_else(|| "its auth is not user:password".to_string())?;
-        return Ok(Credentials {
-            username: username.to_string(),
-            password: SecretString::from(password.to_string()),
-        });
+        return Ok(Credentials::new(
+            username.to_string(),
+            SecretString::from(password.to_string()),
+            Origin::DockerConfig,
+        ));
     }
     let username = entry.username.clone().filter(|u| !u.is_empty());
     if let (Some(username), Some(password)) = (&username, &entry.password) {
-        return Ok(Credentials {
-            username: username.clone(),
-            password: SecretString::from(password.clone()),
-        });
+        return Ok(Credentials::new(
+            username.clone(),
+            SecretString::from(password.clone()),
+            Origin::DockerConfig,
+        ));
     }
     if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
-        return Ok(Credentials {
-            username: username.unwrap_or_else(|| "<token>".to_string()),
-            password: SecretString::from(token.to_string()),
-        });
+        return Ok(Credentials::new(
+            username.unwrap_or_else(|| "<token>".to_string()),
+            SecretString::from(token.to_string()),
+            Origin::DockerConfig,
+        ));
     }
     Err("it has no auth, username/password or identitytoken".into())
 }
@@ -233,10 +236,11 @@ fn run_helper(name: &str, server: &str) -> Result<Option<Credentials>, String> {
     if answer.secret.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Credentials {
-        username: answer.username,
-        password: SecretString::from(answer.secret),
-    }))
+    Ok(Some(Credentials::new(
+        answer.username,
+        SecretString::from(answer.secret),
+        Origin::DockerConfig,
+    )))
 }
 
 #[cfg(test)]
@@ -323,10 +327,11 @@ mod tests {
     fn helpers_are_asked_first_and_fall_back_to_auths() {
         fn helper(name: &str, server: &str) -> Result<Option<Credentials>, String> {
             match (name, server) {
-                ("test", "h:1") => Ok(Some(Credentials {
-                    username: "helped".into(),
-                    password: SecretString::from("s".to_string()),
-                })),
+                ("test", "h:1") => Ok(Some(Credentials::new(
+                    "helped",
+                    SecretString::from("s".to_string()),
+                    Origin::DockerConfig,
+                ))),
                 ("store", _) => Ok(None),
                 _ => Err("unexpected".into()),
             }

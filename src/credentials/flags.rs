@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 
-use super::Credentials;
+use super::{Credentials, Origin};
 use crate::error::{Error, Result};
 
 /// The raw flag values; the password read from stdin is already here as a secret.
@@ -22,7 +22,9 @@ pub fn from_flags(input: FlagInput) -> Result<Option<Credentials>> {
         (None, None) => None,
     };
     match (input.username, password) {
-        (Some(username), Some(password)) => Ok(Some(Credentials { username, password })),
+        (Some(username), Some(password)) => {
+            Ok(Some(Credentials::new(username, password, Origin::Flags)))
+        }
         (None, None) => Ok(None),
         (Some(_), None) => Err(Error::input("--username was given without a password")
             .with_hint("add --password-stdin and pipe the password in")),
@@ -36,10 +38,11 @@ pub fn from_environment(get: impl Fn(&str) -> Option<String>) -> Option<Credenti
     let username = get("IDPBUILDER_REGISTRY_USERNAME").filter(|u| !u.is_empty());
     let password = get("IDPBUILDER_REGISTRY_PASSWORD").filter(|p| !p.is_empty());
     match (username, password) {
-        (Some(username), Some(password)) => Some(Credentials {
+        (Some(username), Some(password)) => Some(Credentials::new(
             username,
-            password: SecretString::from(password),
-        }),
+            SecretString::from(password),
+            Origin::Environment,
+        )),
         (Some(_), None) | (None, Some(_)) => {
             tracing::warn!(
                 "only one of IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD is set; ignoring both"

@@ -12,11 +12,27 @@ mod flags;
 
 pub use flags::{FlagInput, from_environment, from_flags, read_password};
 
-/// A user name and password (or token used as a password).
+/// A user name and password (or token used as a password), with the source it came from: the
+/// cluster's admin credentials are held to stricter rules on the wire than the ones a user gave.
 #[derive(Clone)]
 pub struct Credentials {
     pub username: String,
     pub password: SecretString,
+    origin: Origin,
+}
+
+impl Credentials {
+    pub fn new(username: impl Into<String>, password: SecretString, origin: Origin) -> Self {
+        Credentials {
+            username: username.into(),
+            password,
+            origin,
+        }
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -24,6 +40,7 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("origin", &self.origin)
             .finish()
     }
 }
@@ -111,10 +128,11 @@ mod tests {
     }
 
     fn named(user: &str) -> Option<Credentials> {
-        Some(Credentials {
-            username: user.into(),
-            password: SecretString::from(format!("{user}-pass")),
-        })
+        Some(Credentials::new(
+            user,
+            SecretString::from(format!("{user}-pass")),
+            Origin::Flags,
+        ))
     }
 
     /// Resolves with each source present or not; returns the user that won and its origin.
@@ -192,10 +210,7 @@ mod tests {
 
     #[test]
     fn debug_output_redacts_the_password() {
-        let c = Credentials {
-            username: "u".into(),
-            password: SecretString::from("hunter2"),
-        };
+        let c = Credentials::new("u", SecretString::from("hunter2"), Origin::Cluster);
         let text = format!("{c:?}");
         assert!(!text.contains("hunter2"));
         assert!(text.contains("<redacted>"));

@@ -1,7 +1,10 @@
 //! The HTTP side of the registry: one reqwest client with our TLS trust, the auth handshake
 //! (`Basic`, or `Bearer` tokens renewed on expiry or 401) and retries of transient failures.
-//! Responses are judged in `status.rs`.
+//! Responses are judged in `status.rs`; where credentials may go is decided in `origin.rs` and
+//! applied here, in [`Registry::send`] and [`Registry::fetch_token`], the only places a request
+//! gets an `Authorization` header.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -11,9 +14,10 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::auth::{Challenge, Token, TokenResponse, basic_header, parse_challenge, push_scope};
+use super::origin::{Realm, Resolver, judge_realm, origin_text, redirect_policy, same_origin};
 use super::timeouts::{Timeouts, Watch};
 use super::tls::{Trust, client_config};
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, Origin};
 use crate::error::{Error, Result};
 use crate::progress::{Reporter, Silent};
 
@@ -86,6 +90,11 @@ pub struct Registry {
     timeouts: Timeouts,
     /// Where retry notices go: the push's reporter.
     notices: std::sync::Arc<dyn Reporter>,
+    /// Resolves every name the client connects to, so the loopback check sees the addresses
+    /// the connection uses.
+    resolver: Resolver,
+    /// The plain-HTTP warning was printed.
+    warned_clear_text: AtomicBool,
 }
 
 impl Registry {
@@ -99,12 +108,17 @@ impl Registry {
             Error::input(format!("invalid registry host {:?}", connection.host)).with_cause(e)
         })?;
         let timeouts = Timeouts::from_env();
+        let resolver = Resolver::default();
         // No reqwest read_timeout: it runs from the start of a request to the response head
         // and would cut off a large upload that is still moving; `send` watches for idleness.
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("idpbuilder-push/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(30));
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(redirect_policy())
+            // A redirect need not tell the next host where it came from (upload session URLs).
+            .referer(false)
+            .dns_resolver(resolver.clone());
         // Also with --plain-http: reqwest's own TLS default would read the system's roots at
         // start-up; ours reads them only when a certificate chain is first checked.
         builder = builder.tls_backend_preconfigured(client_config(&connection.trust)?);
@@ -119,6 +133,8 @@ impl Registry {
             auth: Mutex::new(AuthState::Anonymous),
             timeouts,
             notices: std::sync::Arc::new(Silent::default()),
+            resolver,
+            warned_clear_text: AtomicBool::new(false),
         })
     }
 
@@ -231,6 +247,11 @@ impl Registry {
     /// sends it once more; a second 401 is an authentication error. `make` builds the request
     /// afresh each time (a streamed body cannot be sent twice), reporting the body's progress
     /// to the [`Watch`] it is given; the request fails when nothing moves for the idle time.
+    ///
+    /// Every request of a push passes here, whatever its method, so this is where credentials
+    /// are kept to the registry's own origin: a request to another scheme, host or port (an
+    /// upload `Location` elsewhere) goes without `Authorization`, and a plain-HTTP URL for a
+    /// TLS registry is refused before anything is sent.
     pub async fn send<M, Fut>(&self, make: M, expected: &[StatusCode]) -> Attempt<Response>
     where
         M: Fn(Watch) -> Fut,
@@ -239,19 +260,99 @@ impl Registry {
         let mut answered_challenge = false;
         loop {
             let watch = Watch::new();
-            let mut request = make(watch.clone()).await?;
-            let sent = self.authorization().await?;
+            let (client, request) = make(watch.clone()).await?.build_split();
+            let mut request = request.map_err(|e| {
+                Error::registry(format!("cannot build a request to {}", self.host())).with_cause(e)
+            })?;
+            let own = self.is_own_origin(request.url())?;
+            // Only this function sets the header, and only for the registry's own origin.
+            request.headers_mut().remove(AUTHORIZATION);
+            let sent = if own {
+                self.authorization().await?
+            } else {
+                tracing::debug!(
+                    "sending {} {} without credentials: not {}'s own origin",
+                    request.method(),
+                    origin_text(request.url()),
+                    self.host()
+                );
+                None
+            };
             if let Some(value) = &sent {
-                request = request.header(AUTHORIZATION, sensitive(value.clone()));
+                request
+                    .headers_mut()
+                    .insert(AUTHORIZATION, sensitive(value.clone()));
             }
-            let response = self.watched(&watch, request).await?;
+            let response = self
+                .watched(&watch, RequestBuilder::from_parts(client, request))
+                .await?;
             if response.status() == StatusCode::UNAUTHORIZED && !answered_challenge {
+                // A challenge from elsewhere (an upload location, a redirect) must not choose
+                // where our credentials go.
+                if !same_origin(response.url(), &self.base) {
+                    return Err(self.foreign_challenge(response.url()).into());
+                }
                 answered_challenge = true;
                 self.answer_challenge(&response, sent.as_deref()).await?;
                 continue;
             }
             return self.check_status(response, expected).await;
         }
+    }
+
+    /// Whether `url` is the registry's own scheme, host and port. A URL that would take a TLS
+    /// registry's request to plain HTTP (or to a scheme that is not HTTP) is refused.
+    fn is_own_origin(&self, url: &Url) -> Attempt<bool> {
+        let scheme = url.scheme();
+        if !matches!(scheme, "http" | "https") {
+            return Err(Failure::fatal(Error::registry(format!(
+                "{} sent a location that is not HTTP ({scheme}:)",
+                self.host()
+            ))));
+        }
+        if self.base.scheme() == "https" && scheme != "https" {
+            return Err(Failure::fatal(
+                Error::registry(format!(
+                    "{} sent a plain HTTP location ({}); a TLS registry is never followed to plain HTTP",
+                    self.host(),
+                    origin_text(url)
+                ))
+                .with_hint("the registry (or a proxy in front of it) must name https:// URLs: check its external URL setting"),
+            ));
+        }
+        Ok(same_origin(url, &self.base))
+    }
+
+    fn foreign_challenge(&self, url: &Url) -> Error {
+        Error::auth(format!(
+            "{} asks for credentials, which are sent only to {} itself",
+            origin_text(url),
+            self.host()
+        ))
+        .with_hint("the registry sends uploads to another host or port; configure it to take them on its own address")
+    }
+
+    /// Over plain HTTP, credentials go freely only to a loopback host. The cluster's admin
+    /// credentials go nowhere else; credentials the user gave do, after one warning.
+    async fn check_clear_text(&self, credentials: &Credentials, url: &Url) -> Attempt<()> {
+        if url.scheme() != "http" || self.resolver.is_loopback(url).await {
+            return Ok(());
+        }
+        let host = origin_text(url);
+        if credentials.origin() == Origin::Cluster {
+            return Err(Failure::fatal(
+                Error::auth(format!(
+                    "not sending the cluster's Gitea admin credentials to {host} over plain HTTP: it is not a loopback address"
+                ))
+                .with_hint("push over HTTPS (without --plain-http), or give credentials yourself with --username and --password-stdin"),
+            ));
+        }
+        if !self.warned_clear_text.swap(true, Ordering::Relaxed) {
+            self.warn(&format!(
+                "sending credentials to {host} over plain HTTP (--plain-http): anyone on the network path can read them"
+            ));
+        }
+        Ok(())
     }
 
     async fn authorization(&self) -> Attempt<Option<String>> {
@@ -291,6 +392,7 @@ impl Registry {
                 let Some(credentials) = &self.credentials else {
                     return Err(self.needs_credentials().into());
                 };
+                self.check_clear_text(credentials, &self.base).await?;
                 if let AuthState::Basic(current) = &*auth {
                     // Another request may have set Basic after this one left without it.
                     if sent == Some(current.as_str()) {
@@ -336,6 +438,15 @@ impl Registry {
                 .with_cause(e),
             )
         })?;
+        if judge_realm(&self.base, &url) == Realm::Refused {
+            return Err(Failure::fatal(
+                Error::auth(format!(
+                    "{} asks for a token from {url}, which is not HTTPS; a registry reached over HTTPS must use an HTTPS token service",
+                    self.host()
+                ))
+                .with_hint("fix the token realm in the registry's auth configuration to an https:// URL"),
+            ));
+        }
         {
             let mut query = url.query_pairs_mut();
             if let Some(service) = service {
@@ -343,10 +454,7 @@ impl Registry {
             }
             query.append_pair("scope", &push_scope(self.repository()));
         }
-        let credentials = self
-            .credentials
-            .as_ref()
-            .filter(|_| self.may_send_credentials_to(&url));
+        let credentials = self.realm_credentials(&url).await?;
         let mut request = self.http.get(url);
         if let Some(credentials) = credentials {
             request = request.header(AUTHORIZATION, sensitive(basic_header(credentials)));
@@ -383,18 +491,26 @@ impl Registry {
         })
     }
 
-    /// Credentials go to a token realm on the registry's own host (any port), or over HTTPS;
-    /// never in clear text to another host when the registry itself is reached over TLS.
-    fn may_send_credentials_to(&self, realm: &Url) -> bool {
-        let same_host = realm.host_str() == self.base.host_str();
-        let allowed = same_host || realm.scheme() == "https" || self.base.scheme() == "http";
-        if !allowed {
-            tracing::warn!(
-                "not sending credentials to the token realm {} (plain HTTP on another host)",
-                realm.host_str().unwrap_or_default()
-            );
+    /// The credentials a token realm (already judged not [`Realm::Refused`]) may be given: over
+    /// HTTPS, or in clear text on a plain-HTTP registry's own host. Credentials that may not go
+    /// to a plain-HTTP realm on another host are an error rather than an anonymous request
+    /// whose refusal would blame the password.
+    async fn realm_credentials(&self, realm: &Url) -> Attempt<Option<&Credentials>> {
+        let Some(credentials) = &self.credentials else {
+            return Ok(None);
+        };
+        if judge_realm(&self.base, realm) == Realm::ClearTextElsewhere {
+            return Err(Failure::fatal(
+                Error::auth(format!(
+                    "not sending the credentials for {} to the token service at {} over plain HTTP: it is another host",
+                    self.host(),
+                    origin_text(realm)
+                ))
+                .with_hint("the registry's token realm must be HTTPS, or on the registry's own host"),
+            ));
         }
-        allowed
+        self.check_clear_text(credentials, realm).await?;
+        Ok(Some(credentials))
     }
 
     pub(super) fn has_credentials(&self) -> bool {
@@ -451,28 +567,6 @@ mod tests {
             retries,
         };
         Registry::new(connection, None).expect("client")
-    }
-
-    #[test]
-    fn credentials_never_go_in_clear_text_to_another_host_of_a_tls_registry() {
-        crate::registry::install_default_provider();
-        let tls = Registry::new(
-            Connection {
-                host: "gitea.cnoe.localtest.me:8443".into(),
-                plain_http: false,
-                ..registry(1).connection
-            },
-            None,
-        )
-        .expect("client");
-        let realm = |u: &str| Url::parse(u).expect("url");
-        assert!(
-            tls.may_send_credentials_to(&realm("https://gitea.cnoe.localtest.me:8443/v2/token"))
-        );
-        assert!(tls.may_send_credentials_to(&realm("https://auth.example.com/token")));
-        assert!(tls.may_send_credentials_to(&realm("http://gitea.cnoe.localtest.me:5001/token")));
-        assert!(!tls.may_send_credentials_to(&realm("http://evil.example.com/token")));
-        assert!(registry(1).may_send_credentials_to(&realm("http://elsewhere.example/token")));
     }
 
     #[tokio::test]

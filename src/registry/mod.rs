@@ -2,6 +2,7 @@
 
 mod auth;
 mod client;
+mod origin;
 mod status;
 mod timeouts;
 mod tls;
@@ -9,5 +10,5 @@ mod upload;
 
 pub use auth::{Challenge, parse_challenge};
 pub use client::{Connection, Registry};
-pub use tls::{Trust, install_default_provider};
+pub use tls::{HostPin, Trust, install_default_provider};
 pub use upload::{BlobOutcome, ChunkPolicy, Uploaded};

@@ -8,8 +8,10 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::client::{Attempt, Failure, Registry};
+use super::origin::Downgrade;
 use super::timeouts::Watch;
 use crate::error::Error;
+use crate::report::escape_controls;
 
 impl Registry {
     /// Judges a response: the expected statuses pass; anything else becomes a `Failure` that
@@ -89,9 +91,18 @@ impl Registry {
         )
     }
 
-    /// Maps a transport error: TLS trust problems are exit 4 and final; connection trouble and
-    /// timeouts are worth retrying.
+    /// Maps a transport error: TLS trust problems are exit 4 and final, and so is a redirect
+    /// from HTTPS to plain HTTP; connection trouble and timeouts are worth retrying.
     pub fn transport_failure(&self, error: reqwest::Error) -> Failure {
+        if let Some(downgrade) = find_source::<Downgrade>(&error) {
+            let err = Error::registry(format!(
+                "{} redirected a request to plain HTTP ({}); a TLS registry is never followed to plain HTTP",
+                self.host(),
+                downgrade.to
+            ))
+            .with_hint("the registry (or a proxy in front of it) must redirect to https:// URLs: check its external URL setting");
+            return Failure::fatal(err);
+        }
         if let Some(tls) = find_tls_error(&error) {
             let err = Error::tls(format!("the TLS certificate of {} is not trusted: {}", self.host(), describe_tls(tls)))
                 .with_hint("pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure")
@@ -134,10 +145,13 @@ async fn registry_message(mut response: Response, idle: Duration) -> Option<Stri
     }
     let envelope: Envelope = serde_json::from_slice(&body).ok()?;
     let first = envelope.errors.into_iter().next()?;
-    match (first.code, first.message) {
-        (Some(code), Some(message)) => Some(format!("{code}: {message}")),
-        (code, message) => code.or(message),
-    }
+    let text = match (first.code, first.message) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (code, message) => code.or(message)?,
+    };
+    // The registry's own words go into messages and retry log lines: escaped here, before they
+    // can play a terminal escape sequence or start a line of their own.
+    Some(escape_controls(&text).into_owned())
 }
 
 fn describe_tls(error: &rustls::Error) -> String {
@@ -166,10 +180,17 @@ fn describe_tls(error: &rustls::Error) -> String {
 }
 
 fn find_tls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    find_source::<rustls::Error>(error)
+}
+
+/// The first error of type `T` in `error`'s chain of causes.
+fn find_source<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls);
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
         }
         // io::Error's source() skips the error it wraps; step into it instead.
         current = match e

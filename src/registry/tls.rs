@@ -6,6 +6,11 @@
 //! curl, Go and skopeo accept it. So a server certificate byte-identical to a trusted self-signed
 //! certificate is accepted after checking its host name, its validity period and (as always) the
 //! handshake signature; anything else goes through normal chain verification.
+//!
+//! The cluster's certificate is pinned for the cluster's Gitea host only ([`Trust::pin_for_host`]):
+//! accepted as that host's own certificate, never as a CA, so a certificate it signed, or the
+//! certificate itself presented for another name, is not trusted. `--ca-file` certificates are
+//! trust anchors as well.
 
 use std::sync::{Arc, OnceLock};
 
@@ -22,13 +27,56 @@ use crate::error::{Error, Result};
 /// How much the client trusts what the server presents.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
-    /// Extra PEM certificates (`--ca-file`, the cluster's idpbuilder certificate).
+    /// Extra PEM certificates (`--ca-file`): trust anchors, and a self-signed one is also
+    /// accepted as the server's own certificate for any name it holds.
     pub extra: Vec<CertificateDer<'static>>,
+    /// Certificates accepted only as one host's own certificate ([`Trust::pin_for_host`]).
+    pub pinned: Vec<HostPin>,
     /// `--insecure`: accept any certificate.
     pub insecure: bool,
 }
 
+/// A certificate accepted as the server's own for one host name only, never as a CA.
+#[derive(Debug, Clone)]
+pub struct HostPin {
+    /// Lower case, without port or trailing dot.
+    host: String,
+    certificate: CertificateDer<'static>,
+}
+
+impl HostPin {
+    /// Whether `server_name` is this pin's host.
+    fn names(&self, server_name: &ServerName<'_>) -> bool {
+        match server_name {
+            ServerName::DnsName(name) => crate::cluster::host_name(name.as_ref()) == self.host,
+            ServerName::IpAddress(ip) => self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|host| host == std::net::IpAddr::from(*ip)),
+            _ => false,
+        }
+    }
+}
+
 impl Trust {
+    /// Accepts each of `certificates` as the server's own certificate of `host` (`name[:port]`,
+    /// any port) and of no other host: only when the server presents it byte for byte, for that
+    /// host name, within its validity period (and the handshake signature checks, as always).
+    /// They are never trust anchors, so a certificate one of them signed is not accepted. This
+    /// is how the cluster's idpbuilder certificate is trusted for the cluster's Gitea host.
+    pub fn pin_for_host(
+        &mut self,
+        host: &str,
+        certificates: impl IntoIterator<Item = CertificateDer<'static>>,
+    ) {
+        let host = crate::cluster::host_name(host);
+        self.pinned
+            .extend(certificates.into_iter().map(|certificate| HostPin {
+                host: host.clone(),
+                certificate,
+            }));
+    }
+
     /// Adds every certificate of a PEM bundle; `what` names it in errors.
     pub fn add_pem(&mut self, pem: &[u8], what: &str) -> Result<()> {
         let mut added = 0;
@@ -102,6 +150,8 @@ enum Policy {
     /// A trusted self-signed certificate presented as-is, or a chain to a trusted root.
     PinnedOrChain {
         pinned: Vec<CertificateDer<'static>>,
+        /// Accepted only for their one host, and not offered as roots.
+        host_pins: Vec<HostPin>,
         /// The extra certificates, also offered as roots next to the system's.
         extra: Vec<CertificateDer<'static>>,
         /// Built on the first certificate that needs a chain: reading the system's roots costs
@@ -128,6 +178,7 @@ impl Verifier {
                     .filter(|c| is_self_signed(c))
                     .cloned()
                     .collect(),
+                host_pins: trust.pinned.clone(),
                 extra: trust.extra.clone(),
                 chain: OnceLock::new(),
             }
@@ -166,13 +217,17 @@ impl ServerCertVerifier for Verifier {
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         let Policy::PinnedOrChain {
             pinned,
+            host_pins,
             extra,
             chain,
         } = &self.policy
         else {
             return Ok(ServerCertVerified::assertion());
         };
-        if pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
+        let pinned_here = host_pins
+            .iter()
+            .any(|p| p.certificate.as_ref() == end_entity.as_ref() && p.names(server_name));
+        if pinned_here || pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
             let parsed = ParsedCertificate::try_from(end_entity)?;
             verify_server_name(&parsed, server_name)?;
             check_validity(end_entity, now)?;
@@ -317,6 +372,7 @@ mod tests {
             &Trust {
                 extra: vec![cert.clone()],
                 insecure: false,
+                ..Trust::default()
             },
             provider(),
         )
@@ -346,11 +402,121 @@ mod tests {
             &Trust {
                 extra: vec![],
                 insecure: true,
+                ..Trust::default()
             },
             provider(),
         )
         .expect("verifier");
         assert!(verify(&insecure, &cert, "anything.example", now).is_ok());
+    }
+
+    /// A server certificate for gitea.cnoe.localtest.me and localhost, signed by the
+    /// idpbuilder-shaped certificate [`idpbuilder_certificate`] left in `dir`.
+    fn leaf_signed_by_idpbuilder_certificate(dir: &std::path::Path) -> CertificateDer<'static> {
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\n\
+             subjectAltName=DNS:gitea.cnoe.localtest.me,DNS:localhost\n",
+        )
+        .expect("write leaf.ext");
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-subj",
+            "/CN=gitea.cnoe.localtest.me",
+            "-out",
+            "leaf.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "cert.der",
+            "-CAform",
+            "DER",
+            "-CAkey",
+            "key.pem",
+            "-set_serial",
+            "7",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-outform",
+            "DER",
+            "-out",
+            "leaf.der",
+        ]);
+        CertificateDer::from(std::fs::read(dir.join("leaf.der")).expect("read leaf"))
+    }
+
+    #[test]
+    fn a_certificate_pinned_for_a_host_is_accepted_only_as_that_hosts_own_never_as_a_ca() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = idpbuilder_certificate(dir.path());
+        let leaf = leaf_signed_by_idpbuilder_certificate(dir.path());
+        let now = UnixTime::now();
+        let mut trust = Trust::default();
+        trust.pin_for_host("gitea.cnoe.localtest.me:8443", vec![cert.clone()]);
+        let pinned = Verifier::new(&trust, provider()).expect("verifier");
+
+        assert!(verify(&pinned, &cert, "gitea.cnoe.localtest.me", now).is_ok());
+        assert!(
+            verify(&pinned, &cert, "localhost", now).is_err(),
+            "its SAN names localhost, but it is pinned for the Gitea host only"
+        );
+        assert!(
+            verify(&pinned, &leaf, "gitea.cnoe.localtest.me", now).is_err(),
+            "a certificate it signed is not trusted: it is no trust anchor"
+        );
+        let name = ServerName::try_from("gitea.cnoe.localtest.me").expect("server name");
+        assert!(
+            pinned
+                .verify_server_cert(&leaf, std::slice::from_ref(&cert), &name, &[], now)
+                .is_err(),
+            "not even with the pinned certificate sent as an intermediate"
+        );
+        let next_year = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            now.as_secs() + 365 * 86_400,
+        ));
+        assert_eq!(
+            verify(&pinned, &cert, "gitea.cnoe.localtest.me", next_year).err(),
+            Some(rustls::Error::InvalidCertificate(CertificateError::Expired))
+        );
+
+        // --ca-file keeps its meaning: anchors, and a self-signed certificate as it is.
+        let ca_file = Verifier::new(
+            &Trust {
+                extra: vec![cert.clone()],
+                ..Trust::default()
+            },
+            provider(),
+        )
+        .expect("verifier");
+        assert!(verify(&ca_file, &leaf, "gitea.cnoe.localtest.me", now).is_ok());
+        assert!(verify(&ca_file, &cert, "localhost", now).is_ok());
     }
 
     #[test]

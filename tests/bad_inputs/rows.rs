@@ -33,6 +33,11 @@ const CLUSTER: &str = "tests/cluster/bad_data.rs";
 const ZERO_CONFIG: &str = "tests/cluster/zero_config.rs";
 const DOCKER: &str = "tests/docker_config.rs";
 const GITEA: &str = "tests/gitea.rs";
+const LOCATIONS: &str = "tests/security/locations.rs";
+const REALMS: &str = "tests/security/realms.rs";
+const PLAIN_HTTP: &str = "tests/security/plain_http.rs";
+const REGISTRY_TEXT: &str = "tests/security/registry_text.rs";
+const CLUSTER_CERT: &str = "tests/security/cluster_certificate.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
 
@@ -81,6 +86,34 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("missing or malformed docker `config.json`", 3, DOCKER,
         "a_missing_or_malformed_config_is_passed_over_and_the_push_is_refused",
         "passed over; the registry refuses the anonymous push"),
+    // What is sent where.
+    row("upload `Location` on another port (Basic or Bearer; one `PUT` or `PATCH` chunks)", 0,
+        LOCATIONS, "credentials_never_follow_an_upload_location_to_another_port",
+        "followed without `Authorization`; pushed"),
+    row("redirect to another origin", 0, LOCATIONS,
+        "a_redirect_to_another_origin_is_followed_without_credentials",
+        "followed without `Authorization`; pushed"),
+    row("TLS registry redirects to plain HTTP", 1, LOCATIONS,
+        "a_tls_registry_is_never_redirected_to_plain_http",
+        "`HOST redirected a request to plain HTTP (ORIGIN); a TLS registry is never followed to plain HTTP`, not retried, nothing sent there"),
+    row("TLS registry's upload `Location` on plain HTTP", 1, LOCATIONS,
+        "an_upload_location_on_plain_http_is_refused_for_a_tls_registry",
+        "`HOST sent a plain HTTP location (ORIGIN); a TLS registry is never followed to plain HTTP`, no blob byte sent"),
+    row("TLS registry's token realm on plain HTTP (same host, another port)", 3, REALMS,
+        "a_tls_registrys_plain_http_token_realm_is_refused_and_gets_no_credentials",
+        "`HOST asks for a token from REALM, which is not HTTPS; ...`; nothing sent to the realm"),
+    row("plain-HTTP token realm on another host than the plain-HTTP registry", 3, REALMS,
+        "credentials_never_go_in_clear_text_to_another_hosts_token_realm",
+        "`not sending the credentials for HOST to the token service at ORIGIN over plain HTTP: it is another host`"),
+    row("cluster's credentials, `--plain-http`, a host that is not loopback", 3, PLAIN_HTTP,
+        "cluster_credentials_never_go_over_plain_http_to_a_host_that_is_not_loopback",
+        "`not sending the cluster's Gitea admin credentials to ORIGIN over plain HTTP: it is not a loopback address`"),
+    row("credentials given with `--plain-http` to a host that is not loopback", 0, PLAIN_HTTP,
+        "credentials_given_by_the_user_over_plain_http_to_a_host_that_is_not_loopback_draw_a_warning",
+        "one `warning:` line (`sending credentials to ORIGIN over plain HTTP`); pushed"),
+    row("registry error message with escape sequences and a forged `error:` line", 1, REGISTRY_TEXT,
+        "a_registrys_error_message_is_shown_with_control_characters_escaped",
+        "one `error:` line; control characters shown escaped (`\\u{1b}`, `\\n`), in retry warnings too"),
     // TLS.
     row("certificate from an unknown CA", 4, PUSH,
         "an_untrusted_certificate_exits_4_and_names_the_flags",
@@ -88,6 +121,9 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("idpbuilder's self-signed CA certificate, not trusted", 4, PUSH,
         "an_untrusted_certificate_exits_4_and_names_the_flags",
         "`the TLS certificate of HOST is not trusted`"),
+    row("server certificate signed by the cluster's idpbuilder certificate", 4, CLUSTER_CERT,
+        "a_certificate_signed_by_the_cluster_certificate_is_not_trusted",
+        "`the TLS certificate of HOST is not trusted`: the cluster's certificate is pinned for its Gitea host, never a CA"),
     row("expired certificate, even one trusted with `--ca-file`", 4, HERE,
         "an_expired_certificate_exits_4_even_when_trusted",
         "`the TLS certificate of HOST is not trusted: it has expired`"),

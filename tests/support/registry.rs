@@ -112,11 +112,13 @@ impl Registry {
             Tls::IdpbuilderShaped => Some(certs::idpbuilder_shaped(dir.path())),
         };
         let token_server = match &opts.auth {
-            Auth::Token { user, pass } => Some(TokenServer::start(
-                certs::token_issuer(dir.path()),
-                user,
-                pass,
-            )),
+            Auth::Token { user, pass } => {
+                let issuer = certs::token_issuer(dir.path());
+                Some(match &server_cert {
+                    Some(cert) => TokenServer::start_tls(issuer, user, pass, cert),
+                    None => TokenServer::start(issuer, user, pass),
+                })
+            }
             _ => None,
         };
         let auth_yaml = auth_config(dir.path(), &opts.auth, token_server.as_ref());

@@ -4,7 +4,9 @@
 //! right user answers `200 {"token", "access_token", "expires_in"}`; wrong or missing credentials
 //! answer 401. The JWT is RS256, carries the issuer certificate in its `x5c` header (distribution
 //! 2.8 verifies it against `rootcertbundle`) and grants the requested actions on each scope.
-//! It runs on plain HTTP at 127.0.0.1 on a std thread, so plain `#[test]`s can use it.
+//! It runs at 127.0.0.1 on a std thread, so plain `#[test]`s can use it: over plain HTTP for a
+//! plain-HTTP registry, over TLS with the registry's own certificate for a TLS one (the tool
+//! refuses a plain-HTTP realm for an HTTPS registry, and Gitea's realm is its own origin).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,7 +21,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::json;
 
-use super::certs::{self, IssuerCert};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::certs::{self, IssuerCert, ServerCert};
 
 /// The `service` (JWT audience) the test registries are configured with.
 pub const SERVICE: &str = "container_registry";
@@ -46,6 +51,8 @@ struct Counters {
 /// A running token server; stopped on drop.
 pub struct TokenServer {
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     issuer_cert: PathBuf,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
@@ -53,9 +60,25 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    /// Starts a token server on a free port of 127.0.0.1 that gives tokens to `user`/`pass`,
-    /// signed with `issuer`'s key.
+    /// Starts a plain-HTTP token server on a free port of 127.0.0.1 that gives tokens to
+    /// `user`/`pass`, signed with `issuer`'s key.
     pub fn start(issuer: IssuerCert, user: &str, pass: &str) -> TokenServer {
+        TokenServer::start_with(issuer, user, pass, None)
+    }
+
+    /// The same over TLS, presenting `cert` (the registry's own certificate, which covers
+    /// 127.0.0.1).
+    pub fn start_tls(issuer: IssuerCert, user: &str, pass: &str, cert: &ServerCert) -> TokenServer {
+        TokenServer::start_with(issuer, user, pass, Some(tls_config(cert)))
+    }
+
+    fn start_with(
+        issuer: IssuerCert,
+        user: &str,
+        pass: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> TokenServer {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server socket");
         let addr = listener.local_addr().expect("token server address");
         let issuer_cert = issuer.cert.clone();
@@ -69,10 +92,11 @@ impl TokenServer {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop));
-            std::thread::spawn(move || accept_loop(listener, config, counters, stop))
+            std::thread::spawn(move || accept_loop(listener, config, tls, counters, stop))
         };
         TokenServer {
             addr,
+            scheme,
             issuer_cert,
             counters,
             stop,
@@ -80,9 +104,9 @@ impl TokenServer {
         }
     }
 
-    /// The realm URL to configure in the registry: `http://127.0.0.1:PORT/v2/token`.
+    /// The realm URL to configure in the registry: `http[s]://127.0.0.1:PORT/v2/token`.
     pub fn realm(&self) -> String {
-        format!("http://{}/v2/token", self.addr)
+        format!("{}://{}/v2/token", self.scheme, self.addr)
     }
 
     /// The issuer certificate (PEM): the registry's `rootcertbundle`.
@@ -117,9 +141,26 @@ impl Drop for TokenServer {
     }
 }
 
+fn tls_config(cert: &ServerCert) -> Arc<rustls::ServerConfig> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert)
+        .expect("read token server certificate")
+        .collect::<Result<_, _>>()
+        .expect("parse token server certificate");
+    let key = PrivateKeyDer::from_pem_file(&cert.key).expect("read token server key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("token server TLS config");
+    Arc::new(config)
+}
+
 fn accept_loop(
     listener: TcpListener,
     config: Arc<Config>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) {
@@ -128,17 +169,40 @@ fn accept_loop(
             return;
         }
         let Ok(stream) = stream else { continue };
-        let (config, counters) = (Arc::clone(&config), Arc::clone(&counters));
+        let (config, counters, tls) = (Arc::clone(&config), Arc::clone(&counters), tls.clone());
         std::thread::spawn(move || {
-            let _ = serve(stream, &config, &counters);
+            if stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .is_err()
+            {
+                return;
+            }
+            match tls {
+                Some(tls) => {
+                    let Ok(connection) = rustls::ServerConnection::new(tls) else {
+                        return;
+                    };
+                    let mut stream = rustls::StreamOwned::new(connection, stream);
+                    let _ = serve(&mut stream, &config, &counters);
+                    stream.conn.send_close_notify();
+                    let _ = stream.flush();
+                }
+                None => {
+                    let mut stream = stream;
+                    let _ = serve(&mut stream, &config, &counters);
+                }
+            }
         });
     }
 }
 
 /// Answers one request, then closes the connection.
-fn serve(stream: TcpStream, config: &Config, counters: &Counters) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+fn serve<S: Read + Write>(
+    stream: &mut S,
+    config: &Config,
+    counters: &Counters,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut authorization = None;
@@ -194,7 +258,7 @@ fn serve(stream: TcpStream, config: &Config, counters: &Counters) -> std::io::Re
     } else {
         ""
     };
-    let mut stream = stream;
+    let stream = reader.get_mut();
     write!(
         stream,
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\

@@ -1,0 +1,120 @@
+//! The cluster's idpbuilder certificate is trusted as its Gitea host's own certificate, never as
+//! a CA: a server certificate it signed is not trusted.
+
+use std::path::Path;
+
+use super::fake::Fake;
+use super::support::certs::{self, ServerCert};
+use super::support::kube_api::{FakeCluster, KubeAuth};
+use super::{PASS, Sessions, USER, anonymous_registry, idpbuilder, image, text};
+
+/// A certificate for localhost / 127.0.0.1 signed by the idpbuilder-shaped `issuer`.
+fn signed_by(issuer: &ServerCert, dir: &Path) -> ServerCert {
+    let s = |p: &Path| p.display().to_string();
+    let ext = dir.join("leaf.ext");
+    std::fs::write(
+        &ext,
+        format!(
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\nsubjectAltName={}\n",
+            certs::SERVER_SAN
+        ),
+    )
+    .expect("write leaf.ext");
+    let (key, csr, cert) = (
+        dir.join("leaf.key"),
+        dir.join("leaf.csr"),
+        dir.join("leaf.crt"),
+    );
+    certs::openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &s(&key),
+        "-out",
+        &s(&csr),
+    ]);
+    certs::openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-set_serial",
+        "9",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&issuer.cert),
+        "-CAkey",
+        &s(&issuer.key),
+        "-extfile",
+        &s(&ext),
+        "-out",
+        &s(&cert),
+    ]);
+    ServerCert {
+        cert,
+        key,
+        trust: issuer.cert.clone(),
+    }
+}
+
+/// A fresh idpbuilder whose Gitea is 127.0.0.1, keeping `certificate` in Secret
+/// `default/idpbuilder-cert`.
+fn cluster(certificate: &Path) -> FakeCluster {
+    let cluster = FakeCluster::start();
+    cluster.secret(
+        "gitea",
+        "gitea-credential",
+        &[("username", USER.as_bytes()), ("password", PASS.as_bytes())],
+    );
+    cluster.ingresses("gitea", &["127.0.0.1"]);
+    let pem = std::fs::read(certificate).expect("read certificate");
+    cluster.secret("default", "idpbuilder-cert", &[("ca.crt", &pem)]);
+    cluster
+}
+
+/// Pushes to a TLS registry presenting `served`, with the cluster holding `idpbuilder`.
+fn push(home: &Path, served: &ServerCert, idpbuilder_cert: &Path) -> (Option<i32>, String) {
+    let sessions = Sessions::default();
+    let registry = Fake::tls(served, move |seen, me| {
+        anonymous_registry(seen, me, &sessions, me)
+    });
+    let cluster = cluster(idpbuilder_cert);
+    let layout = image(home, 3_000);
+    let output = idpbuilder(home)
+        .env("KUBECONFIG", cluster.kubeconfig(home, KubeAuth::Token))
+        .arg(&layout)
+        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
+        .output()
+        .expect("run idpbuilder");
+    (output.status.code(), text(&output))
+}
+
+#[test]
+fn the_cluster_certificate_is_trusted_as_its_gitea_hosts_own() {
+    let home = tempfile::tempdir().expect("home");
+    let idp = certs::idpbuilder_shaped(home.path());
+    let (code, all) = push(home.path(), &idp, &idp.cert);
+    assert_eq!(code, Some(0), "{all}");
+}
+
+#[test]
+
+fn a_certificate_signed_by_the_cluster_certificate_is_not_trusted() {
+    let home = tempfile::tempdir().expect("home");
+    let idp = certs::idpbuilder_shaped(home.path());
+    let leaf_dir = home.path().join("leaf");
+    std::fs::create_dir_all(&leaf_dir).expect("mkdir");
+    let leaf = signed_by(&idp, &leaf_dir);
+    let (code, all) = push(home.path(), &leaf, &idp.cert);
+    assert_eq!(code, Some(4), "{all}");
+    assert!(all.contains("is not trusted"), "{all}");
+}
