@@ -1,5 +1,6 @@
 //! Self-tests of the end-to-end harness, using skopeo alone: every registry set-up the push
-//! tests rely on really starts, accepts the right credentials, refuses wrong ones and stops.
+//! tests rely on (distribution in each shape, and container-registry) really starts, accepts the
+//! right credentials, refuses wrong ones and stops.
 
 mod support;
 
@@ -10,8 +11,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use support::container_registry::{self, ContainerRegistry};
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
-use support::{certs, tiny_layout};
+use support::skopeo::TestRegistry as _;
+use support::{certs, stderr, stdout, tiny_layout};
 
 const REPO: &str = "giteaadmin/tiny";
 
@@ -84,6 +87,65 @@ fn skopeo_round_trips_through_a_plain_http_registry_without_auth() {
 }
 
 #[test]
+fn skopeo_round_trips_through_container_registry_with_any_user_name() {
+    let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
+        return;
+    };
+    assert_eq!(registry.tls_args(), vec!["--plain-http".to_owned()]);
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let (layout, reference) = tiny_layout(scratch.path());
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("read index.json"))
+            .expect("index.json is JSON");
+    let expected = index["manifests"][0]["digest"].as_str().expect("digest");
+
+    let creds = Some(("someone-else", container_registry::PASS));
+    let out = registry.try_skopeo_copy_from_oci(&reference, &format!("{REPO}:1.0"), creds);
+    assert!(
+        out.status.success(),
+        "skopeo push: {}\n{}",
+        stderr(&out),
+        registry.log()
+    );
+    let (manifest, digest) = registry.skopeo_inspect_raw(&format!("{REPO}:1.0"));
+    assert_eq!(
+        digest, expected,
+        "the registry serves the manifest unchanged"
+    );
+    assert!(registry.has_manifest(&format!("{REPO}:1.0")));
+    assert!(!registry.has_manifest(&format!("{REPO}:2.0")));
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest JSON");
+    for blob in [&manifest["config"], &manifest["layers"][0]] {
+        let blob_digest = blob["digest"].as_str().expect("blob digest");
+        assert!(registry.blob_exists(blob_digest), "{blob_digest} stored");
+    }
+    let back = scratch.path().join("back");
+    registry.skopeo_copy_to_oci(&format!("{REPO}:1.0"), &back);
+    assert!(back.join("blobs/sha256").join(&digest[7..]).is_file());
+    assert!(
+        registry.log().contains("uri=/v2/"),
+        "requests are logged: {}",
+        registry.log()
+    );
+}
+
+#[test]
+fn container_registry_refuses_a_wrong_password_and_anonymous_pushes() {
+    let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let (_, reference) = tiny_layout(scratch.path());
+    for creds in [Some(("giteaadmin", "wrong")), None] {
+        let out = registry.try_skopeo_copy_from_oci(&reference, "giteaadmin/tiny:1.0", creds);
+        assert!(!out.status.success(), "push with {creds:?} must fail");
+        let stderr = stderr(&out);
+        assert!(stderr.contains("authentication required"), "{stderr}");
+    }
+    assert!(!registry.has_manifest("giteaadmin/tiny:1.0"));
+}
+
+#[test]
 fn basic_auth_registry_refuses_a_wrong_password_and_anonymous_pushes() {
     let registry = start(Tls::CaSigned, Auth::basic("giteaadmin", "s3cret"));
     let scratch = tempfile::tempdir().expect("scratch dir");
@@ -91,7 +153,7 @@ fn basic_auth_registry_refuses_a_wrong_password_and_anonymous_pushes() {
     for creds in [Some(("giteaadmin", "wrong")), None] {
         let out = registry.try_skopeo_copy_from_oci(&reference, "giteaadmin/tiny:1.0", creds);
         assert!(!out.status.success(), "push with {creds:?} must fail");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr(&out);
         assert!(stderr.contains("authentication required"), "{stderr}");
     }
     assert!(registry.tags("giteaadmin/tiny").is_empty());
@@ -194,11 +256,7 @@ fn ca_signed_server_certificate_verifies_against_its_ca() {
         .arg(&cert.cert)
         .output()
         .expect("run openssl verify");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", stderr(&out));
     let text = openssl_text(&cert.cert);
     assert!(text.contains("CA:FALSE") && text.contains("DNS:localhost, IP Address:127.0.0.1"));
 }
@@ -209,7 +267,7 @@ fn openssl_text(pem: &std::path::Path) -> String {
         .arg(pem)
         .output()
         .expect("run openssl x509");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout(&out)
 }
 
 /// A bare HTTP/1.1 GET of `path` on the host of `base` (an `http://` URL); (status, body).

@@ -3,11 +3,10 @@
 
 mod support;
 
-use std::process::Command as StdCommand;
-
 use support::fixtures::{self, ImageSpec};
-use support::idpbuilder;
+use support::launch::{has_script, idpbuilder_on_terminal};
 use support::registry::{Registry, RegistryOptions};
+use support::{idpbuilder, stderr, stdout};
 
 /// `pushed sha256:<12 hex> <size>` or `exists sha256:<12 hex> <size>`.
 fn is_blob_line(line: &str, verb: &str) -> bool {
@@ -37,10 +36,7 @@ fn without_a_terminal_each_blob_gets_one_plain_line_and_stdout_only_the_result()
             .output()
             .expect("run idpbuilder");
         assert!(output.status.success());
-        (
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        (stdout(&output), stderr(&output))
     };
     let (stdout, stderr) = run();
     assert_eq!(stdout, format!("{dest}@{}\n", image.manifest_digest));
@@ -70,12 +66,8 @@ fn quiet_prints_exactly_the_result_line() {
         .output()
         .expect("run idpbuilder");
     assert!(output.status.success());
-    assert!(
-        output.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+    let stdout = stdout(&output);
     assert_eq!(stdout.lines().count(), 1);
     assert!(stdout.trim_end().ends_with(&image.manifest_digest));
 }
@@ -84,7 +76,7 @@ fn quiet_prints_exactly_the_result_line() {
 /// output.
 #[test]
 fn on_a_terminal_bars_are_drawn_and_the_result_comes_last() {
-    if StdCommand::new("script").arg("--version").output().is_err() {
+    if !has_script() {
         eprintln!("skipped: util-linux `script` is not installed");
         return;
     }
@@ -92,20 +84,17 @@ fn on_a_terminal_bars_are_drawn_and_the_result_comes_last() {
     let work = tempfile::tempdir().expect("temp dir");
     let layout = work.path().join("l");
     let image = fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[2_000_000]));
-    let binary = assert_cmd::cargo::cargo_bin("idpbuilder");
-    let command = format!(
-        "{} push --plain-http {} {}/team/tty:1.0",
-        binary.display(),
-        layout.display(),
-        registry.host()
-    );
-    let output = StdCommand::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm")
+    let args = [
+        "push".to_string(),
+        "--plain-http".to_string(),
+        layout.display().to_string(),
+        format!("{}/team/tty:1.0", registry.host()),
+    ];
+    let output = idpbuilder_on_terminal(&args)
         .env_remove("NO_COLOR")
         .output()
         .expect("run script");
-    let screen = String::from_utf8_lossy(&output.stdout);
+    let screen = stdout(&output);
     assert!(output.status.success(), "{screen}");
     assert!(
         screen.contains("total"),
