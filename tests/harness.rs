@@ -6,6 +6,7 @@ mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use support::container_registry::{self, ContainerRegistry};
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
 use support::skopeo::TestRegistry as _;
-use support::{certs, stderr, stdout, tiny_layout};
+use support::{certs, launch, stderr, stdout, tiny_layout};
 
 const REPO: &str = "giteaadmin/tiny";
 
@@ -230,6 +231,54 @@ fn registry_stops_listening_when_dropped() {
 }
 
 #[test]
+fn container_registry_stops_listening_when_dropped() {
+    let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
+        return;
+    };
+    let addr: std::net::SocketAddr = registry.host().parse().expect("127.0.0.1:PORT");
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
+    let dir = registry.dir().to_owned();
+    assert!(registry.log().contains("bound, starting to serve"));
+    drop(registry);
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+    assert!(!dir.exists(), "temp dir removed");
+}
+
+/// The one launcher cuts the binary off from the machine: what it sets and removes, whatever
+/// the developer's environment holds.
+#[test]
+fn the_launcher_isolates_home_docker_kube_and_engine_settings() {
+    let cmd = launch::idpbuilder_process();
+    let envs: std::collections::HashMap<String, Option<String>> = cmd
+        .get_envs()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.map(|v| v.to_string_lossy().into_owned()),
+            )
+        })
+        .collect();
+    let set = |key: &str| envs.get(key).cloned().flatten();
+    assert_eq!(set("HOME").as_deref(), Some(launch::NOWHERE));
+    assert_eq!(set("DOCKER_HOST").as_deref(), Some(launch::NO_ENGINE));
+    assert_eq!(
+        set("XDG_RUNTIME_DIR").as_deref(),
+        Some(launch::NO_RUNTIME_DIR)
+    );
+    assert_eq!(set("NO_COLOR").as_deref(), Some("1"));
+    for removed in ["KUBECONFIG", "DOCKER_CONFIG", "DOCKER_CONTEXT"] {
+        assert_eq!(envs.get(removed), Some(&None), "{removed} is removed");
+    }
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("IDPBUILDER_") {
+            assert_eq!(envs.get(&key), Some(&None), "{key} is removed");
+        }
+    }
+    assert!(!Path::new(launch::NOWHERE).exists());
+}
+
+#[test]
 fn idpbuilder_shaped_certificate_is_a_self_signed_ca_serving_as_its_own_server_cert() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cert = certs::idpbuilder_shaped(dir.path());
@@ -261,7 +310,7 @@ fn ca_signed_server_certificate_verifies_against_its_ca() {
     assert!(text.contains("CA:FALSE") && text.contains("DNS:localhost, IP Address:127.0.0.1"));
 }
 
-fn openssl_text(pem: &std::path::Path) -> String {
+fn openssl_text(pem: &Path) -> String {
     let out = Command::new("openssl")
         .args(["x509", "-noout", "-text", "-in"])
         .arg(pem)
