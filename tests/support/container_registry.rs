@@ -47,11 +47,16 @@ impl ContainerRegistry {
     /// The binary: `$IDPBUILDER_TEST_CONTAINER_REGISTRY`, else `.tools/bin/container-registry`
     /// under the crate root; `None` when it is not there.
     pub fn binary() -> Option<PathBuf> {
-        let path = match std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {
+        let path = Self::looked_for();
+        path.is_file().then_some(path)
+    }
+
+    /// Where [`ContainerRegistry::binary`] looks.
+    fn looked_for() -> PathBuf {
+        match std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {
             Some(path) => PathBuf::from(path),
             None => Path::new(env!("CARGO_MANIFEST_DIR")).join(TOOLS_BIN),
-        };
-        path.is_file().then_some(path)
+        }
     }
 
     /// Starts one for `test`, or, when the binary is missing, prints a skip line and returns
@@ -60,13 +65,15 @@ impl ContainerRegistry {
         match Self::binary() {
             Some(bin) => Some(Self::start(&bin)),
             None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
-                "{test}: container-registry {VERSION} is not installed at {TOOLS_BIN} (nor named \
-                 by {BIN_ENV}); CI must run `make tools` first"
+                "{test}: container-registry {VERSION} is not at {}; CI must run `make tools` \
+                 first (or set {BIN_ENV})",
+                Self::looked_for().display()
             ),
             None => {
                 eprintln!(
-                    "skipped: {test}: container-registry {VERSION} is not installed; run `make \
-                     tools` (or set {BIN_ENV})"
+                    "skipped: {test}: container-registry {VERSION} is not at {}; run `make \
+                     tools` (or set {BIN_ENV})",
+                    Self::looked_for().display()
                 );
                 None
             }
