@@ -1,12 +1,13 @@
 # Entry points for developers and CI. `make test` is the whole test gate; `make deps` installs
-# what the end-to-end tests start (a real registry, skopeo, htpasswd, openssl); `make demo`
-# pushes an image into a local idpbuilder-shaped registry and checks it.
+# what the end-to-end tests start (a real registry, skopeo, htpasswd, openssl) and `make tools`
+# the second registry implementation they run against (container-registry, into .tools/);
+# `make demo` pushes an image into a local idpbuilder-shaped registry and checks it.
 SHELL := /bin/bash
 CARGO ?= cargo
 # Debian/Ubuntu packages the tests and the demo need.
 DEPS := docker-registry skopeo apache2-utils openssl
 
-.PHONY: build test demo coverage bench deps fuzz-smoke man
+.PHONY: build test demo coverage bench deps tools fuzz-smoke man
 
 build:
 	$(CARGO) build --release
@@ -49,6 +50,24 @@ deps:
 	echo "deps: installing$$missing"; \
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+
+# Test tools from crates.io, built into the project's own tool directory (gitignored) and kept
+# there: a run that finds the pinned version builds nothing. tests/support/container_registry.rs
+# looks for $(TOOLS_DIR)/bin/container-registry (or $$IDPBUILDER_TEST_CONTAINER_REGISTRY); under
+# CI=true its tests fail without it, elsewhere they print a skip line.
+TOOLS_DIR := .tools
+CONTAINER_REGISTRY_VERSION := 0.3.1
+tools:
+	@bin="$(TOOLS_DIR)/bin/container-registry"; \
+	want="container-registry $(CONTAINER_REGISTRY_VERSION)"; \
+	if [ -x "$$bin" ] && [ "$$("$$bin" --version 2>/dev/null)" = "$$want" ]; then \
+	  echo "tools: $$want present in $(TOOLS_DIR)"; exit 0; \
+	fi; \
+	echo "tools: installing $$want into $(TOOLS_DIR)"; \
+	install="$(CARGO) install container-registry --version $(CONTAINER_REGISTRY_VERSION) \
+	  --features bin --root $(TOOLS_DIR) --force"; \
+	$$install --locked || { echo "tools: --locked failed; trying without"; $$install; } && \
+	[ "$$("$$bin" --version)" = "$$want" ]
 
 # Each cargo-fuzz target (fuzz/) for FUZZ_SECONDS on its seed corpus, when a nightly toolchain
 # and cargo-fuzz are installed; otherwise one skip line. The long runs are local:

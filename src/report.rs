@@ -83,7 +83,6 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,14 +5,14 @@ mod support;
 
 use predicates::prelude::*;
 use support::fixtures::{self, ImageSpec};
-use support::idpbuilder;
+use support::{idpbuilder, stderr};
 
 /// A destination nobody listens on: input errors must come before any connection.
 const NOWHERE: &str = "127.0.0.1:9/team/app:1.0";
 
 fn fails_with(args: &[&str], code: i32, message: &str) -> String {
     let output = idpbuilder().args(args).output().expect("run idpbuilder");
-    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    let err = stderr(&output);
     assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
     assert!(err.starts_with("error: "), "{args:?}: {err}");
     assert!(

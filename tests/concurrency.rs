@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::fixtures::{self, ImageSpec};
+use support::{idpbuilder, stderr};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -83,8 +84,7 @@ async fn push_with(concurrency: &str) -> (Vec<Instant>, Instant) {
     let host = server.address().to_string();
     let concurrency = concurrency.to_string();
     let output = tokio::task::spawn_blocking(move || {
-        assert_cmd::Command::cargo_bin("idpbuilder")
-            .expect("binary built")
+        idpbuilder()
             .args(["push", "-q", "--plain-http", "--concurrency", &concurrency])
             .arg(&layout)
             .arg(format!("{host}/team/app:1.0"))
@@ -93,11 +93,7 @@ async fn push_with(concurrency: &str) -> (Vec<Instant>, Instant) {
     })
     .await
     .expect("join");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", stderr(&output));
     let log = log.lock().expect("log lock").clone();
     let blobs: Vec<Instant> = log
         .iter()

@@ -9,12 +9,12 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use support::fixtures::{self, ImageSpec};
-use support::kube_api;
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
+use support::skopeo::TestRegistry as _;
+use support::{idpbuilder_at, text};
 
 const USER: &str = "dockeruser";
 const PASS: &str = "D0cker-L0gin-Pa55word";
@@ -24,14 +24,6 @@ fn registry() -> Registry {
         RegistryOptions::default()
             .tls(Tls::CaSigned)
             .auth(Auth::basic(USER, PASS)),
-    )
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
     )
 }
 
@@ -45,8 +37,7 @@ fn push(registry: &Registry, home: &Path, config: Option<&str>, path_dir: Option
     }
     let layout = home.join("layout");
     let image = fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[4_000]));
-    let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
-    kube_api::isolate(&mut cmd, home);
+    let mut cmd = idpbuilder_at(home);
     cmd.env("DOCKER_CONFIG", &docker);
     if let Some(dir) = path_dir {
         let path = std::env::var("PATH").unwrap_or_default();

@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 use sha2::{Digest as _, Sha256};
 use support::child::output_within;
 use support::fault_proxy::{Fault, FaultProxy, Rule};
+use support::launch::idpbuilder_process;
 use support::raw_image::{RawImage, raw_layout};
 use support::registry::{Registry, RegistryOptions};
+use support::skopeo::TestRegistry as _;
+use support::stderr;
 
 /// The idle timeout the tool runs with here, in milliseconds.
 const IDLE_MS: u64 = 1500;
@@ -25,14 +28,10 @@ const PAST_TIMEOUT: Duration = Duration::from_millis(3000);
 
 const UPLOADS: &str = "/blobs/uploads/";
 
+/// The isolated binary (`support::launch`) with the idle timeout lowered to [`IDLE_MS`].
 fn idpbuilder() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idpbuilder"));
-    cmd.env_remove("IDPBUILDER_REGISTRY_USERNAME")
-        .env_remove("IDPBUILDER_REGISTRY_PASSWORD")
-        .env("NO_COLOR", "1")
-        .env("IDPBUILDER_TEST_READ_TIMEOUT_MS", IDLE_MS.to_string())
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .stdin(Stdio::null());
+    let mut cmd = idpbuilder_process();
+    cmd.env("IDPBUILDER_TEST_READ_TIMEOUT_MS", IDLE_MS.to_string());
     cmd
 }
 
@@ -55,10 +54,6 @@ fn push_idle(
         .arg(image.path())
         .arg(format!("{}/{repo_tag}", proxy.host()));
     output_within(&mut cmd, Duration::from_secs(90))
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn lines_starting(output: &Output, prefix: &str) -> usize {

@@ -6,6 +6,9 @@
 
 mod support;
 
+#[allow(unused_imports, reason = "the skopeo checks of a registry")]
+use support::skopeo::TestRegistry;
+
 use std::process::Output;
 
 use support::fixtures::{self, ImageSpec};

@@ -6,13 +6,15 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use support::child::output_within;
 use support::fixtures;
 use support::gitea_fake::{GiteaFake, Knobs, OWNER, PASSWORD};
+use support::launch::idpbuilder_process;
 use support::raw_image::{raw_layout, sha256};
+use support::{stderr, stdout};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request};
 
@@ -32,12 +34,9 @@ async fn gitea_on(server: MockServer, knobs: Knobs) -> (MockServer, GiteaFake) {
 /// `idpbuilder push --plain-http [extra] IMAGE HOST/REPO_TAG` as giteaadmin, run off the async
 /// runtime so the mock server keeps answering.
 async fn push(server: &MockServer, image: &Path, repo_tag: &str, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idpbuilder"));
-    cmd.env("NO_COLOR", "1")
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env("IDPBUILDER_REGISTRY_USERNAME", OWNER)
+    let mut cmd = idpbuilder_process();
+    cmd.env("IDPBUILDER_REGISTRY_USERNAME", OWNER)
         .env("IDPBUILDER_REGISTRY_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
         .args(["push", "--plain-http"])
         .args(extra)
         .arg(image)
@@ -45,10 +44,6 @@ async fn push(server: &MockServer, image: &Path, repo_tag: &str, extra: &[&str])
     tokio::task::spawn_blocking(move || output_within(&mut cmd, Duration::from_secs(90)))
         .await
         .expect("run idpbuilder")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
@@ -68,7 +63,7 @@ async fn a_multi_platform_image_goes_up_by_giteas_rules() {
 
     let output = push(&server, &dir, "giteaadmin/app:1.0", &[]).await;
     assert!(output.status.success(), "{}", stderr(&output));
-    let printed = String::from_utf8_lossy(&output.stdout);
+    let printed = stdout(&output);
     assert_eq!(
         printed.lines().last(),
         Some(

@@ -1,17 +1,21 @@
 //! Self-tests of the end-to-end harness, using skopeo alone: every registry set-up the push
-//! tests rely on really starts, accepts the right credentials, refuses wrong ones and stops.
+//! tests rely on (distribution in each shape, and container-registry) really starts, accepts the
+//! right credentials, refuses wrong ones and stops.
 
 mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use support::container_registry::{self, ContainerRegistry};
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
-use support::{certs, tiny_layout};
+use support::skopeo::TestRegistry as _;
+use support::{certs, launch, stderr, stdout, tiny_layout};
 
 const REPO: &str = "giteaadmin/tiny";
 
@@ -84,6 +88,65 @@ fn skopeo_round_trips_through_a_plain_http_registry_without_auth() {
 }
 
 #[test]
+fn skopeo_round_trips_through_container_registry_with_any_user_name() {
+    let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
+        return;
+    };
+    assert_eq!(registry.tls_args(), vec!["--plain-http".to_owned()]);
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let (layout, reference) = tiny_layout(scratch.path());
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("read index.json"))
+            .expect("index.json is JSON");
+    let expected = index["manifests"][0]["digest"].as_str().expect("digest");
+
+    let creds = Some(("someone-else", container_registry::PASS));
+    let out = registry.try_skopeo_copy_from_oci(&reference, &format!("{REPO}:1.0"), creds);
+    assert!(
+        out.status.success(),
+        "skopeo push: {}\n{}",
+        stderr(&out),
+        registry.log()
+    );
+    let (manifest, digest) = registry.skopeo_inspect_raw(&format!("{REPO}:1.0"));
+    assert_eq!(
+        digest, expected,
+        "the registry serves the manifest unchanged"
+    );
+    assert!(registry.has_manifest(&format!("{REPO}:1.0")));
+    assert!(!registry.has_manifest(&format!("{REPO}:2.0")));
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest JSON");
+    for blob in [&manifest["config"], &manifest["layers"][0]] {
+        let blob_digest = blob["digest"].as_str().expect("blob digest");
+        assert!(registry.blob_exists(blob_digest), "{blob_digest} stored");
+    }
+    let back = scratch.path().join("back");
+    registry.skopeo_copy_to_oci(&format!("{REPO}:1.0"), &back);
+    assert!(back.join("blobs/sha256").join(&digest[7..]).is_file());
+    assert!(
+        registry.log().contains("uri=/v2/"),
+        "requests are logged: {}",
+        registry.log()
+    );
+}
+
+#[test]
+fn container_registry_refuses_a_wrong_password_and_anonymous_pushes() {
+    let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let (_, reference) = tiny_layout(scratch.path());
+    for creds in [Some(("giteaadmin", "wrong")), None] {
+        let out = registry.try_skopeo_copy_from_oci(&reference, "giteaadmin/tiny:1.0", creds);
+        assert!(!out.status.success(), "push with {creds:?} must fail");
+        let stderr = stderr(&out);
+        assert!(stderr.contains("authentication required"), "{stderr}");
+    }
+    assert!(!registry.has_manifest("giteaadmin/tiny:1.0"));
+}
+
+#[test]
 fn basic_auth_registry_refuses_a_wrong_password_and_anonymous_pushes() {
     let registry = start(Tls::CaSigned, Auth::basic("giteaadmin", "s3cret"));
     let scratch = tempfile::tempdir().expect("scratch dir");
@@ -91,7 +154,7 @@ fn basic_auth_registry_refuses_a_wrong_password_and_anonymous_pushes() {
     for creds in [Some(("giteaadmin", "wrong")), None] {
         let out = registry.try_skopeo_copy_from_oci(&reference, "giteaadmin/tiny:1.0", creds);
         assert!(!out.status.success(), "push with {creds:?} must fail");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr(&out);
         assert!(stderr.contains("authentication required"), "{stderr}");
     }
     assert!(registry.tags("giteaadmin/tiny").is_empty());
@@ -168,6 +231,54 @@ fn registry_stops_listening_when_dropped() {
 }
 
 #[test]
+fn container_registry_stops_listening_when_dropped() {
+    let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
+        return;
+    };
+    let addr: std::net::SocketAddr = registry.host().parse().expect("127.0.0.1:PORT");
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
+    let dir = registry.dir().to_owned();
+    assert!(registry.log().contains("bound, starting to serve"));
+    drop(registry);
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+    assert!(!dir.exists(), "temp dir removed");
+}
+
+/// The one launcher cuts the binary off from the machine: what it sets and removes, whatever
+/// the developer's environment holds.
+#[test]
+fn the_launcher_isolates_home_docker_kube_and_engine_settings() {
+    let cmd = launch::idpbuilder_process();
+    let envs: std::collections::HashMap<String, Option<String>> = cmd
+        .get_envs()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.map(|v| v.to_string_lossy().into_owned()),
+            )
+        })
+        .collect();
+    let set = |key: &str| envs.get(key).cloned().flatten();
+    assert_eq!(set("HOME").as_deref(), Some(launch::NOWHERE));
+    assert_eq!(set("DOCKER_HOST").as_deref(), Some(launch::NO_ENGINE));
+    assert_eq!(
+        set("XDG_RUNTIME_DIR").as_deref(),
+        Some(launch::NO_RUNTIME_DIR)
+    );
+    assert_eq!(set("NO_COLOR").as_deref(), Some("1"));
+    for removed in ["KUBECONFIG", "DOCKER_CONFIG", "DOCKER_CONTEXT"] {
+        assert_eq!(envs.get(removed), Some(&None), "{removed} is removed");
+    }
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("IDPBUILDER_") {
+            assert_eq!(envs.get(&key), Some(&None), "{key} is removed");
+        }
+    }
+    assert!(!Path::new(launch::NOWHERE).exists());
+}
+
+#[test]
 fn idpbuilder_shaped_certificate_is_a_self_signed_ca_serving_as_its_own_server_cert() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cert = certs::idpbuilder_shaped(dir.path());
@@ -194,22 +305,18 @@ fn ca_signed_server_certificate_verifies_against_its_ca() {
         .arg(&cert.cert)
         .output()
         .expect("run openssl verify");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", stderr(&out));
     let text = openssl_text(&cert.cert);
     assert!(text.contains("CA:FALSE") && text.contains("DNS:localhost, IP Address:127.0.0.1"));
 }
 
-fn openssl_text(pem: &std::path::Path) -> String {
+fn openssl_text(pem: &Path) -> String {
     let out = Command::new("openssl")
         .args(["x509", "-noout", "-text", "-in"])
         .arg(pem)
         .output()
         .expect("run openssl x509");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout(&out)
 }
 
 /// A bare HTTP/1.1 GET of `path` on the host of `base` (an `http://` URL); (status, body).

@@ -3,6 +3,9 @@
 
 mod support;
 
+#[allow(unused_imports, reason = "the skopeo checks of a registry")]
+use support::skopeo::TestRegistry;
+
 use clap::Parser;
 use idpbuilder_push::cli::{Cli, Command};
 use idpbuilder_push::session;

@@ -5,9 +5,10 @@ mod support;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use sha2::{Digest as _, Sha256};
+use support::launch::idpbuilder_process;
 use support::registry::{Registry, RegistryOptions};
 
 const LAYERS: usize = 4;
@@ -69,7 +70,7 @@ fn pushing_256_mib_keeps_peak_rss_under_32_mib() {
     let layout = work.path().join("big");
     big_layout(&layout);
 
-    let child = Command::new(assert_cmd::cargo::cargo_bin("idpbuilder"))
+    let child = idpbuilder_process()
         .args(["push", "-q", "--plain-http"])
         .arg(&layout)
         .arg(format!("{}/team/big:1.0", registry.host()))

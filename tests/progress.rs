@@ -3,12 +3,11 @@
 
 mod support;
 
-use std::process::Command as StdCommand;
-
 use support::fault_proxy::{Fault, FaultProxy, Rule};
 use support::fixtures::{self, ImageSpec};
-use support::idpbuilder;
+use support::launch::{has_script, idpbuilder_on_terminal};
 use support::registry::{Registry, RegistryOptions};
+use support::{idpbuilder, stderr, stdout};
 
 /// `pushed sha256:<12 hex> <size>` or `exists sha256:<12 hex> <size>`.
 fn is_blob_line(line: &str, verb: &str) -> bool {
@@ -38,10 +37,7 @@ fn without_a_terminal_each_blob_gets_one_plain_line_and_stdout_only_the_result()
             .output()
             .expect("run idpbuilder");
         assert!(output.status.success());
-        (
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        (stdout(&output), stderr(&output))
     };
     let (stdout, stderr) = run();
     assert_eq!(stdout, format!("{dest}@{}\n", image.manifest_digest));
@@ -71,12 +67,8 @@ fn quiet_prints_exactly_the_result_line() {
         .output()
         .expect("run idpbuilder");
     assert!(output.status.success());
-    assert!(
-        output.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+    let stdout = stdout(&output);
     assert_eq!(stdout.lines().count(), 1);
     assert!(stdout.trim_end().ends_with(&image.manifest_digest));
 }
@@ -85,7 +77,7 @@ fn quiet_prints_exactly_the_result_line() {
 /// output.
 #[test]
 fn on_a_terminal_bars_are_drawn_and_the_result_comes_last() {
-    if StdCommand::new("script").arg("--version").output().is_err() {
+    if !has_script() {
         eprintln!("skipped: util-linux `script` is not installed");
         return;
     }
@@ -93,20 +85,17 @@ fn on_a_terminal_bars_are_drawn_and_the_result_comes_last() {
     let work = tempfile::tempdir().expect("temp dir");
     let layout = work.path().join("l");
     let image = fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[2_000_000]));
-    let binary = assert_cmd::cargo::cargo_bin("idpbuilder");
-    let command = format!(
-        "{} push --plain-http {} {}/team/tty:1.0",
-        binary.display(),
-        layout.display(),
-        registry.host()
-    );
-    let output = StdCommand::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm")
+    let args = [
+        "push".to_string(),
+        "--plain-http".to_string(),
+        layout.display().to_string(),
+        format!("{}/team/tty:1.0", registry.host()),
+    ];
+    let output = idpbuilder_on_terminal(&args)
         .env_remove("NO_COLOR")
         .output()
         .expect("run script");
-    let screen = String::from_utf8_lossy(&output.stdout);
+    let screen = stdout(&output);
     assert!(output.status.success(), "{screen}");
     assert!(
         screen.contains("total"),
@@ -128,7 +117,7 @@ fn on_a_terminal_bars_are_drawn_and_the_result_comes_last() {
 /// output and the result still comes last.
 #[test]
 fn on_a_terminal_a_warning_during_the_upload_prints_whole_between_the_bars() {
-    if StdCommand::new("script").arg("--version").output().is_err() {
+    if !has_script() {
         eprintln!("skipped: util-linux `script` is not installed");
         return;
     }
@@ -144,18 +133,16 @@ fn on_a_terminal_a_warning_during_the_upload_prints_whole_between_the_bars() {
     let work = tempfile::tempdir().expect("temp dir");
     let layout = work.path().join("l");
     let image = fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[2_000_000, 3_000_000]));
-    let binary = assert_cmd::cargo::cargo_bin("idpbuilder");
-    let command = format!(
-        "{} push --plain-http --color never {} {}/team/warned:1.0",
-        binary.display(),
-        layout.display(),
-        proxy.host()
-    );
-    let output = StdCommand::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm")
-        .output()
-        .expect("run script");
+    let output = idpbuilder_on_terminal(&[
+        "push".into(),
+        "--plain-http".into(),
+        "--color".into(),
+        "never".into(),
+        layout.display().to_string(),
+        format!("{}/team/warned:1.0", proxy.host()),
+    ])
+    .output()
+    .expect("run script");
     let screen = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{screen}");
     assert_eq!(proxy.faults_injected(), 1, "{screen}");

@@ -4,83 +4,15 @@
 mod support;
 
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
-use support::fixtures::{self, FixtureImage, ImageSpec};
-use support::idpbuilder;
+use support::fixtures::{self, ImageSpec};
+use support::push::{push_and_verify, push_cmd, verify};
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
+use support::skopeo::TestRegistry as _;
+use support::{idpbuilder, stderr, stdout};
 
 const USER: &str = "giteaadmin";
 const PASS: &str = "s3cr3t-Pa55word";
-
-/// `idpbuilder push` with the registry's transport flags and credentials (password on stdin).
-fn push_cmd(registry: &Registry, image: &str, repo_tag: &str) -> Command {
-    let mut cmd = idpbuilder();
-    cmd.arg("push").args(registry.tls_args());
-    if let Some((user, pass)) = registry.credentials() {
-        cmd.args(["--username", user, "--password-stdin"])
-            .write_stdin(format!("{pass}\n"));
-    }
-    cmd.arg(image)
-        .arg(format!("{}/{repo_tag}", registry.host()));
-    cmd
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Pushes, then proves with skopeo that the registry holds exactly the source's digests.
-fn push_and_verify(registry: &Registry, image: &str, repo_tag: &str, expected: &FixtureImage) {
-    let output = push_cmd(registry, image, repo_tag)
-        .output()
-        .expect("run idpbuilder");
-    assert!(
-        output.status.success(),
-        "push {image} failed: {}\nregistry log:\n{}",
-        stderr(&output),
-        registry.log()
-    );
-    let last = stdout(&output)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(
-        last,
-        format!(
-            "{}/{}@{}",
-            registry.host(),
-            repo_tag,
-            expected.manifest_digest
-        ),
-        "result line"
-    );
-    verify(registry, repo_tag, expected);
-}
-
-fn verify(registry: &Registry, repo_tag: &str, expected: &FixtureImage) {
-    let (_, digest) = registry.skopeo_inspect_raw(repo_tag);
-    assert_eq!(
-        digest, expected.manifest_digest,
-        "skopeo sees the source's digest"
-    );
-    let copy = tempfile::tempdir().expect("temp dir");
-    let out = copy.path().join("copy");
-    registry.skopeo_copy_to_oci(repo_tag, &out);
-    for blob in expected.blob_digests.iter().chain(&expected.children) {
-        assert!(
-            fixtures::blob_path(&out, blob).exists(),
-            "blob {blob} came back from the registry"
-        );
-    }
-    assert!(fixtures::blob_path(&out, &expected.manifest_digest).exists());
-}
 
 fn basic_tls(tls: Tls) -> Registry {
     Registry::start(
@@ -265,7 +197,7 @@ fn skopeo_convert(registry: &Registry, from: &str, to: &str) {
     assert!(
         out.status.success(),
         "skopeo copy {from} {to}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
 }
 

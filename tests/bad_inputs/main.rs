@@ -19,30 +19,12 @@ mod registry_faults;
 mod rows;
 
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
 use cases::{INPUT_CASES, InputCase, NOWHERE};
 use rows::REGISTRY_ROWS;
+use support::{idpbuilder_at, stderr};
 
 const DOC: &str = "docs/bad-inputs.md";
-
-/// `idpbuilder` with nothing from this machine's environment that could change the outcome:
-/// no credentials, no kubeconfig, no docker config.
-fn idpbuilder(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
-    cmd.env_remove("IDPBUILDER_REGISTRY_USERNAME")
-        .env_remove("IDPBUILDER_REGISTRY_PASSWORD")
-        .env_remove("KUBECONFIG")
-        .env("HOME", home)
-        .env("DOCKER_CONFIG", home.join(".docker"))
-        .env("NO_COLOR", "1");
-    cmd
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// What one case printed, as the table shows it.
 struct Seen {
@@ -62,7 +44,7 @@ fn run(case: &InputCase) -> Result<Seen, String> {
         .iter()
         .map(|a| a.replace("{dir}", &dir_text))
         .collect();
-    let mut cmd = idpbuilder(work.path());
+    let mut cmd = idpbuilder_at(work.path());
     cmd.arg("push")
         .args(&args)
         .timeout(std::time::Duration::from_secs(30));

@@ -3,14 +3,14 @@
 //! wanting credentials, an auth scheme the tool does not speak, an expired certificate.
 
 use std::path::Path;
+use std::process::Output;
 use std::sync::Arc;
 
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::cases::spec;
-use super::support::{certs, fixtures};
-use super::{Output, idpbuilder, stderr};
+use super::support::{certs, fixtures, idpbuilder_at, stderr};
 
 /// A registry that lets anyone in and refuses the upload with `status`.
 async fn refusing_uploads(status: u16) -> MockServer {
@@ -49,7 +49,7 @@ async fn push(host: String, extra: &'static [&'static str], stdin: &'static str)
     tokio::task::spawn_blocking(move || {
         let work = tempfile::tempdir().expect("temp dir");
         fixtures::oci_layout(&work.path().join("l"), &spec());
-        idpbuilder(work.path())
+        idpbuilder_at(work.path())
             .args([
                 "push",
                 "--plain-http",
@@ -223,7 +223,7 @@ fn an_expired_certificate_exits_4_even_when_trusted() {
     let (cert, key) = expired_certificate(work.path());
     let host = tls_server(&cert, &key);
     fixtures::oci_layout(&work.path().join("l"), &spec());
-    let output = idpbuilder(work.path())
+    let output = idpbuilder_at(work.path())
         .args(["push", "--ca-file"])
         .arg(&cert)
         .arg(work.path().join("l"))

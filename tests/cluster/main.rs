@@ -15,14 +15,14 @@ mod security;
 mod zero_config;
 
 use std::path::Path;
-use std::process::Output;
 
 use assert_cmd::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use support::fixtures::{self, ImageSpec};
-use support::kube_api::{self, FakeCluster};
+use support::kube_api::FakeCluster;
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
+pub use support::text;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -66,10 +66,10 @@ pub fn idpbuilder_cluster(gitea_hosts: &[&str], cert: Option<(&Path, CertAt)>) -
     cluster
 }
 
-/// `idpbuilder push` cut off from the machine: HOME is `home`, no KUBECONFIG or DOCKER_CONFIG.
+/// `idpbuilder push` cut off from the machine (`support::launch`) with HOME at `home`; each test
+/// sets the KUBECONFIG it needs on top.
 pub fn idpbuilder(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("idpbuilder").expect("binary built");
-    kube_api::isolate(&mut cmd, home);
+    let mut cmd = support::idpbuilder_at(home);
     cmd.arg("push");
     cmd
 }
@@ -78,14 +78,6 @@ pub fn image(dir: &Path) -> (String, fixtures::FixtureImage) {
     let layout = dir.join("layout");
     let image = fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[3_000]));
     (layout.display().to_string(), image)
-}
-
-pub fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 pub fn idpbuilder_registry() -> Registry {

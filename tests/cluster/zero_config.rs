@@ -7,6 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::support::kube_api::{self, FakeCluster, KubeAuth, SilentServer};
 use super::support::registry::Registry;
+use super::support::skopeo::TestRegistry as _;
+use super::support::{stderr, stdout};
 use super::{CertAt, PASS, USER, idpbuilder, idpbuilder_cluster, idpbuilder_registry, image, text};
 
 /// Pushes with no credential or TLS flag, with `kubeconfig` given by `how`, and checks the
@@ -44,7 +46,7 @@ fn zero_config_push(
         "push failed:\n{all}\nregistry log:\n{}",
         registry.log()
     );
-    let last = String::from_utf8_lossy(&output.stdout)
+    let last = stdout(&output)
         .lines()
         .last()
         .unwrap_or_default()
@@ -192,7 +194,7 @@ fn an_unreachable_cluster_is_passed_over_and_the_untrusted_certificate_exits_4_i
                 "{name}: a debug line says why: {all}"
             );
         } else {
-            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stderr = stderr(&output);
             assert!(
                 stderr
                     .lines()

@@ -14,6 +14,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[allow(unused_imports, reason = "the skopeo checks of a registry")]
+use support::skopeo::TestRegistry;
+
 mod cluster_certificate;
 mod fake;
 mod locations;
@@ -51,8 +54,7 @@ pub fn basic(user: &str, pass: &str) -> String {
 
 /// `idpbuilder push` cut off from the machine, with `home` as HOME.
 pub fn idpbuilder(home: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("idpbuilder").expect("binary built");
-    support::kube_api::isolate(&mut cmd, home);
+    let mut cmd = support::launch::idpbuilder_at(home);
     cmd.env("DOCKER_CONFIG", home.join(".docker"))
         .env("KUBECONFIG", home.join("no-kubeconfig"))
         .timeout(std::time::Duration::from_secs(60))

@@ -304,18 +304,6 @@ pub fn closed_port() -> u16 {
         .port()
 }
 
-/// Cuts `cmd` off from the machine: `HOME` is `home` (so no `~/.kube/config` or
-/// `~/.docker/config.json` unless the test writes one), no `KUBECONFIG`, `DOCKER_CONFIG` or
-/// registry credential variables, no colour.
-pub fn isolate(cmd: &mut assert_cmd::Command, home: &Path) {
-    cmd.env("HOME", home)
-        .env("NO_COLOR", "1")
-        .env_remove("KUBECONFIG")
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("IDPBUILDER_REGISTRY_USERNAME")
-        .env_remove("IDPBUILDER_REGISTRY_PASSWORD");
-}
-
 fn metadata(namespace: &str, name: &str) -> Value {
     json!({
         "name": name, "namespace": namespace,

@@ -1,4 +1,5 @@
-//! Shared test support: real registries, a fault-injecting proxy, a Gitea-shaped fake, certificates,
+//! Shared test support: the one way to launch the binary (`launch`), real registries
+//! (distribution and container-registry), a fault-injecting proxy, a Gitea-shaped fake, certificates,
 //! a token server and small images.
 //!
 //! Each test binary says `mod support;` and uses what it needs, so unused items are normal here.
@@ -6,10 +7,13 @@
 
 pub mod certs;
 pub mod child;
+pub mod container_registry;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod gitea_fake;
 pub mod kube_api;
+pub mod launch;
+pub mod push;
 pub mod raw_image;
 pub mod registry;
 pub mod skopeo;
@@ -18,19 +22,14 @@ pub mod token_server;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+// The launch helpers every suite uses, at the top of `support`.
+#[allow(unused_imports)]
+pub use launch::{idpbuilder, idpbuilder_at, stderr, stdout, text};
+
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-
-/// `idpbuilder` cut off from the machine running the tests: HOME points nowhere, so no
-/// kubeconfig or docker login of the developer's can change the outcome; no credentials from the
-/// environment; no colour.
-pub fn idpbuilder() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("idpbuilder").expect("binary built");
-    kube_api::isolate(&mut cmd, Path::new("/nonexistent/home"));
-    cmd
-}
 
 /// The ref name (`org.opencontainers.image.ref.name`) of the image [`tiny_layout`] writes.
 pub const TINY_TAG: &str = "1.0";

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::certs;
-use super::skopeo;
+use super::skopeo::{self, TestRegistry};
 use super::token_server::{self, TokenServer};
 
 /// Where the registry binary lives; `IDPBUILDER_TEST_REGISTRY_BIN` overrides it.
@@ -188,12 +188,12 @@ impl Registry {
 
     /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        let scheme = if self.is_tls() { "https" } else { "http" };
+        let scheme = if self.opts.tls == Tls::None {
+            "http"
+        } else {
+            "https"
+        };
         format!("{scheme}://{}", self.host())
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.opts.tls != Tls::None
     }
 
     pub fn options(&self) -> &RegistryOptions {
@@ -209,14 +209,6 @@ impl Registry {
     /// The accepted user and password, if the registry wants any.
     pub fn credentials(&self) -> Option<(&str, &str)> {
         self.opts.auth.credentials()
-    }
-
-    /// Transport flags for `idpbuilder push`: `--ca-file PEM`, or `--plain-http`.
-    pub fn tls_args(&self) -> Vec<String> {
-        match self.ca_file() {
-            Some(ca) => vec!["--ca-file".into(), ca.display().to_string()],
-            None => vec!["--plain-http".into()],
-        }
     }
 
     /// The token server behind `Auth::Token`, to count the tokens it issued.
@@ -276,6 +268,28 @@ impl Registry {
             .join(&hex[..2])
             .join(hex)
             .join("data")
+    }
+}
+
+impl TestRegistry for Registry {
+    fn host(&self) -> String {
+        Registry::host(self)
+    }
+
+    fn credentials(&self) -> Option<(&str, &str)> {
+        Registry::credentials(self)
+    }
+
+    fn ca_file(&self) -> Option<&Path> {
+        Registry::ca_file(self)
+    }
+
+    fn dir(&self) -> &Path {
+        Registry::dir(self)
+    }
+
+    fn log(&self) -> String {
+        Registry::log(self)
     }
 }
 

@@ -1,5 +1,7 @@
-//! skopeo, the reference client, pointed at a test [`Registry`]: what tests use to put images in
-//! and to check what our binary pushed.
+//! skopeo, the reference client, pointed at a registry a test started ([`TestRegistry`]: the
+//! distribution [`Registry`](super::registry::Registry) or the
+//! [`ContainerRegistry`](super::container_registry::ContainerRegistry)): what tests use to put
+//! images in and to check what our binary pushed.
 //!
 //! Every command is isolated from host state: its own policy, auth file, registries.conf and
 //! registries.d in the registry's temp dir, and a cert dir holding `ca.crt` when TLS is on.
@@ -10,7 +12,6 @@ use std::process::{Command, Output, Stdio};
 use sha2::{Digest as _, Sha256};
 
 use super::certs::ServerCert;
-use super::registry::Registry;
 
 const POLICY: &str = r#"{"default":[{"type":"insecureAcceptAnything"}]}"#;
 
@@ -38,9 +39,34 @@ pub(super) fn prepare(dir: &Path, cert: Option<&ServerCert>) {
     }
 }
 
-impl Registry {
+/// A registry a test started, as its clients see it: address, credentials, trust. skopeo's
+/// checks against it come with it, so one test body can run against any implementation.
+pub trait TestRegistry {
+    /// `127.0.0.1:PORT`.
+    fn host(&self) -> String;
+    /// The accepted user and password, if the registry wants any.
+    fn credentials(&self) -> Option<(&str, &str)>;
+    /// The PEM a client must trust; `None` for plain HTTP.
+    fn ca_file(&self) -> Option<&Path>;
+    /// The registry's own temp dir, where [`prepare`] wrote skopeo's configuration.
+    fn dir(&self) -> &Path;
+    /// Everything the registry logged so far.
+    fn log(&self) -> String;
+
+    fn is_tls(&self) -> bool {
+        self.ca_file().is_some()
+    }
+
+    /// Transport flags for `idpbuilder push`: `--ca-file PEM`, or `--plain-http`.
+    fn tls_args(&self) -> Vec<String> {
+        match self.ca_file() {
+            Some(ca) => vec!["--ca-file".into(), ca.display().to_string()],
+            None => vec!["--plain-http".into()],
+        }
+    }
+
     /// skopeo flags to reach this registry on `side`: credentials, cert dir or no TLS verify.
-    pub fn skopeo_args(&self, side: Side) -> Vec<String> {
+    fn skopeo_args(&self, side: Side) -> Vec<String> {
         let prefix = match side {
             Side::Src => "--src-",
             Side::Dest => "--dest-",
@@ -61,7 +87,7 @@ impl Registry {
 
     /// A `skopeo` command isolated from host state: its own policy, auth file and registries
     /// configuration.
-    pub fn skopeo(&self) -> Command {
+    fn skopeo(&self) -> Command {
         let dir = self.dir();
         let mut cmd = Command::new("skopeo");
         cmd.arg("--policy")
@@ -76,7 +102,7 @@ impl Registry {
 
     /// The manifest (or index) bytes under `repo_tag` (`REPO:TAG` or `REPO@DIGEST`) and their
     /// digest `sha256:...`, as `skopeo inspect --raw` reads them.
-    pub fn skopeo_inspect_raw(&self, repo_tag: &str) -> (Vec<u8>, String) {
+    fn skopeo_inspect_raw(&self, repo_tag: &str) -> (Vec<u8>, String) {
         let mut cmd = self.skopeo();
         cmd.args(["inspect", "--raw"])
             .args(self.skopeo_args(Side::Direct))
@@ -87,7 +113,7 @@ impl Registry {
     }
 
     /// Copies `repo_tag` (every platform) out of the registry into the OCI layout `dir`.
-    pub fn skopeo_copy_to_oci(&self, repo_tag: &str, dir: &Path) {
+    fn skopeo_copy_to_oci(&self, repo_tag: &str, dir: &Path) {
         let mut cmd = self.skopeo();
         cmd.args(["copy", "--all", "--preserve-digests"])
             .args(self.skopeo_args(Side::Src))
@@ -98,7 +124,7 @@ impl Registry {
 
     /// Copies `layout_ref` (any skopeo source, e.g. `oci:DIR:TAG`, every platform, digests
     /// unchanged) into the registry as `repo_tag`, with the registry's credentials.
-    pub fn skopeo_copy_from_oci(&self, layout_ref: &str, repo_tag: &str) {
+    fn skopeo_copy_from_oci(&self, layout_ref: &str, repo_tag: &str) {
         let out = self.try_skopeo_copy_from_oci(layout_ref, repo_tag, self.credentials());
         assert!(
             out.status.success(),
@@ -108,9 +134,9 @@ impl Registry {
         );
     }
 
-    /// Like [`Registry::skopeo_copy_from_oci`] with the given credentials (`None`: anonymous),
+    /// Like [`TestRegistry::skopeo_copy_from_oci`] with the given credentials (`None`: anonymous),
     /// returning skopeo's output whatever happened.
-    pub fn try_skopeo_copy_from_oci(
+    fn try_skopeo_copy_from_oci(
         &self,
         layout_ref: &str,
         repo_tag: &str,
@@ -132,8 +158,29 @@ impl Registry {
             .expect("cannot run `skopeo`: install it (make deps)")
     }
 
+    /// Whether `repo_tag` (`REPO:TAG` or `REPO@DIGEST`) names a manifest the registry serves.
+    /// Works where there is no tag list (container-registry has none).
+    fn has_manifest(&self, repo_tag: &str) -> bool {
+        let mut cmd = self.skopeo();
+        cmd.args(["inspect", "--raw"])
+            .args(self.skopeo_args(Side::Direct))
+            .arg(format!("docker://{}/{repo_tag}", self.host()));
+        let out = cmd
+            .output()
+            .expect("cannot run `skopeo`: install it (make deps)");
+        if out.status.success() {
+            return true;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(
+            stderr.contains("unknown") || stderr.contains("404") || stderr.contains("not found"),
+            "skopeo inspect {repo_tag} failed for another reason than a missing manifest: {stderr}"
+        );
+        false
+    }
+
     /// The tags of `repo` (`skopeo list-tags`); empty when the repository has none or is unknown.
-    pub fn tags(&self, repo: &str) -> Vec<String> {
+    fn tags(&self, repo: &str) -> Vec<String> {
         let mut cmd = self.skopeo();
         cmd.arg("list-tags")
             .args(self.skopeo_args(Side::Direct))
