@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::PushArgs;
-use crate::cluster::{self, Wanted};
+use crate::cluster::{self, ToRead};
 use crate::credentials::{self, FlagInput};
 use crate::error::{Error, Result};
 use crate::progress::{self, Reporter};
@@ -51,15 +51,16 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         password_from_stdin,
     };
     let direct = credentials::direct(flags, |key| std::env::var(key).ok())?;
-    let wanted = Wanted {
+    let to_read = ToRead {
         credentials: direct.is_none(),
         certificate: !(args.insecure || plain_http || args.ca_file.is_some()),
     };
-    let request = cluster::Request::from_process(args.kubeconfig.clone(), args.context.clone());
+    let kubeconfig =
+        cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
 
     let (image, from_cluster) = tokio::join!(
         source::open_source(&args.image, args.platform.clone()),
-        cluster::read_for_host(&request, &host, wanted),
+        cluster::read_for_host(&kubeconfig, &host, to_read),
     );
     let image = image?;
     let from_cluster = from_cluster?;

@@ -31,12 +31,12 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(60)));
-        let method_path = response.url().path().to_string();
+        let request_path = response.url().path().to_string();
         let detail = registry_message(response, self.timeouts().idle).await;
         let transient = matches!(status.as_u16(), 408 | 429) || status.is_server_error();
         let answered = || {
             Error::registry(format!(
-                "{} answered {status} to {method_path}{}",
+                "{} answered {status} to {request_path}{}",
                 self.host(),
                 detail.clone().map(|d| format!(": {d}")).unwrap_or_default()
             ))
