@@ -140,12 +140,27 @@ impl Resolver {
     }
 }
 
+/// A host name that does not resolve: no retry can help, so the request fails for good.
+#[derive(Debug, thiserror::Error)]
+#[error("the host name {name} does not resolve ({cause})")]
+pub struct Unresolved {
+    pub name: String,
+    cause: std::io::Error,
+}
+
 impl Resolve for Resolver {
     fn resolve(&self, name: Name) -> Resolving {
         let resolver = self.clone();
         let name = name.as_str().to_string();
         Box::pin(async move {
-            let addrs = resolver.lookup(&name).await?;
+            let addrs = match resolver.lookup(&name).await {
+                Ok(addrs) if !addrs.is_empty() => addrs,
+                Ok(_) => {
+                    let cause = std::io::Error::other("no addresses");
+                    return Err(Box::new(Unresolved { name, cause }) as _);
+                }
+                Err(cause) => return Err(Box::new(Unresolved { name, cause }) as _),
+            };
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }

@@ -8,7 +8,7 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::client::{Attempt, Failure, Registry};
-use super::origin::Downgrade;
+use super::origin::{Downgrade, Unresolved};
 use super::timeouts::Watch;
 use crate::error::Error;
 use crate::report::escape_controls;
@@ -103,6 +103,16 @@ impl Registry {
             .with_hint("the registry (or a proxy in front of it) must redirect to https:// URLs: check its external URL setting");
             return Failure::fatal(err);
         }
+        if let Some(unresolved) = find_source::<Unresolved>(&error) {
+            let err = Error::registry(format!(
+                "cannot reach {}: the host name {} does not resolve",
+                self.host(),
+                unresolved.name
+            ))
+            .with_hint(self.unreachable_hint("check the registry's host name"))
+            .with_cause(error);
+            return Failure::fatal(err);
+        }
         if let Some(tls) = find_tls_error(&error) {
             let err = Error::tls(format!("the TLS certificate of {} is not trusted: {}", self.host(), describe_tls(tls)))
                 .with_hint("pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure")
@@ -118,9 +128,21 @@ impl Registry {
         };
         Failure::transient(
             Error::registry(what)
-                .with_hint("check that the registry is running and reachable, or try again")
+                .with_hint(self.unreachable_hint(
+                    "check that the registry is running and reachable, or try again",
+                ))
                 .with_cause(error),
         )
+    }
+
+    /// For idpbuilder's own hosts, the likely cause is that idpbuilder is not running here.
+    fn unreachable_hint(&self, otherwise: &str) -> String {
+        let name = self.host().rsplit_once(':').map_or(self.host(), |(name, _)| name);
+        if name == "cnoe.localtest.me" || name.ends_with(".cnoe.localtest.me") {
+            "idpbuilder does not seem to be running here: start it with `idpbuilder create`, or pass --kubeconfig for the cluster it runs in".to_string()
+        } else {
+            otherwise.to_string()
+        }
     }
 }
 
