@@ -104,7 +104,6 @@ pub(crate) fn open(store: &Store, selection: &Selection, prefix: &str) -> Result
         children: walk.children,
         root,
         source_tag,
-        keep_alive: store.keep_alive(),
     })
 }
 

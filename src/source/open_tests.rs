@@ -43,7 +43,11 @@ fn arguments_split_at_the_longest_existing_path() {
         ),
         (
             s("oci-archive:nothing/here.tar:v1:x"),
-            (FileFormat::OciArchive, s("nothing/here.tar"), Some(s("v1:x"))),
+            (
+                FileFormat::OciArchive,
+                s("nothing/here.tar"),
+                Some(s("v1:x")),
+            ),
         ),
         (
             format!("{dir}/app.tar:foo"),

@@ -1,0 +1,145 @@
+//! Tests of [`super`]: the streaming index of a gzip'd tar and ranges of its stream.
+
+use std::io::Write as _;
+
+use tokio::io::AsyncReadExt;
+
+use super::*;
+use crate::source::testing::gzip;
+
+fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, *data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn held(nodes: &HashMap<String, Node>, name: &str) -> Vec<u8> {
+    match nodes.get(name) {
+        Some(Node::File { head, .. }) => head.0.to_vec(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn the_index_keeps_small_json_whole_and_only_the_head_of_anything_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = noise(100_000);
+    let pretty = b"\n\n   \t   \n      {\n  \"schemaVersion\": 2\n}\n";
+    let path = tmp.path().join("a.tar.gz");
+    std::fs::write(
+        &path,
+        gzip(&tar_of(&[
+            ("index.json", b"{\"manifests\":[]}"),
+            ("pretty.json", pretty),
+            ("layer", &layer),
+            ("tiny", b"abc"),
+        ])),
+    )
+    .unwrap();
+    let nodes = index(&path).unwrap();
+    assert_eq!(held(&nodes, "index.json"), b"{\"manifests\":[]}");
+    assert_eq!(held(&nodes, "pretty.json"), pretty);
+    assert_eq!(held(&nodes, "layer"), &layer[..HEAD]);
+    assert_eq!(held(&nodes, "tiny"), b"abc");
+}
+
+#[test]
+fn json_past_the_budget_is_not_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = format!("[{}0]", "0,".repeat(3 << 19));
+    let files: Vec<(String, &[u8])> = (0..4)
+        .map(|i| (format!("{i}.json"), json.as_bytes()))
+        .collect();
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    let path = tmp.path().join("a.tar.gz");
+    std::fs::write(&path, gzip(&tar_of(&files))).unwrap();
+    let nodes = index(&path).unwrap();
+    let whole = (0..4)
+        .filter(|i| held(&nodes, &format!("{i}.json")).len() == json.len())
+        .count();
+    assert_eq!(whole, (HOLD_BUDGET / json.len() as u64) as usize);
+}
+
+#[test]
+fn a_corrupt_or_cut_gzip_is_refused_while_indexing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = gzip(&tar_of(&[("index.json", b"{}"), ("layer", &noise(50_000))]));
+    let path = tmp.path().join("cut.tar.gz");
+    std::fs::write(&path, &bytes[..bytes.len() - 6]).unwrap();
+    let err = index(&path).unwrap_err();
+    assert!(
+        err.message()
+            .contains("cut.tar.gz is not a readable gzip archive"),
+        "{}",
+        err.message()
+    );
+    let mut flipped = bytes.clone();
+    let at = flipped.len() - 5;
+    flipped[at] ^= 0xff; // the stored length: the checksum trailer no longer matches
+    std::fs::write(&path, &flipped).unwrap();
+    assert!(index(&path).is_err());
+    let mut trailing = bytes;
+    trailing.extend_from_slice(b"not gzip");
+    std::fs::write(&path, &trailing).unwrap();
+    assert!(
+        index(&path)
+            .unwrap_err()
+            .message()
+            .contains("is not a readable gzip archive")
+    );
+}
+
+#[test]
+fn json_is_spotted_by_its_first_non_blank_byte() {
+    assert!(looks_like_json(b"{\"a\""));
+    assert!(looks_like_json(b"  \n[1,"));
+    assert!(looks_like_json(b"   "));
+    assert!(!looks_like_json(&[0x1f, 0x8b, 8, 0]));
+    assert!(!looks_like_json(b"ustar"));
+}
+
+#[tokio::test]
+async fn a_range_streams_from_any_offset_and_a_short_stream_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = noise(1_000_000);
+    let path = Arc::new(tmp.path().join("data.gz"));
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&data).unwrap();
+    std::fs::write(path.as_path(), encoder.finish().unwrap()).unwrap();
+    for (offset, len) in [(0, 10), (0, 1_000_000), (123_457, 500_000), (999_999, 1)] {
+        let mut reader = stream(path.clone(), offset, len).unwrap();
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await.unwrap();
+        assert_eq!(
+            out,
+            &data[offset as usize..(offset + len) as usize],
+            "{offset}+{len}"
+        );
+    }
+    let mut reader = stream(path.clone(), 999_000, 5_000).unwrap();
+    let mut out = Vec::new();
+    let err = reader.read_to_end(&mut out).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    assert_eq!(out.len(), 1_000);
+    // A reader dropped part-way stops its thread; a missing file fails at the first read.
+    drop(stream(path.clone(), 0, 1_000_000).unwrap());
+    let mut reader = stream(Arc::new(tmp.path().join("gone.gz")), 0, 10).unwrap();
+    assert!(reader.read_to_end(&mut Vec::new()).await.is_err());
+}
