@@ -31,7 +31,10 @@ async fn a_layout_pushed_in_process_lands_with_its_digest() {
         &destination,
     ])
     .expect("arguments parse");
-    #[allow(irrefutable_let_patterns, reason = "push is not the only subcommand for long")]
+    #[allow(
+        irrefutable_let_patterns,
+        reason = "push is not the only subcommand for long"
+    )]
     let Command::Push(args) = cli.command else {
         panic!("a push command");
     };
