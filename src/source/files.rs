@@ -70,6 +70,10 @@ impl Reopen for FileRange {
         let location = self.location.clone();
         let offset = offset.min(location.len);
         async move {
+            if offset == location.len {
+                let reader: BlobReader = Box::pin(tokio::io::empty());
+                return Ok(reader);
+            }
             if let Some(bytes) = location.held() {
                 let reader: BlobReader =
                     Box::pin(std::io::Cursor::new(bytes.slice(offset as usize..)));

@@ -35,14 +35,22 @@ const PIECE: usize = 64 << 10;
 const PIECES_IN_FLIGHT: usize = 4;
 
 pub(super) fn decoder(path: &Path) -> io::Result<Decoder> {
-    Ok(MultiGzDecoder::new(BufReader::new(File::open(path)?)))
+    let file = BufReader::with_capacity(PIECE, File::open(path)?);
+    Ok(MultiGzDecoder::new(file))
 }
 
 /// Decompresses and discards `n` bytes; a stream that ends first is an error.
 pub(super) fn skip(reader: &mut impl Read, n: u64) -> io::Result<()> {
-    let skipped = io::copy(&mut reader.take(n), &mut io::sink())?;
-    if skipped < n {
-        return Err(ended_early());
+    let mut buffer = vec![0u8; PIECE];
+    let mut left = n;
+    while left > 0 {
+        let want = left.min(PIECE as u64) as usize;
+        match reader.read(&mut buffer[..want]) {
+            Ok(0) => return Err(ended_early()),
+            Ok(read) => left -= read as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
