@@ -93,7 +93,7 @@ impl Reopen for FileRange {
                     let reader: BlobReader = Box::pin(reader.take(len - offset));
                     Ok(reader)
                 }
-                Encoding::Gzip => gz::stream(file, start + offset, len - offset),
+                Encoding::Gzip => gz::stream(file, start + offset, len - offset).await,
             }
         }
         .boxed()

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::store::{JSON_LIMIT, Node, index_entries, not_a_tar};
@@ -144,8 +145,11 @@ fn looks_like_json(head: &[u8]) -> bool {
 
 /// `len` bytes at `offset` of the decompressed stream of `file`, as an async reader: a thread
 /// decompresses (discarding everything before `offset`) and hands the range over in pieces
-/// through a bounded channel. Dropping the reader stops the thread at its next piece.
-pub(super) fn stream(file: Arc<PathBuf>, offset: u64, len: u64) -> io::Result<BlobReader> {
+/// through a bounded channel. The reader is returned once its first piece is ready, so the
+/// time spent skipping passes before any request is made, never while a registry waits for a
+/// body; an archive that ends before the range starts fails here. Dropping the reader stops
+/// the thread at its next piece.
+pub(super) async fn stream(file: Arc<PathBuf>, offset: u64, len: u64) -> io::Result<BlobReader> {
     let (sender, mut receiver) = mpsc::channel::<io::Result<Bytes>>(PIECES_IN_FLIGHT);
     std::thread::Builder::new()
         .name("gunzip".to_string())
@@ -154,7 +158,12 @@ pub(super) fn stream(file: Arc<PathBuf>, offset: u64, len: u64) -> io::Result<Bl
                 let _ = sender.blocking_send(Err(e));
             }
         })?;
-    let pieces = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let first = match receiver.recv().await {
+        Some(Err(e)) => return Err(e),
+        first => first,
+    };
+    let rest = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let pieces = futures_util::stream::iter(first).chain(rest);
     Ok(Box::pin(tokio_util::io::StreamReader::new(pieces)))
 }
 

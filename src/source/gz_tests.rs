@@ -124,7 +124,7 @@ async fn a_range_streams_from_any_offset_and_a_short_stream_is_an_error() {
     encoder.write_all(&data).unwrap();
     std::fs::write(path.as_path(), encoder.finish().unwrap()).unwrap();
     for (offset, len) in [(0, 10), (0, 1_000_000), (123_457, 500_000), (999_999, 1)] {
-        let mut reader = stream(path.clone(), offset, len).unwrap();
+        let mut reader = stream(path.clone(), offset, len).await.unwrap();
         let mut out = Vec::new();
         reader.read_to_end(&mut out).await.unwrap();
         assert_eq!(
@@ -133,13 +133,16 @@ async fn a_range_streams_from_any_offset_and_a_short_stream_is_an_error() {
             "{offset}+{len}"
         );
     }
-    let mut reader = stream(path.clone(), 999_000, 5_000).unwrap();
+    let mut reader = stream(path.clone(), 999_000, 5_000).await.unwrap();
     let mut out = Vec::new();
     let err = reader.read_to_end(&mut out).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     assert_eq!(out.len(), 1_000);
-    // A reader dropped part-way stops its thread; a missing file fails at the first read.
-    drop(stream(path.clone(), 0, 1_000_000).unwrap());
-    let mut reader = stream(Arc::new(tmp.path().join("gone.gz")), 0, 10).unwrap();
-    assert!(reader.read_to_end(&mut Vec::new()).await.is_err());
+    // A range past the end, or a missing file, fails before the reader is handed out.
+    let past = stream(path.clone(), 2_000_000, 10).await.err().unwrap();
+    assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
+    let gone = stream(Arc::new(tmp.path().join("gone.gz")), 0, 10).await;
+    assert_eq!(gone.err().unwrap().kind(), io::ErrorKind::NotFound);
+    // A reader dropped part-way stops its thread.
+    drop(stream(path.clone(), 0, 1_000_000).await.unwrap());
 }
