@@ -67,11 +67,11 @@ fn ended_early() -> io::Error {
 /// stream to its end so that a corrupt or truncated file is refused now, not half-way through
 /// a push.
 pub(super) fn index(path: &Path) -> Result<HashMap<String, Node>> {
-    let file = File::open(path)
+    let inner = decoder(path)
         .map_err(|e| Error::input(format!("cannot open {}: {e}", path.display())).with_cause(e))?;
     let failure = Rc::new(RefCell::new(None));
     let mut stream = Watched {
-        inner: MultiGzDecoder::new(BufReader::new(file)),
+        inner,
         failure: failure.clone(),
     };
     let mut budget = HOLD_BUDGET;
