@@ -84,6 +84,7 @@ impl Reopen for FileRange {
                 offset: start,
                 len,
                 encoding,
+                parked,
                 ..
             } = location;
             match encoding {
@@ -93,7 +94,10 @@ impl Reopen for FileRange {
                     let reader: BlobReader = Box::pin(reader.take(len - offset));
                     Ok(reader)
                 }
-                Encoding::Gzip => gz::stream(file, start + offset, len - offset).await,
+                Encoding::Gzip => {
+                    let parked = parked.unwrap_or_default();
+                    gz::stream(file, parked, start + offset, len - offset).await
+                }
             }
         }
         .boxed()

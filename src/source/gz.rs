@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
@@ -143,18 +143,66 @@ fn looks_like_json(head: &[u8]) -> bool {
         .is_none_or(|b| *b == b'{' || *b == b'[')
 }
 
+/// Decoders of one archive left where a range ended (or was dropped), so that a range further
+/// on goes on from there rather than decompressing from the start again: with more blobs than
+/// uploads at once, the archive is then gone through a few times, not once per blob. Shared by
+/// the locations of one archive; at most [`PARKED_MAX`] are kept.
+#[derive(Default)]
+pub struct Parked(Mutex<Vec<(u64, Decoder)>>);
+
+/// How many decoders one archive keeps parked (each holds a 32 KiB window and its buffers).
+const PARKED_MAX: usize = 4;
+
+impl Parked {
+    /// The parked decoder furthest on but not past `offset`, with its position; else a new one.
+    fn take(&self, file: &Path, offset: u64) -> io::Result<(u64, Decoder)> {
+        let mut parked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let best = (0..parked.len())
+            .filter(|&i| parked[i].0 <= offset)
+            .max_by_key(|&i| parked[i].0);
+        match best {
+            Some(i) => Ok(parked.swap_remove(i)),
+            None => {
+                drop(parked);
+                Ok((0, decoder(file)?))
+            }
+        }
+    }
+
+    fn put(&self, position: u64, decoder: Decoder) {
+        let mut parked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if parked.len() >= PARKED_MAX {
+            parked.remove(0);
+        }
+        parked.push((position, decoder));
+    }
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let positions: Vec<u64> = parked.iter().map(|(p, _)| *p).collect();
+        f.debug_tuple("Parked").field(&positions).finish()
+    }
+}
+
 /// `len` bytes at `offset` of the decompressed stream of `file`, as an async reader: a thread
-/// decompresses (discarding everything before `offset`) and hands the range over in pieces
-/// through a bounded channel. The reader is returned once its first piece is ready, so the
-/// time spent skipping passes before any request is made, never while a registry waits for a
-/// body; an archive that ends before the range starts fails here. Dropping the reader stops
-/// the thread at its next piece.
-pub(super) async fn stream(file: Arc<PathBuf>, offset: u64, len: u64) -> io::Result<BlobReader> {
+/// decompresses (discarding everything before `offset`, from a parked decoder when there is
+/// one before it) and hands the range over in pieces through a bounded channel. The reader is
+/// returned once its first piece is ready, so the time spent skipping passes before any
+/// request is made, never while a registry waits for a body; an archive that ends before the
+/// range starts fails here. Dropping the reader stops the thread at its next piece.
+pub(super) async fn stream(
+    file: Arc<PathBuf>,
+    parked: Arc<Parked>,
+    offset: u64,
+    len: u64,
+) -> io::Result<BlobReader> {
     let (sender, mut receiver) = mpsc::channel::<io::Result<Bytes>>(PIECES_IN_FLIGHT);
     std::thread::Builder::new()
         .name("gunzip".to_string())
         .spawn(move || {
-            if let Err(e) = feed(&file, offset, len, &sender) {
+            if let Err(e) = feed(&file, &parked, offset, len, &sender) {
                 let _ = sender.blocking_send(Err(e));
             }
         })?;
@@ -167,42 +215,41 @@ pub(super) async fn stream(file: Arc<PathBuf>, offset: u64, len: u64) -> io::Res
     Ok(Box::pin(tokio_util::io::StreamReader::new(pieces)))
 }
 
-/// Sends the range through `sender`; returns early, quietly, once nobody listens.
+/// Sends the range through `sender`, then parks the decoder where it stopped; returns early,
+/// quietly, once nobody listens. A decoder that failed is dropped.
 fn feed(
     file: &Path,
+    parked: &Parked,
     offset: u64,
     len: u64,
     sender: &mpsc::Sender<io::Result<Bytes>>,
 ) -> io::Result<()> {
-    let mut decoder = decoder(file)?;
+    let (mut position, mut decoder) = parked.take(file, offset)?;
     let mut buffer = vec![0u8; PIECE];
-    let mut to_skip = offset;
-    while to_skip > 0 {
+    let end = offset + len;
+    while position < end {
         if sender.is_closed() {
-            return Ok(());
+            break;
         }
-        let want = to_skip.min(PIECE as u64) as usize;
-        let n = decoder.read(&mut buffer[..want])?;
-        if n == 0 {
-            return Err(ended_early());
-        }
-        to_skip -= n as u64;
-    }
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(PIECE as u64) as usize;
-        let n = decoder.read(&mut buffer[..want])?;
-        if n == 0 {
-            return Err(ended_early());
-        }
-        if sender
-            .blocking_send(Ok(Bytes::copy_from_slice(&buffer[..n])))
-            .is_err()
+        let sending = position >= offset;
+        let limit = if sending { end } else { offset };
+        let want = (limit - position).min(PIECE as u64) as usize;
+        let n = match decoder.read(&mut buffer[..want]) {
+            Ok(0) => return Err(ended_early()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        position += n as u64;
+        if sending
+            && sender
+                .blocking_send(Ok(Bytes::copy_from_slice(&buffer[..n])))
+                .is_err()
         {
-            return Ok(());
+            break;
         }
-        left -= n as u64;
     }
+    parked.put(position, decoder);
     Ok(())
 }
 

@@ -123,8 +123,11 @@ async fn a_range_streams_from_any_offset_and_a_short_stream_is_an_error() {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(&data).unwrap();
     std::fs::write(path.as_path(), encoder.finish().unwrap()).unwrap();
+    let parked: Arc<Parked> = Arc::default();
     for (offset, len) in [(0, 10), (0, 1_000_000), (123_457, 500_000), (999_999, 1)] {
-        let mut reader = stream(path.clone(), offset, len).await.unwrap();
+        let mut reader = stream(path.clone(), parked.clone(), offset, len)
+            .await
+            .unwrap();
         let mut out = Vec::new();
         reader.read_to_end(&mut out).await.unwrap();
         assert_eq!(
@@ -133,16 +136,69 @@ async fn a_range_streams_from_any_offset_and_a_short_stream_is_an_error() {
             "{offset}+{len}"
         );
     }
-    let mut reader = stream(path.clone(), 999_000, 5_000).await.unwrap();
+    let mut reader = stream(path.clone(), parked.clone(), 999_000, 5_000)
+        .await
+        .unwrap();
     let mut out = Vec::new();
     let err = reader.read_to_end(&mut out).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     assert_eq!(out.len(), 1_000);
     // A range past the end, or a missing file, fails before the reader is handed out.
-    let past = stream(path.clone(), 2_000_000, 10).await.err().unwrap();
+    let past = stream(path.clone(), parked.clone(), 2_000_000, 10)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
-    let gone = stream(Arc::new(tmp.path().join("gone.gz")), 0, 10).await;
+    let gone = stream(Arc::new(tmp.path().join("gone.gz")), Arc::default(), 0, 10).await;
     assert_eq!(gone.err().unwrap().kind(), io::ErrorKind::NotFound);
     // A reader dropped part-way stops its thread.
-    drop(stream(path.clone(), 0, 1_000_000).await.unwrap());
+    drop(
+        stream(path.clone(), parked.clone(), 0, 1_000_000)
+            .await
+            .unwrap(),
+    );
+}
+
+#[tokio::test]
+async fn a_range_further_on_goes_on_from_where_the_last_one_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = noise(600_000);
+    let path = Arc::new(tmp.path().join("data.gz"));
+    std::fs::write(path.as_path(), gzip(&data)).unwrap();
+    let parked: Arc<Parked> = Arc::default();
+    let positions = || -> Vec<u64> {
+        let mut positions: Vec<u64> = parked.0.lock().unwrap().iter().map(|(p, _)| *p).collect();
+        positions.sort_unstable();
+        positions
+    };
+    let ranges = [
+        (100_000, 1_000, vec![101_000]),
+        (200_000, 50_000, vec![250_000]), // went on from 101_000
+        (250_000, 1, vec![250_001]),      // from exactly where it stopped
+        (0, 10, vec![10, 250_001]),       // none before 0: a new decoder
+        (500_000, 100_000, vec![10, 600_000]),
+    ];
+    for (offset, len, after) in ranges {
+        let mut out = Vec::new();
+        stream(path.clone(), parked.clone(), offset, len)
+            .await
+            .unwrap()
+            .read_to_end(&mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, &data[offset as usize..(offset + len) as usize]);
+        assert_eq!(positions(), after, "after {offset}+{len}");
+    }
+    // Each further back than any parked one, so each needs a new decoder.
+    for offset in (0..PARKED_MAX as u64 + 2).rev() {
+        let mut reader = stream(path.clone(), parked.clone(), offset, 1)
+            .await
+            .unwrap();
+        reader.read_to_end(&mut Vec::new()).await.unwrap();
+    }
+    assert_eq!(
+        positions().len(),
+        PARKED_MAX,
+        "no more than PARKED_MAX are kept"
+    );
 }

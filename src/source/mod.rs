@@ -45,6 +45,8 @@ pub struct Location {
     /// for its small JSON files (manifests, configs, `index.json`), a few otherwise. Empty for
     /// files read in place.
     pub head: Held,
+    /// Decoders a `.tar.gz` shares between its ranges; `None` for files read in place.
+    pub(crate) parked: Option<Arc<gz::Parked>>,
 }
 
 impl Location {
@@ -56,6 +58,7 @@ impl Location {
             len,
             encoding: Encoding::Plain,
             head: Held::default(),
+            parked: None,
         }
     }
 

@@ -50,6 +50,8 @@ enum Backing {
         file: Arc<PathBuf>,
         encoding: Encoding,
         nodes: HashMap<String, Node>,
+        /// For a gzip'd tar, the decoders its blob ranges share.
+        parked: Option<Arc<gz::Parked>>,
     },
 }
 
@@ -81,10 +83,10 @@ impl Store {
             ))
             .with_hint(format!("decompress it first: zstd -d {}", path.display())));
         }
-        let (encoding, nodes) = if magic.starts_with(&GZIP_MAGIC) {
-            (Encoding::Gzip, gz::index(path)?)
+        let (encoding, nodes, parked) = if magic.starts_with(&GZIP_MAGIC) {
+            (Encoding::Gzip, gz::index(path)?, Some(Arc::default()))
         } else {
-            (Encoding::Plain, index_tar(path)?)
+            (Encoding::Plain, index_tar(path)?, None)
         };
         Ok(Store {
             source: path.to_path_buf(),
@@ -92,6 +94,7 @@ impl Store {
                 file: Arc::new(path.to_path_buf()),
                 encoding,
                 nodes,
+                parked,
             },
         })
     }
@@ -129,6 +132,7 @@ impl Store {
                 file,
                 encoding,
                 nodes,
+                parked,
             } => {
                 for _ in 0..MAX_LINK_HOPS {
                     match nodes.get(&name) {
@@ -139,6 +143,7 @@ impl Store {
                                 len: *len,
                                 encoding: *encoding,
                                 head: head.clone(),
+                                parked: parked.clone(),
                             }));
                         }
                         Some(Node::Link(target)) => name = target.clone(),
