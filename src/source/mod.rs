@@ -34,7 +34,8 @@ pub use platform::Platform;
 
 /// Where a blob's bytes lie: `len` bytes at `offset` of `file`, a plain file or an entry of a
 /// tar. In a gzip'd tar, `offset` counts bytes of the decompressed stream: the bytes are had by
-/// decompressing the file again from its start, never from a decompressed copy.
+/// decompressing the file again (from its start, or from where an earlier read stopped), never
+/// from a decompressed copy.
 #[derive(Debug, Clone)]
 pub struct Location {
     pub file: Arc<PathBuf>,
