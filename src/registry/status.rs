@@ -137,7 +137,10 @@ impl Registry {
 
     /// For idpbuilder's own hosts, the likely cause is that idpbuilder is not running here.
     fn unreachable_hint(&self, otherwise: &str) -> String {
-        let name = self.host().rsplit_once(':').map_or(self.host(), |(name, _)| name);
+        let name = self
+            .host()
+            .rsplit_once(':')
+            .map_or(self.host(), |(name, _)| name);
         if name == "cnoe.localtest.me" || name.ends_with(".cnoe.localtest.me") {
             "idpbuilder does not seem to be running here: start it with `idpbuilder create`, or pass --kubeconfig for the cluster it runs in".to_string()
         } else {

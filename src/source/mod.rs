@@ -3,7 +3,8 @@
 //!
 //! Local files (layout directory, OCI archive, docker archive) end up as an [`Image`]: the root
 //! manifest (or index) with its exact bytes, the platform manifests under an index, and each blob
-//! as a byte range of a file on disk.
+//! as a byte range of a file on disk (of the decompressed stream of a `.tar.gz`). Nothing is
+//! ever written to disk.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 
 mod docker_archive;
 mod files;
+mod gz;
 mod layout;
 mod names;
 mod oci_archive;
@@ -30,13 +32,60 @@ use store::Store;
 
 pub use platform::Platform;
 
-/// Where a blob's bytes lie: `len` bytes at `offset` of `file` (a plain file, or an entry of an
-/// uncompressed tar, or of a `.tar.gz` decompressed to a temporary file).
+/// Where a blob's bytes lie: `len` bytes at `offset` of `file`, a plain file or an entry of a
+/// tar. In a gzip'd tar, `offset` counts bytes of the decompressed stream: the bytes are had by
+/// decompressing the file again (from its start, or from where an earlier read stopped), never
+/// from a decompressed copy.
 #[derive(Debug, Clone)]
 pub struct Location {
     pub file: Arc<PathBuf>,
     pub offset: u64,
     pub len: u64,
+    pub encoding: Encoding,
+    /// The first bytes of the range, kept while a compressed archive was indexed: all of them
+    /// for its small JSON files (manifests, configs, `index.json`), a few otherwise. Empty for
+    /// files read in place.
+    pub head: Held,
+    /// Decoders a `.tar.gz` shares between its ranges; `None` for files read in place.
+    pub(crate) parked: Option<Arc<gz::Parked>>,
+}
+
+impl Location {
+    /// `len` bytes of a plain file from its start.
+    pub(crate) fn whole_file(file: PathBuf, len: u64) -> Location {
+        Location {
+            file: Arc::new(file),
+            offset: 0,
+            len,
+            encoding: Encoding::Plain,
+            head: Held::default(),
+            parked: None,
+        }
+    }
+
+    /// All the bytes, when they are held in memory.
+    pub(crate) fn held(&self) -> Option<&bytes::Bytes> {
+        (self.head.0.len() as u64 == self.len).then_some(&self.head.0)
+    }
+}
+
+/// How the file of a [`Location`] is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// As is: the range is read in place.
+    Plain,
+    /// Gzip'd: the range lies in the decompressed stream.
+    Gzip,
+}
+
+/// Bytes held in memory; `Debug` shows only how many.
+#[derive(Clone, Default)]
+pub struct Held(pub bytes::Bytes);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({} bytes)", self.0.len())
+    }
 }
 
 /// A blob (config or layer) to upload.
@@ -163,12 +212,6 @@ pub struct Image {
     /// The source's own full name (RepoTag, or a ref name that is more than a tag), when it has
     /// exactly one.
     pub source_name: Option<String>,
-    /// Keeps a decompressed temporary copy alive for as long as blobs are read from it.
-    #[allow(
-        dead_code,
-        reason = "held for its Drop, which removes the temporary copy"
-    )]
-    pub keep_alive: Option<Arc<tempfile::TempDir>>,
 }
 
 /// What the user asked for on the command line.
