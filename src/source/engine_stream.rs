@@ -424,12 +424,9 @@ impl Pass {
         }
         match ours(error) {
             Ok(error) => error,
-            Err(e) => Error::input(format!(
-                "{} is not a valid image tar ({e})",
-                self.plan.origin
-            ))
-            .with_hint(HINT_DAMAGED)
-            .with_cause(e),
+            Err(e) => Error::input(format!("{} is not a valid image tar", self.plan.origin))
+                .with_hint(HINT_DAMAGED)
+                .with_cause(e),
         }
     }
 
