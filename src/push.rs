@@ -100,6 +100,9 @@ impl Push<'_> {
 
         self.check_presence(source.as_mut()).await?;
         self.reporter.plan(&source.planned_blobs());
+        if let Some(total) = source.planned_total() {
+            self.reporter.plan_total(total);
+        }
         let uploaded: Vec<Uploaded> = source
             .blobs()
             .map(|blob| async move {

@@ -122,6 +122,8 @@ pub(crate) struct EngineImage {
     api_name: String,
     exporter: Option<Exporter>,
     plan: Plan,
+    /// The image's size as the engine reports it, for the progress total.
+    size: Option<u64>,
     manifests: Option<oneshot::Receiver<Result<Manifests>>>,
 }
 
@@ -371,6 +373,7 @@ impl EngineImage {
             api_name,
             exporter: Some(exporter),
             plan,
+            size: inspected.size,
             manifests: None,
         }
     }
@@ -475,6 +478,10 @@ impl ImageSource for EngineImage {
 
     fn planned_blobs(&self) -> Vec<(Digest, u64)> {
         Vec::new()
+    }
+
+    fn planned_total(&self) -> Option<u64> {
+        self.size
     }
 
     fn manifests_known(&self) -> Option<Manifests> {

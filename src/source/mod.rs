@@ -71,6 +71,10 @@ pub trait ImageSource: Send {
     fn source_name(&self) -> Option<String>;
     /// Blobs whose digest and size are known before reading, for progress and for `HEAD`.
     fn planned_blobs(&self) -> Vec<(Digest, u64)>;
+    /// About how many bytes the blobs hold in all, when only the total is known up front.
+    fn planned_total(&self) -> Option<u64> {
+        None
+    }
     /// The manifests, when known before any blob is read, so they can be checked before
     /// anything is uploaded.
     fn manifests_known(&self) -> Option<Manifests>;
