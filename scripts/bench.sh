@@ -4,12 +4,13 @@
 # image of random bytes. Prints medians of wall time, client CPU (user+sys) and peak RSS, the
 # ratios, the re-push time, and writes the table to docs/benchmarks.md. Measures; asserts nothing.
 #
-# ROUNDS=5 by default; SIZES="100:4 1024:8" (MiB:layers) by default; BIN=path to a built binary.
+# ROUNDS=5 by default; SIZES="100:4 1024:8" (MiB:layers) by default, SIZES="" for the engine
+# section only; ENGINE=0 skips that; BIN=path to a built binary.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=${ROUNDS:-5}
-SIZES=${SIZES:-"100:4 1024:8"}
+SIZES=${SIZES-"100:4 1024:8"}
 PASSWORD=bench-$RANDOM-$RANDOM
 WORK=$(mktemp -d /tmp/idpbuilder-bench.XXXX)
 REG_PID=
