@@ -21,10 +21,10 @@ use super::{Blob, Image, Location, Manifest, Selection, layout};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
-const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub(crate) const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub(crate) const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub(crate) const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub(crate) const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// One image of `manifest.json`.
 #[derive(Debug, Deserialize)]
@@ -68,19 +68,19 @@ struct RootFs {
 /// archive always gives the same digest.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct OciManifest<'a> {
-    schema_version: u32,
-    media_type: &'a str,
-    config: OciDescriptor<'a>,
-    layers: Vec<OciDescriptor<'a>>,
+pub(crate) struct OciManifest<'a> {
+    pub(crate) schema_version: u32,
+    pub(crate) media_type: &'a str,
+    pub(crate) config: OciDescriptor<'a>,
+    pub(crate) layers: Vec<OciDescriptor<'a>>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct OciDescriptor<'a> {
-    media_type: &'a str,
-    digest: &'a str,
-    size: u64,
+pub(crate) struct OciDescriptor<'a> {
+    pub(crate) media_type: &'a str,
+    pub(crate) digest: &'a str,
+    pub(crate) size: u64,
 }
 
 /// Reads the image the selection names from the docker archive in `store`.

@@ -18,6 +18,10 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 mod docker_archive;
+mod engine;
+mod engine_manifests;
+mod engine_socket;
+mod engine_stream;
 mod files;
 mod gz;
 mod layout;
@@ -116,9 +120,20 @@ pub trait ImageSource: Send {
     fn source_name(&self) -> Option<String>;
     /// Blobs whose digest and size are known before reading, for progress and for `HEAD`.
     fn planned_blobs(&self) -> Vec<(Digest, u64)>;
+    /// About how many bytes the blobs hold in all, when only the total is known up front.
+    fn planned_total(&self) -> Option<u64> {
+        None
+    }
     /// The manifests, when known before any blob is read, so they can be checked before
     /// anything is uploaded.
     fn manifests_known(&self) -> Option<Manifests>;
+    /// Digests the source wants checked against the registry before [`blobs`](Self::blobs) is
+    /// called: an engine stream whose layers only hashing names.
+    fn presence_wanted(&self) -> Vec<Digest> {
+        Vec::new()
+    }
+    /// Which of [`presence_wanted`](Self::presence_wanted) the registry has.
+    fn present(&mut self, _present: &[Digest]) {}
     /// Every blob once, with a reader of its bytes. Called once.
     fn blobs(&mut self) -> BoxStream<'static, Result<SourceBlob>>;
     /// The manifests, once every blob has been read.
@@ -191,6 +206,9 @@ pub async fn open_source(
     argument: &str,
     platform: Option<Platform>,
 ) -> Result<Box<dyn ImageSource>> {
+    if let Some(request) = engine::requested(argument) {
+        return Ok(Box::new(engine::open(request, platform).await?));
+    }
     let argument = argument.to_string();
     let files = tokio::task::spawn_blocking(move || open(&argument, platform))
         .await

@@ -27,6 +27,7 @@ const fn row(
 }
 
 const PUSH: &str = "tests/push.rs";
+const ENGINE: &str = "tests/engine.rs";
 const FAULTS: &str = "tests/faults.rs";
 const HERE: &str = "tests/bad_inputs/registry_faults.rs";
 const CLUSTER: &str = "tests/cluster/bad_data.rs";
@@ -66,6 +67,19 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("`.tar.gz` pushed with an unusable `TMPDIR` (a file)", 0, SAFETY,
         "a_tar_gz_is_pushed_without_a_usable_tmpdir",
         "pushed with the source's digests; `TMPDIR` is never used"),
+    // Engine images (`docker-daemon:`, or a name that is not a path).
+    row("engine has no such image", 2, ENGINE,
+        "an_image_the_engine_does_not_have_exits_2_naming_it",
+        "`the engine at SOCKET has no image nope:1.0` (bare name: `nope:1.0 is neither a file nor an image of the engine at SOCKET`), hint `docker images`"),
+    row("permission denied on the engine socket", 2, ENGINE,
+        "a_socket_without_permission_exits_2_naming_it",
+        "`cannot read engine image app:1.0: permission denied on the engine socket SOCKET`, hint: the docker group or DOCKER_HOST"),
+    row("engine cuts the export mid-layer", 2, ENGINE,
+        "an_engine_that_cuts_the_stream_mid_layer_exits_2_without_a_tag",
+        "`the engine at SOCKET stopped sending image app:1.0: ...`; no manifest, no tag"),
+    row("engine sends a corrupt tar", 2, ENGINE,
+        "a_corrupt_export_exits_2_without_a_tag",
+        "`image app:1.0 of the engine at SOCKET is not a valid image tar`; no manifest, no tag"),
     // Credentials.
     row("wrong password, Basic auth", 3, PUSH,
         "wrong_password_exits_3_and_creates_no_tag",
