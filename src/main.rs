@@ -47,6 +47,8 @@ fn main() {
 }
 
 fn exit_with(error: Error, args: &PushArgs, color: bool) -> ! {
+    // Interrupted while a password was asked on the terminal: give it its echo back.
+    idpbuilder_push::credentials::terminal::restore();
     let verbose = args.log_level >= LogLevel::Debug;
     let _ = report::error(&mut std::io::stderr().lock(), &error, verbose, color);
     std::process::exit(error.kind().exit_code())

@@ -57,7 +57,7 @@ pub struct Found {
 
 impl Found {
     /// The credentials and certificate, only if `host` is the cluster's Gitea.
-    pub fn for_host(self, host: &str) -> ForHost {
+    pub fn for_host(&self, host: &str) -> ForHost {
         if !self.hosts.matches(host) {
             tracing::debug!(
                 "cluster: {host} is not the cluster's Gitea ({}); its credentials and certificate are not used",
@@ -74,8 +74,8 @@ impl Found {
             None => tracing::debug!("cluster: no idpbuilder certificate used for {host}"),
         }
         ForHost {
-            credentials: self.credentials,
-            certificate: self.certificate,
+            credentials: self.credentials.clone(),
+            certificate: self.certificate.clone(),
         }
     }
 }
@@ -83,20 +83,29 @@ impl Found {
 /// Reads what `wanted` asks for and returns what applies to `host`. `Err` only when a
 /// kubeconfig or context the user named explicitly is missing or broken.
 pub async fn read_for_host(request: &Request, host: &str, wanted: Wanted) -> Result<ForHost> {
+    Ok(read_in_time(request, wanted)
+        .await?
+        .map(|found| found.for_host(host))
+        .unwrap_or_default())
+}
+
+/// Reads what `wanted` asks for within [`BUDGET`], to hand out per host with
+/// [`Found::for_host`] (a copy between two registries asks for both); `None` when nothing was
+/// wanted, there is no cluster, or it did not answer in time. `Err` only when a kubeconfig or
+/// context the user named explicitly is missing or broken.
+pub async fn read_in_time(request: &Request, wanted: Wanted) -> Result<Option<Found>> {
     if !wanted.credentials && !wanted.certificate {
         tracing::debug!("cluster: not read; credentials and TLS trust are already given");
-        return Ok(ForHost::default());
+        return Ok(None);
     }
     match tokio::time::timeout(BUDGET, read(request, wanted)).await {
-        Ok(Ok(Some(found))) => Ok(found.for_host(host)),
-        Ok(Ok(None)) => Ok(ForHost::default()),
-        Ok(Err(e)) => Err(e),
+        Ok(result) => result,
         Err(_) => {
             tracing::debug!(
                 "cluster: no answer within {}s; passing it over",
                 BUDGET.as_secs()
             );
-            Ok(ForHost::default())
+            Ok(None)
         }
     }
 }

@@ -145,11 +145,58 @@ impl Resolve for Resolver {
         let resolver = self.clone();
         let name = name.as_str().to_string();
         Box::pin(async move {
-            let addrs = resolver.lookup(&name).await?;
-            Ok(Box::new(addrs.into_iter()) as Addrs)
+            match resolver.lookup(&name).await {
+                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as Addrs),
+                Err(e) => Err(Box::new(Unresolved::new(name, &e)) as _),
+            }
         })
     }
 }
+
+/// A host name the system resolver could not turn into addresses, found in a transport
+/// error's causes by `status.rs`.
+#[derive(Debug)]
+pub(super) struct Unresolved {
+    pub name: String,
+    /// The resolver could not answer now (`EAI_AGAIN`, no DNS server reachable), as opposed to
+    /// answering that the name does not exist.
+    pub temporary: bool,
+    message: String,
+}
+
+impl Unresolved {
+    fn new(name: String, error: &std::io::Error) -> Unresolved {
+        let message = error.to_string();
+        Unresolved {
+            temporary: !says_no_such_name(&message),
+            name,
+            message,
+        }
+    }
+}
+
+/// Whether a `getaddrinfo` error text is `EAI_NONAME` or `EAI_NODATA` (glibc, musl, macOS
+/// wordings): the name does not exist, rather than the lookup failing for now.
+fn says_no_such_name(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "name or service not known",
+        "no address associated with hostname",
+        "nodename nor servname provided",
+        "name does not resolve",
+        "no such host",
+    ]
+    .iter()
+    .any(|text| message.contains(text))
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot resolve {}: {}", self.name, self.message)
+    }
+}
+
+impl std::error::Error for Unresolved {}
 
 #[cfg(test)]
 mod tests {
@@ -244,6 +291,36 @@ mod tests {
         ] {
             assert!(!resolver.is_loopback(&url(elsewhere)).await, "{elsewhere}");
         }
+    }
+
+    #[test]
+    fn a_name_that_does_not_exist_is_told_from_a_lookup_that_failed_for_now() {
+        let error = |text: &str| std::io::Error::other(text.to_string());
+        for gone in [
+            "failed to lookup address information: Name or service not known",
+            "failed to lookup address information: No address associated with hostname",
+            "failed to lookup address information: nodename nor servname provided, or not known",
+            "failed to lookup address information: Name does not resolve",
+        ] {
+            assert!(
+                !Unresolved::new("h".into(), &error(gone)).temporary,
+                "{gone}"
+            );
+        }
+        let again = "failed to lookup address information: Temporary failure in name resolution";
+        assert!(Unresolved::new("h".into(), &error(again)).temporary);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_fails_to_resolve_with_the_name_in_the_error() {
+        let resolver = Resolver::default();
+        let name: Name = "no-such-host.invalid".parse().expect("name");
+        let error = match resolver.resolve(name).await {
+            Ok(_) => panic!("an .invalid name resolved"),
+            Err(error) => error,
+        };
+        let unresolved = error.downcast_ref::<Unresolved>().expect("Unresolved");
+        assert_eq!(unresolved.name, "no-such-host.invalid");
     }
 
     #[tokio::test]
