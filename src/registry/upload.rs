@@ -686,7 +686,10 @@ impl Problem {
                 "{} of the image does not match its digest (its bytes hash to {actual})",
                 blob.name()
             ))
-            .with_hint("the image file is corrupt; export or save the image again"),
+            .with_hint(format!(
+                "the image is corrupt at {}; export, save or push it there again",
+                blob.origin
+            )),
             Problem::Read(e) => read_error(blob, e),
         }
     }
