@@ -294,6 +294,42 @@ fn a_reset_in_the_middle_of_a_blob_download_is_survived_with_the_digests_intact(
 }
 
 #[test]
+fn a_reset_while_a_blob_in_parts_is_read_ahead_is_survived() {
+    let (source, dest) = (plain_registry(), plain_registry());
+    let work = tempfile::tempdir().expect("temp dir");
+    let image = seed(
+        &source,
+        work.path(),
+        &ImageSpec::new("1.0", &[1_500_000]),
+        "team/app:1.0",
+    );
+    let layer = &image.blob_digests[1];
+    // The first GET of the layer is the check ahead of its first part.
+    let proxy = FaultProxy::start(
+        &source.host(),
+        vec![Rule::on("GET", &format!("/blobs/{layer}")).fault(Fault::ResetResponseAfter(500_000))],
+    );
+    let output = copy_cmd(
+        &source,
+        &proxy.host(),
+        "team/app:1.0",
+        &dest,
+        &dest.host(),
+        "mirror/app:1.0",
+    )
+    .args(["--chunk-size", "1MiB"])
+    .output()
+    .expect("run idpbuilder");
+    assert_pushed(
+        &output,
+        &format!("{}/mirror/app:1.0", dest.host()),
+        &image.manifest_digest,
+    );
+    assert_eq!(proxy.faults_injected(), 1);
+    verify(&dest, "mirror/app:1.0", &image);
+}
+
+#[test]
 fn a_copy_inside_one_registry_mounts_every_blob_and_sends_no_layer_bytes() {
     let registry =
         Registry::start(RegistryOptions::default().auth(Auth::token(DEST_USER, DEST_PASS)));

@@ -248,8 +248,20 @@ impl Registry {
                 size,
                 origin: origin.clone(),
             };
-            let reader = reopen.open_at(0).await.map_err(|e| read_error(&blob, e))?;
-            read_and_check(reader, digest, size, &origin).await?;
+            // Opening retries on its own; a network source's body that breaks is read again.
+            self.retrying(&format!("check {}", digest.short()), || async {
+                let reader = reopen
+                    .open_at(0)
+                    .await
+                    .map_err(|e| Failure::fatal(read_error(&blob, e)))?;
+                read_and_check(reader, digest, size, &origin)
+                    .await
+                    .map_err(|error| match error.kind() {
+                        Kind::Registry => Failure::transient(error),
+                        _ => Failure::fatal(error),
+                    })
+            })
+            .await?;
         }
         let blob = BlobInfo {
             digest,
