@@ -323,6 +323,93 @@ mod tests {
         assert_eq!(read(body(pieces, 4, 3)).await.expect("read"), b"efg");
     }
 
+    /// A source registry client for a plain-HTTP test server.
+    fn source(address: &std::net::SocketAddr) -> Registry {
+        crate::registry::install_default_provider();
+        let connection = super::super::Connection {
+            host: address.to_string(),
+            repository: "team/app".into(),
+            plain_http: true,
+            trust: super::super::Trust::default(),
+            retries: 2,
+            role: super::super::Role::Source,
+        };
+        Registry::new(connection, None).expect("client")
+    }
+
+    async fn read_blob(registry: &Registry, digest: &Digest, offset: u64) -> Vec<u8> {
+        let mut reader = registry.get_blob(digest, offset, 10).await.expect("opened");
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await.expect("read");
+        out
+    }
+
+    #[tokio::test]
+    async fn a_blob_is_read_from_an_offset_with_range_or_past_what_a_registry_resends() {
+        use wiremock::matchers::{header, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let blob = b"0123456789";
+        let digest = Digest::of(blob);
+        let blob_path = format!("/v2/team/app/blobs/{digest}");
+
+        let ranged = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(blob_path.as_str()))
+            .and(header("range", "bytes=4-"))
+            .respond_with(
+                ResponseTemplate::new(206)
+                    .insert_header("Content-Range", "bytes 4-9/10")
+                    .set_body_bytes(&blob[4..]),
+            )
+            .mount(&ranged)
+            .await;
+        assert_eq!(
+            read_blob(&source(ranged.address()), &digest, 4).await,
+            b"456789"
+        );
+
+        let whole = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(blob_path.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(&blob[..]))
+            .mount(&whole)
+            .await;
+        let registry = source(whole.address());
+        assert_eq!(read_blob(&registry, &digest, 4).await, b"456789");
+        assert_eq!(read_blob(&registry, &digest, 0).await, blob);
+        assert!(read_blob(&registry, &digest, 10).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_manifest_is_an_input_error_naming_the_image() {
+        use wiremock::matchers::method;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(404).set_body_string(
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            ))
+            .mount(&server)
+            .await;
+        let error = source(server.address())
+            .get_manifest("nope")
+            .await
+            .expect_err("404");
+        assert_eq!(error.kind(), crate::error::Kind::Input);
+        assert_eq!(
+            error.message(),
+            format!(
+                "source image {}/team/app:nope does not exist (404 Not Found)",
+                server.address()
+            )
+        );
+        assert_eq!(
+            server.received_requests().await.map(|r| r.len()),
+            Some(1),
+            "not retried"
+        );
+    }
+
     #[tokio::test]
     async fn a_body_that_ends_early_is_a_registry_error_worth_retrying() {
         let error = read(body(vec![Ok(Bytes::from_static(b"abc"))], 0, 10))
