@@ -4,8 +4,9 @@
 # `make demo` pushes an image into a local idpbuilder-shaped registry and checks it.
 SHELL := /bin/bash
 CARGO ?= cargo
-# Debian/Ubuntu packages the tests and the demo need.
-DEPS := docker-registry skopeo apache2-utils openssl
+# Debian/Ubuntu packages the tests and the demo need (the engine tests start dockerd and a
+# Podman service, build with buildah and static busybox, and unpack with umoci).
+DEPS := docker-registry skopeo apache2-utils openssl docker.io podman buildah busybox-static umoci
 
 .PHONY: build test demo coverage bench deps tools fuzz-smoke man
 

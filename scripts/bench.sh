@@ -8,7 +8,8 @@
 # and writes the table to docs/benchmarks.md (OUT=path elsewhere). Measures; asserts nothing.
 #
 # ROUNDS=5 by default; SIZES="100:4 1024:8" and COPY_SIZES="1024:8" (MiB:layers) by default, an
-# empty value skips that part; BIN=path to a built binary.
+# empty value skips that part (SIZES="" COPY_SIZES="" for the engine section only); ENGINE=0
+# skips the engine section; BIN=path to a built binary.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -175,6 +176,84 @@ destination registry (both TLS + htpasswd, each with its own certificate, both o
 |---|---|---|---|---|$copy_table"
 fi
 
+# Engine images: an ENGINE_MIB / ENGINE_LAYERS image built in a dockerd of our own (files of
+# random bytes, one COPY per layer), pushed by idpbuilder (docker-daemon:), by `docker push`
+# (the engine itself; trusting the registry through /etc/docker/certs.d/HOST:PORT/ca.crt) and by
+# `skopeo copy --preserve-digests docker-daemon:`, each into a fresh registry. ENGINE=0 skips it.
+engine_table=""
+if [[ ${ENGINE:-1} == 1 ]] && command -v dockerd >/dev/null; then
+  ENGINE_MIB=${ENGINE_MIB:-1024}; ENGINE_LAYERS=${ENGINE_LAYERS:-8}; ENGINE_ROUNDS=${ENGINE_ROUNDS:-1}
+  ED=$WORK/dockerd; mkdir -p "$ED/ctx" "$ED/client"
+  driver=overlay2
+  start_dockerd() {
+    dockerd --data-root "$ED/root" --exec-root "$ED/exec" -H "unix://$ED/docker.sock" \
+      --pidfile "$ED/pid" --iptables=false --ip6tables=false --bridge=none \
+      --storage-driver="$driver" >"$ED/log" 2>&1 &
+    ENGINE_PID=$!
+    for _ in $(seq 100); do
+      curl -sf --unix-socket "$ED/docker.sock" http://engine/_ping >/dev/null && return 0
+      kill -0 "$ENGINE_PID" 2>/dev/null || return 1
+      sleep 0.3
+    done
+    return 1
+  }
+  start_dockerd || { driver=vfs; rm -rf "$ED/root" "$ED/exec"; start_dockerd; }
+  trap 'kill "$ENGINE_PID" 2>/dev/null; wait "$ENGINE_PID" 2>/dev/null; cleanup' EXIT
+  export DOCKER_HOST=unix://$ED/docker.sock DOCKER_CONFIG=$ED/client DOCKER_BUILDKIT=0
+  echo "==> engine ($driver): building ${ENGINE_MIB} MiB / ${ENGINE_LAYERS} layers" >&2
+  printf 'FROM scratch\n' >"$ED/ctx/Dockerfile"
+  per=$(( ENGINE_MIB / ENGINE_LAYERS ))
+  for i in $(seq "$ENGINE_LAYERS"); do
+    head -c "${per}M" /dev/urandom >"$ED/ctx/f$i"
+    printf 'COPY f%s /f%s\n' "$i" "$i" >>"$ED/ctx/Dockerfile"
+  done
+  docker build -q -t bench:1.0 "$ED/ctx" >/dev/null 2>&1
+  rm -rf "$ED/ctx"
+  engine_push() {
+    echo "$PASSWORD" | "$BIN" push -q --ca-file "$REG_CA_FILE" -u giteaadmin --password-stdin \
+      docker-daemon:bench:1.0 "$REG_HOST/giteaadmin/bench:1.0"
+  }
+  docker_push() { docker push -q "$REG_HOST/giteaadmin/bench:1.0" >/dev/null; }
+  skopeo_daemon() {
+    skopeo_isolated copy -q --preserve-digests --src-daemon-host "$DOCKER_HOST" \
+      --dest-cert-dir "$WORK/reg/certs" --dest-creds "giteaadmin:$PASSWORD" \
+      docker-daemon:bench:1.0 "docker://$REG_HOST/giteaadmin/bench:1.0"
+  }
+  export -f engine_push docker_push skopeo_daemon
+  for name in eidp edocker eskopeo; do : >"$WORK/$name"; done
+  for round in $(seq "$ENGINE_ROUNDS"); do
+    echo "==> engine round $round/$ENGINE_ROUNDS" >&2
+    fresh_registry; measure eidp bash -c engine_push
+    fresh_registry
+    mkdir -p "/etc/docker/certs.d/$REG_HOST"
+    cp "$REG_CA_FILE" "/etc/docker/certs.d/$REG_HOST/ca.crt"
+    echo "$PASSWORD" | docker login -u giteaadmin --password-stdin "$REG_HOST" >/dev/null 2>&1
+    docker tag bench:1.0 "$REG_HOST/giteaadmin/bench:1.0"
+    measure edocker bash -c docker_push
+    docker rmi "$REG_HOST/giteaadmin/bench:1.0" >/dev/null
+    rm -rf "/etc/docker/certs.d/$REG_HOST"
+    fresh_registry; measure eskopeo bash -c skopeo_daemon
+  done
+  erss() { awk -v k="$(col "$1" 3)" 'BEGIN {printf "%.1f", k / 1024}'; }
+  eratio() { awk -v a="$(col "$1" 1)" -v b="$(col "$2" 1)" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+  engine_table="
+## Engine images
+
+An ${ENGINE_MIB} MiB / ${ENGINE_LAYERS}-layer image (random bytes, one \`COPY\` per layer) in a
+dockerd of the bench's own ($(dockerd --version | cut -d, -f1), storage driver $driver), pushed into
+a fresh registry by each tool; medians of $ENGINE_ROUNDS round(s). \`docker push\` runs in the
+engine (it gzips every layer): its client CPU and RSS are the CLI's only.
+
+| tool | wall (s) | client CPU (s) | peak RSS (MiB) |
+|---|---|---|---|
+| idpbuilder push docker-daemon: | $(col eidp 1) | $(col eidp 2) | $(erss eidp) |
+| docker push | $(col edocker 1) | $(col edocker 2) | $(erss edocker) |
+| skopeo copy --preserve-digests docker-daemon: | $(col eskopeo 1) | $(col eskopeo 2) | $(erss eskopeo) |
+
+Wall time idpbuilder/docker push = $(eratio eidp edocker), idpbuilder/skopeo = $(eratio eidp eskopeo).
+"
+fi
+
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 versions="$("$BIN" --version), $(skopeo --version), $(docker-registry --version 2>&1 | awk '{print $1, $3}'), $(curl --version | head -1 | cut -d' ' -f1-2)"
 report="# Benchmarks
@@ -190,7 +269,7 @@ Versions: $versions
 $table
 
 Ratios (medians):$summary
-
+$engine_table
 Notes:
 - skopeo runs with \`--preserve-digests\`, so it sends the same bytes (without it, skopeo
   recompresses uncompressed layers for a docker:// destination and spends several times the CPU).

@@ -32,11 +32,15 @@ impl Kind {
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A failure with a lower-case message naming the object, an optional `hint:` with the next step,
-/// and the underlying cause (printed only at `-l debug`).
+/// and the underlying cause (printed only at `-l debug`). `Debug` leaves the cause out: a cause
+/// from a lower layer may quote more than we want shown.
+#[derive(thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     kind: Kind,
     message: String,
     hint: Option<String>,
+    #[source]
     cause: Option<Cause>,
 }
 
@@ -95,12 +99,6 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
@@ -108,14 +106,6 @@ impl fmt::Debug for Error {
             .field("message", &self.message)
             .field("hint", &self.hint)
             .finish()
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.cause
-            .as_deref()
-            .map(|c| c as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -16,3 +16,4 @@ pub mod registry;
 pub mod report;
 pub mod session;
 pub mod source;
+pub mod terminal;

@@ -17,6 +17,13 @@ use crate::registry::BlobOutcome;
 pub trait Reporter: Send + Sync {
     /// The push will look at these blobs (total bytes for a total bar).
     fn plan(&self, _blobs: &[(Digest, u64)]) {}
+    /// The push will send about this many bytes in all (a source that knows only its total,
+    /// such as an engine image); replaces the total of [`plan`](Self::plan).
+    fn plan_total(&self, _bytes: u64) {}
+    /// A callback for the bytes of a blob whose digest is known only once it is read.
+    fn unnamed_progress_sink(&self) -> Arc<dyn Fn(u64) + Send + Sync> {
+        Arc::new(|_| {})
+    }
     /// Bytes already reported for this blob are being sent again.
     fn blob_restarted(&self, _digest: &Digest) {}
     /// A callback the upload calls with each number of bytes handed to the network.
@@ -181,6 +188,15 @@ impl Reporter for Bars {
             bars.insert(digest.clone(), bar);
         }
         self.total.set_length(blobs.iter().map(|(_, s)| s).sum());
+    }
+
+    fn plan_total(&self, bytes: u64) {
+        self.total.set_length(bytes);
+    }
+
+    fn unnamed_progress_sink(&self) -> Arc<dyn Fn(u64) + Send + Sync> {
+        let total = self.total.clone();
+        Arc::new(move |n| total.inc(n))
     }
 
     fn blob_restarted(&self, digest: &Digest) {

@@ -98,7 +98,11 @@ impl Push<'_> {
             return self.dry_run(source, started).await;
         }
 
+        self.check_presence(source.as_mut()).await?;
         self.reporter.plan(&source.planned_blobs());
+        if let Some(total) = source.planned_total() {
+            self.reporter.plan_total(total);
+        }
         let uploaded: Vec<Uploaded> = source
             .blobs()
             .map(|blob| async move {
@@ -142,6 +146,25 @@ impl Push<'_> {
             bytes_uploaded: pushed.map(|u| u.size).sum(),
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// `HEAD`s the blobs a source asks about before it is read, and tells it which are there.
+    async fn check_presence(&self, source: &mut dyn ImageSource) -> Result<()> {
+        let wanted = source.presence_wanted();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let present: Vec<Option<Digest>> = futures_util::stream::iter(wanted)
+            .map(|digest| async move {
+                let there = self.registry.blob_exists(&digest).await?;
+                Ok::<_, Error>(there.then_some(digest))
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let present: Vec<Digest> = present.into_iter().flatten().collect();
+        source.present(&present);
+        Ok(())
     }
 
     fn shown(&self, tag: Option<&str>, digest: &Digest) -> String {

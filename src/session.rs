@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::PushArgs;
-use crate::cluster::{self, Wanted};
+use crate::cluster::{self, ToRead};
 use crate::credentials::source as source_credentials;
 use crate::credentials::{self, Credentials, FlagInput};
 use crate::error::{Error, Result};
@@ -69,12 +69,13 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     };
     let direct = credentials::direct(flags, |key| std::env::var(key).ok())?;
     let certificate_for_destination = !(args.insecure || plain_http || args.ca_file.is_some());
-    let wanted = Wanted {
+    let to_read = ToRead {
         credentials: direct.is_none(),
         certificate: certificate_for_destination
             || remote.is_some() && source_wants_certificate(args),
     };
-    let request = cluster::Request::from_process(args.kubeconfig.clone(), args.context.clone());
+    let kubeconfig =
+        cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
 
     // Files are opened while the cluster is read; a registry source needs the cluster's
     // certificate and the destination's credentials first.
@@ -82,13 +83,13 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         None => {
             let (image, found) = tokio::join!(
                 source::open_source(&args.image, args.platform.clone(), None),
-                cluster::read_in_time(&request, wanted),
+                cluster::read_in_time(&kubeconfig, to_read),
             );
             (Opening::Opened(image?), found?)
         }
         Some(reference) => (
             Opening::Remote(reference),
-            cluster::read_in_time(&request, wanted).await?,
+            cluster::read_in_time(&kubeconfig, to_read).await?,
         ),
     };
     let from_cluster = found
@@ -215,7 +216,7 @@ fn source_wants_certificate(args: &PushArgs) -> bool {
 async fn source_access(
     args: &PushArgs,
     reference: &ImageReference,
-    found: Option<&cluster::Found>,
+    found: Option<&cluster::ClusterReading>,
     destination_host: &str,
     destination_credentials: Option<&Credentials>,
     reporter: Arc<dyn Reporter>,

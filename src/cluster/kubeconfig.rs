@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// Where to look: the flags and the environment they default to.
 #[derive(Debug, Clone, Default)]
-pub struct Request {
+pub struct KubeconfigChoice {
     /// `--kubeconfig`.
     pub kubeconfig: Option<PathBuf>,
     /// `--context`.
@@ -25,10 +25,10 @@ pub struct Request {
     pub home: Option<PathBuf>,
 }
 
-impl Request {
+impl KubeconfigChoice {
     /// The flags plus `$KUBECONFIG` and `$HOME` of this process.
-    pub fn from_process(kubeconfig: Option<PathBuf>, context: Option<String>) -> Request {
-        Request {
+    pub fn from_process(kubeconfig: Option<PathBuf>, context: Option<String>) -> KubeconfigChoice {
+        KubeconfigChoice {
             kubeconfig,
             context,
             env_kubeconfig: std::env::var_os("KUBECONFIG"),
@@ -51,7 +51,7 @@ enum Files {
     Nothing,
 }
 
-fn files(request: &Request) -> Files {
+fn files(request: &KubeconfigChoice) -> Files {
     if let Some(path) = &request.kubeconfig {
         return Files::Flag(path.clone());
     }
@@ -78,7 +78,7 @@ pub struct Loaded {
 
 /// Loads the kubeconfig and the chosen context. `Ok(None)`: there is none to use (debug line
 /// given); `Err`: what the user named explicitly is missing or broken.
-pub async fn load(request: &Request) -> Result<Option<Loaded>> {
+pub async fn load(request: &KubeconfigChoice) -> Result<Option<Loaded>> {
     let Some((kubeconfig, described)) = read(request)? else {
         if let Some(context) = &request.context {
             return Err(Error::input(format!(
@@ -114,7 +114,7 @@ pub async fn load(request: &Request) -> Result<Option<Loaded>> {
 }
 
 /// Reads and merges the kubeconfig files, with a description such as `~/.kube/config`.
-fn read(request: &Request) -> Result<Option<(Kubeconfig, String)>> {
+fn read(request: &KubeconfigChoice) -> Result<Option<(Kubeconfig, String)>> {
     match files(request) {
         Files::Flag(path) => {
             let described = format!("--kubeconfig {}", path.display());
@@ -187,7 +187,7 @@ fn read(request: &Request) -> Result<Option<(Kubeconfig, String)>> {
 
 /// `--context`, which must exist, else the current context, which may be missing.
 fn choose_context(
-    request: &Request,
+    request: &KubeconfigChoice,
     kubeconfig: &Kubeconfig,
     described: &str,
 ) -> Result<Option<String>> {
@@ -237,10 +237,10 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn request() -> Request {
-        Request {
+    fn request() -> KubeconfigChoice {
+        KubeconfigChoice {
             home: Some("/home/u".into()),
-            ..Request::default()
+            ..KubeconfigChoice::default()
         }
     }
 
@@ -297,14 +297,14 @@ mod tests {
         let first = write(dir.path(), "first", Some("kind"), &["kind"]);
         let second = write(dir.path(), "second", Some("other"), &["kind", "other"]);
         let joined = std::env::join_paths([dir.path().join("missing"), first, second]).unwrap();
-        let r = Request {
+        let r = KubeconfigChoice {
             env_kubeconfig: Some(joined),
-            ..Request::default()
+            ..KubeconfigChoice::default()
         };
         let loaded = load(&r).await.unwrap().unwrap();
         assert_eq!(loaded.context, "kind");
         assert_eq!(loaded.config.cluster_url.host(), Some("first.kind.invalid"));
-        let other = Request {
+        let other = KubeconfigChoice {
             context: Some("other".into()),
             ..r
         };
@@ -322,16 +322,16 @@ mod tests {
         let broken = dir.path().join("broken");
         std::fs::write(&broken, "clusters: [this is: not: yaml").unwrap();
 
-        let flag = |p: &Path| Request {
+        let flag = |p: &Path| KubeconfigChoice {
             kubeconfig: Some(p.to_path_buf()),
-            ..Request::default()
+            ..KubeconfigChoice::default()
         };
         let err = load(&flag(&broken)).await.err().unwrap();
         assert_eq!(err.kind(), crate::error::Kind::Input);
         assert!(err.message().contains("--kubeconfig"), "{}", err.message());
         assert!(load(&flag(&dir.path().join("nope"))).await.is_err());
 
-        let nope = Request {
+        let nope = KubeconfigChoice {
             context: Some("nope".into()),
             ..flag(&good)
         };
@@ -339,17 +339,17 @@ mod tests {
         assert!(err.message().contains("\"nope\""), "{}", err.message());
         assert!(err.hint().unwrap_or_default().contains("kind"));
 
-        let env = Request {
+        let env = KubeconfigChoice {
             env_kubeconfig: Some(broken.clone().into_os_string()),
-            ..Request::default()
+            ..KubeconfigChoice::default()
         };
         assert!(load(&env).await.unwrap().is_none());
-        let home = Request {
+        let home = KubeconfigChoice {
             home: Some(dir.path().join("no-home")),
-            ..Request::default()
+            ..KubeconfigChoice::default()
         };
         assert!(load(&home).await.unwrap().is_none());
-        let context_without_kubeconfig = Request {
+        let context_without_kubeconfig = KubeconfigChoice {
             context: Some("kind".into()),
             ..home
         };
@@ -362,9 +362,9 @@ mod tests {
         let none = write(dir.path(), "none", None, &["kind"]);
         let dangling = write(dir.path(), "dangling", Some("gone"), &["kind"]);
         for path in [none, dangling] {
-            let r = Request {
+            let r = KubeconfigChoice {
                 env_kubeconfig: Some(path.into_os_string()),
-                ..Request::default()
+                ..KubeconfigChoice::default()
             };
             assert!(load(&r).await.unwrap().is_none());
         }

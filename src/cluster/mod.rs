@@ -5,7 +5,7 @@
 //! The cluster is read once, with one client and a few concurrent GETs, and given
 //! [`BUDGET`] in all; a missing kubeconfig, an unreachable or slow cluster, or an object that
 //! cannot be read is passed over with a debug line. Whatever was read is handed out only for the
-//! cluster's own Gitea host ([`Found::for_host`]): other registries get neither the credentials
+//! cluster's own Gitea host ([`ClusterReading::for_host`]): other registries get neither the credentials
 //! nor the trust.
 
 mod certificate;
@@ -23,7 +23,7 @@ use tracing::subscriber::NoSubscriber;
 
 pub use certificate::{ClusterCertificate, Place};
 pub use gitea::{GiteaHosts, host_name};
-pub use kubeconfig::Request;
+pub use kubeconfig::KubeconfigChoice;
 
 use crate::credentials::{self, Credentials};
 use crate::error::{Error, Result};
@@ -33,7 +33,7 @@ pub const BUDGET: Duration = Duration::from_secs(5);
 
 /// What is worth reading; nothing at all when the user already gave both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Wanted {
+pub struct ToRead {
     /// No credentials from flags or the environment.
     pub credentials: bool,
     /// No `--ca-file`, `--insecure` or `--plain-http`.
@@ -42,28 +42,28 @@ pub struct Wanted {
 
 /// What the cluster offers one destination host.
 #[derive(Debug, Default)]
-pub struct ForHost {
+pub struct GiteaDefaults {
     pub credentials: Option<Credentials>,
     pub certificate: Option<ClusterCertificate>,
 }
 
 /// Everything read from the cluster, not yet tied to a host.
 #[derive(Debug)]
-pub struct Found {
+pub struct ClusterReading {
     pub hosts: GiteaHosts,
     pub credentials: Option<Credentials>,
     pub certificate: Option<ClusterCertificate>,
 }
 
-impl Found {
+impl ClusterReading {
     /// The credentials and certificate, only if `host` is the cluster's Gitea.
-    pub fn for_host(&self, host: &str) -> ForHost {
+    pub fn for_host(&self, host: &str) -> GiteaDefaults {
         if !self.hosts.matches(host) {
             tracing::debug!(
                 "cluster: {host} is not the cluster's Gitea ({}); its credentials and certificate are not used",
                 self.hosts
             );
-            return ForHost::default();
+            return GiteaDefaults::default();
         }
         tracing::debug!("cluster: {host} is the cluster's Gitea ({})", self.hosts);
         match &self.certificate {
@@ -73,32 +73,39 @@ impl Found {
             ),
             None => tracing::debug!("cluster: no idpbuilder certificate used for {host}"),
         }
-        ForHost {
+        GiteaDefaults {
             credentials: self.credentials.clone(),
             certificate: self.certificate.clone(),
         }
     }
 }
 
-/// Reads what `wanted` asks for and returns what applies to `host`. `Err` only when a
+/// Reads what `to_read` asks for and returns what applies to `host`. `Err` only when a
 /// kubeconfig or context the user named explicitly is missing or broken.
-pub async fn read_for_host(request: &Request, host: &str, wanted: Wanted) -> Result<ForHost> {
-    Ok(read_in_time(request, wanted)
+pub async fn read_for_host(
+    choice: &KubeconfigChoice,
+    host: &str,
+    to_read: ToRead,
+) -> Result<GiteaDefaults> {
+    Ok(read_in_time(choice, to_read)
         .await?
         .map(|found| found.for_host(host))
         .unwrap_or_default())
 }
 
-/// Reads what `wanted` asks for within [`BUDGET`], to hand out per host with
-/// [`Found::for_host`] (a copy between two registries asks for both); `None` when nothing was
-/// wanted, there is no cluster, or it did not answer in time. `Err` only when a kubeconfig or
-/// context the user named explicitly is missing or broken.
-pub async fn read_in_time(request: &Request, wanted: Wanted) -> Result<Option<Found>> {
-    if !wanted.credentials && !wanted.certificate {
+/// Reads what `to_read` asks for within [`BUDGET`], to hand out per host with
+/// [`ClusterReading::for_host`] (a copy between two registries asks for both); `None` when
+/// nothing was wanted, there is no cluster, or it did not answer in time. `Err` only when a
+/// kubeconfig or context the user named explicitly is missing or broken.
+pub async fn read_in_time(
+    choice: &KubeconfigChoice,
+    to_read: ToRead,
+) -> Result<Option<ClusterReading>> {
+    if !to_read.credentials && !to_read.certificate {
         tracing::debug!("cluster: not read; credentials and TLS trust are already given");
         return Ok(None);
     }
-    match tokio::time::timeout(BUDGET, read(request, wanted)).await {
+    match tokio::time::timeout(BUDGET, read(choice, to_read)).await {
         Ok(result) => result,
         Err(_) => {
             tracing::debug!(
@@ -111,8 +118,8 @@ pub async fn read_in_time(request: &Request, wanted: Wanted) -> Result<Option<Fo
 }
 
 /// Loads the kubeconfig and reads the cluster; `None` when there is no cluster to read.
-pub async fn read(request: &Request, wanted: Wanted) -> Result<Option<Found>> {
-    let Some(loaded) = kubeconfig::load(request).await? else {
+pub async fn read(choice: &KubeconfigChoice, to_read: ToRead) -> Result<Option<ClusterReading>> {
+    let Some(loaded) = kubeconfig::load(choice).await? else {
         return Ok(None);
     };
     let mut config = loaded.config;
@@ -121,7 +128,7 @@ pub async fn read(request: &Request, wanted: Wanted) -> Result<Option<Found>> {
     config.default_retry = false;
     let client = match kube::Client::try_from(config) {
         Ok(client) => client,
-        Err(e) if request.explicit() => {
+        Err(e) if choice.explicit() => {
             return Err(Error::input(format!(
                 "cannot connect to the cluster of context {:?} ({})",
                 loaded.context, loaded.described
@@ -142,21 +149,21 @@ pub async fn read(request: &Request, wanted: Wanted) -> Result<Option<Found>> {
     let (hosts, credentials, certificate) = tokio::join!(
         gitea_hosts(client.clone()),
         async {
-            if wanted.credentials {
+            if to_read.credentials {
                 gitea_credential(client.clone()).await
             } else {
                 None
             }
         },
         async {
-            if wanted.certificate {
+            if to_read.certificate {
                 idpbuilder_certificate(client.clone()).await
             } else {
                 None
             }
         },
     );
-    Ok(Some(Found {
+    Ok(Some(ClusterReading {
         hosts,
         credentials,
         certificate,
@@ -179,7 +186,10 @@ async fn gitea_hosts(client: kube::Client) -> GiteaHosts {
 }
 
 async fn gitea_credential(client: kube::Client) -> Option<Credentials> {
-    let (namespace, name) = (credentials::cluster::NAMESPACE, credentials::cluster::NAME);
+    let (namespace, name) = (
+        credentials::gitea_secret::NAMESPACE,
+        credentials::gitea_secret::NAME,
+    );
     let api: Api<Secret> = Api::namespaced(client, namespace);
     let secret = match quietly(api.get(name)).await {
         Ok(secret) => secret,
@@ -191,7 +201,7 @@ async fn gitea_credential(client: kube::Client) -> Option<Credentials> {
             return None;
         }
     };
-    match credentials::cluster::from_secret(secret) {
+    match credentials::gitea_secret::from_secret(secret) {
         Ok(credentials) => Some(credentials),
         Err(why) => {
             tracing::debug!("cluster: passing over Secret {namespace}/{name}: {why}");

@@ -9,15 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use secrecy::SecretString;
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt as _;
 
 use super::{Credentials, Origin};
 
@@ -190,40 +190,40 @@ struct HelperAnswer {
 /// nothing. Its output is never shown: it may hold the secret.
 fn run_helper(name: &str, server: &str) -> Result<Option<Credentials>, String> {
     let program = format!("docker-credential-{name}");
-    let mut child = Command::new(&program)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(server.as_bytes())
-            .map_err(|e| format!("cannot write to {program}: {e}"))?;
-    }
-    let deadline = Instant::now() + HELPER_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{program} did not answer within {}s",
-                    HELPER_TIMEOUT.as_secs()
-                ));
-            }
-            Err(e) => return Err(format!("waiting for {program} failed: {e}")),
+    let run = async {
+        let mut child = tokio::process::Command::new(&program)
+            .arg("get")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            // A helper that outlives its timeout is killed when we stop waiting for it.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(server.as_bytes())
+                .await
+                .map_err(|e| format!("cannot write to {program}: {e}"))?;
+        }
+        match tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output()).await {
+            Ok(Ok(output)) => Ok((output.status, output.stdout)),
+            Ok(Err(e)) => Err(format!("waiting for {program} failed: {e}")),
+            Err(_) => Err(format!(
+                "{program} did not answer within {}s",
+                HELPER_TIMEOUT.as_secs()
+            )),
         }
     };
-    let mut output = Vec::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        stdout
-            .read_to_end(&mut output)
-            .map_err(|e| format!("cannot read {program}'s answer: {e}"))?;
-    }
+    // Called on a blocking thread of the push's runtime; unit tests call it without one.
+    let (status, output) = match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(run)?,
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot wait for {program}: {e}"))?
+            .block_on(run)?,
+    };
     if !status.success() {
         // docker's helpers say "credentials not found in native keychain" and exit 1.
         if String::from_utf8_lossy(&output).contains("credentials not found") {

@@ -6,9 +6,9 @@ use std::fmt;
 
 use secrecy::SecretString;
 
-pub mod cluster;
 pub mod docker_config;
 mod flags;
+pub mod gitea_secret;
 pub mod source;
 pub mod terminal;
 

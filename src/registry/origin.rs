@@ -140,43 +140,25 @@ impl Resolver {
     }
 }
 
-impl Resolve for Resolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let resolver = self.clone();
-        let name = name.as_str().to_string();
-        Box::pin(async move {
-            match resolver.lookup(&name).await {
-                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as Addrs),
-                Err(e) => Err(Box::new(Unresolved::new(name, &e)) as _),
-            }
-        })
-    }
-}
-
-/// A host name the system resolver could not turn into addresses, found in a transport
-/// error's causes by `status.rs`.
-#[derive(Debug)]
-pub(super) struct Unresolved {
+/// A host name that does not resolve: no retry can help, so the request fails for good.
+#[derive(Debug, thiserror::Error)]
+#[error("the host name {name} does not resolve ({cause})")]
+pub struct Unresolved {
     pub name: String,
-    /// The resolver could not answer now (`EAI_AGAIN`, no DNS server reachable), as opposed to
-    /// answering that the name does not exist.
-    pub temporary: bool,
-    message: String,
+    cause: std::io::Error,
 }
 
 impl Unresolved {
-    fn new(name: String, error: &std::io::Error) -> Unresolved {
-        let message = error.to_string();
-        Unresolved {
-            temporary: !says_no_such_name(&message),
-            name,
-            message,
-        }
+    /// The resolver could not answer now (`EAI_AGAIN`, no DNS server reachable), as opposed to
+    /// answering that the name does not exist.
+    pub fn temporary(&self) -> bool {
+        !says_no_such_name(&self.cause.to_string())
     }
 }
 
 /// Whether a `getaddrinfo` error text is `EAI_NONAME` or `EAI_NODATA` (glibc, musl, macOS
-/// wordings): the name does not exist, rather than the lookup failing for now.
+/// wordings), or a name with no address at all: the name does not exist, rather than the
+/// lookup failing for now.
 fn says_no_such_name(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
     [
@@ -185,18 +167,29 @@ fn says_no_such_name(message: &str) -> bool {
         "nodename nor servname provided",
         "name does not resolve",
         "no such host",
+        "no addresses",
     ]
     .iter()
     .any(|text| message.contains(text))
 }
 
-impl std::fmt::Display for Unresolved {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot resolve {}: {}", self.name, self.message)
+impl Resolve for Resolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let resolver = self.clone();
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs = match resolver.lookup(&name).await {
+                Ok(addrs) if !addrs.is_empty() => addrs,
+                Ok(_) => {
+                    let cause = std::io::Error::other("no addresses");
+                    return Err(Box::new(Unresolved { name, cause }) as _);
+                }
+                Err(cause) => return Err(Box::new(Unresolved { name, cause }) as _),
+            };
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
     }
 }
-
-impl std::error::Error for Unresolved {}
 
 #[cfg(test)]
 mod tests {
@@ -295,20 +288,20 @@ mod tests {
 
     #[test]
     fn a_name_that_does_not_exist_is_told_from_a_lookup_that_failed_for_now() {
-        let error = |text: &str| std::io::Error::other(text.to_string());
+        let unresolved = |text: &str| Unresolved {
+            name: "h".into(),
+            cause: std::io::Error::other(text.to_string()),
+        };
         for gone in [
             "failed to lookup address information: Name or service not known",
             "failed to lookup address information: No address associated with hostname",
             "failed to lookup address information: nodename nor servname provided, or not known",
             "failed to lookup address information: Name does not resolve",
         ] {
-            assert!(
-                !Unresolved::new("h".into(), &error(gone)).temporary,
-                "{gone}"
-            );
+            assert!(!unresolved(gone).temporary(), "{gone}");
         }
         let again = "failed to lookup address information: Temporary failure in name resolution";
-        assert!(Unresolved::new("h".into(), &error(again)).temporary);
+        assert!(unresolved(again).temporary());
     }
 
     #[tokio::test]

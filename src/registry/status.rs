@@ -31,12 +31,12 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(60)));
-        let method_path = response.url().path().to_string();
+        let request_path = response.url().path().to_string();
         let detail = registry_message(response, self.timeouts().idle).await;
         let transient = matches!(status.as_u16(), 408 | 429) || status.is_server_error();
         let answered = || {
             Error::registry(format!(
-                "{} answered {status} to {method_path}{}",
+                "{} answered {status} to {request_path}{}",
                 self.host(),
                 detail.clone().map(|d| format!(": {d}")).unwrap_or_default()
             ))
@@ -105,17 +105,24 @@ impl Registry {
             .with_hint("the registry (or a proxy in front of it) must redirect to https:// URLs: check its external URL setting");
             return Failure::fatal(err);
         }
-        if let Some(unresolved) = find_source::<Unresolved>(&error)
-            && !unresolved.temporary
-            && self.role() == Role::Source
-        {
-            // A name nobody knows will not be known a second later: say so at once.
-            let err = Error::input(format!(
-                "the source registry {} is unknown: {} does not resolve",
+        if let Some(unresolved) = find_source::<Unresolved>(&error) {
+            if self.role() == Role::Source && !unresolved.temporary() {
+                // The fix is in IMAGE, as for a malformed reference.
+                let err = Error::input(format!(
+                    "the source registry {} is unknown: {} does not resolve",
+                    self.host(),
+                    unresolved.name
+                ))
+                .with_hint("check the host in IMAGE (docker://HOST/REPO:TAG); without a host, IMAGE names a Docker Hub image")
+                .with_cause(error);
+                return Failure::fatal(err);
+            }
+            let err = Error::registry(format!(
+                "cannot reach {}: the host name {} does not resolve",
                 self.host(),
                 unresolved.name
             ))
-            .with_hint("check the host in IMAGE (docker://HOST/REPO:TAG); without a host, IMAGE names a Docker Hub image")
+            .with_hint(self.unreachable_hint("check the registry's host name"))
             .with_cause(error);
             return Failure::fatal(err);
         }
@@ -134,9 +141,24 @@ impl Registry {
         };
         Failure::transient(
             Error::registry(what)
-                .with_hint("check that the registry is running and reachable, or try again")
+                .with_hint(self.unreachable_hint(
+                    "check that the registry is running and reachable, or try again",
+                ))
                 .with_cause(error),
         )
+    }
+
+    /// For idpbuilder's own hosts, the likely cause is that idpbuilder is not running here.
+    fn unreachable_hint(&self, otherwise: &str) -> String {
+        let name = self
+            .host()
+            .rsplit_once(':')
+            .map_or(self.host(), |(name, _)| name);
+        if name == "cnoe.localtest.me" || name.ends_with(".cnoe.localtest.me") {
+            "idpbuilder does not seem to be running here: start it with `idpbuilder create`, or pass --kubeconfig for the cluster it runs in".to_string()
+        } else {
+            otherwise.to_string()
+        }
     }
 }
 

@@ -370,7 +370,7 @@ impl Registry {
         *session = Some(location.clone());
         let progress = match &blob.digest {
             Some(digest) => reporter.blob_progress_sink(digest),
-            None => Arc::new(|_| {}),
+            None => reporter.unnamed_progress_sink(),
         };
         let chunked = blob.size > chunk;
         let mut start = 0;

@@ -1,20 +1,30 @@
 //! Docker archives (`docker save`, `podman save`). The modern form (docker 25+) is also an OCI
 //! layout and is read as one; the classic form (`manifest.json`, a config file and layer tars)
 //! gets an OCI image manifest built here, whose blobs keep their exact bytes.
+//!
+//! An uncompressed layer's digest is its diff ID, which the config lists: it is taken from there
+//! rather than by hashing the layer at open, and the upload, which hashes every blob as it
+//! streams, proves it (a wrong one stops the push before any manifest). A compressed layer's
+//! digest is not its diff ID, so it is hashed here.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::names::{matches_name, tag_of};
 use super::platform::check_config;
-use super::store::{JSON_LIMIT, Store, ZSTD_MAGIC, hash, head, read_location};
+use super::store::{
+    GZIP_MAGIC, JSON_LIMIT, Store, ZSTD_MAGIC, hash, hash_all, head, read_location,
+};
 use super::{Blob, Image, Location, Manifest, Selection, layout};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
-const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub(crate) const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub(crate) const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub(crate) const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub(crate) const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// One image of `manifest.json`.
 #[derive(Debug, Deserialize)]
@@ -41,23 +51,36 @@ impl Entry {
     }
 }
 
+/// What we read of an image config: the diff IDs of its layers.
+#[derive(Debug, Default, Deserialize)]
+struct ConfigJson {
+    #[serde(default)]
+    rootfs: Option<RootFs>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Option<Vec<String>>,
+}
+
 /// The OCI image manifest we write for a classic archive; field order is fixed so the same
 /// archive always gives the same digest.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct OciManifest<'a> {
-    schema_version: u32,
-    media_type: &'a str,
-    config: OciDescriptor<'a>,
-    layers: Vec<OciDescriptor<'a>>,
+pub(crate) struct OciManifest<'a> {
+    pub(crate) schema_version: u32,
+    pub(crate) media_type: &'a str,
+    pub(crate) config: OciDescriptor<'a>,
+    pub(crate) layers: Vec<OciDescriptor<'a>>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct OciDescriptor<'a> {
-    media_type: &'a str,
-    digest: &'a str,
-    size: u64,
+pub(crate) struct OciDescriptor<'a> {
+    pub(crate) media_type: &'a str,
+    pub(crate) digest: &'a str,
+    pub(crate) size: u64,
 }
 
 /// Reads the image the selection names from the docker archive in `store`.
@@ -74,25 +97,13 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
     })?;
     let (entry, source_tag) = select(store, &entries, selection.reference.as_deref())?;
 
-    let config = blob(store, &entry.config, CONFIG)?;
+    let (config, diff_ids) = config(store, &entry.config)?;
     if let Some(platform) = &selection.platform {
         let bytes = read_location(&config.location, JSON_LIMIT)
             .map_err(|e| store.corrupt(&entry.config, e))?;
         check_config(platform, &bytes, &source.to_string())?;
     }
-    let mut layers = Vec::with_capacity(entry.layers.len());
-    for path in &entry.layers {
-        let location = locate(store, path, "layer")?;
-        let magic = head(&location, 4).map_err(|e| store.corrupt(path, e))?;
-        let media_type = if magic.starts_with(&super::store::GZIP_MAGIC) {
-            LAYER_GZIP
-        } else if magic.starts_with(&ZSTD_MAGIC) {
-            LAYER_ZSTD
-        } else {
-            LAYER
-        };
-        layers.push(blob(store, path, media_type)?);
-    }
+    let layers = layers(store, entry, diff_ids)?;
 
     let manifest = OciManifest {
         schema_version: 2,
@@ -122,7 +133,6 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
             .as_ref()
             .and_then(|_| single_name(entry.tags().iter())),
         source_tag,
-        keep_alive: store.keep_alive(),
     })
 }
 
@@ -211,21 +221,122 @@ fn locate(store: &Store, path: &str, what: &str) -> Result<Location> {
     })
 }
 
-/// A config or layer file of the archive as a blob, its digest computed from its bytes.
-fn blob(store: &Store, path: &str, media_type: &str) -> Result<Blob> {
-    let what = if media_type == CONFIG {
-        "config"
+/// The config file as a blob, with the diff IDs it lists (`None` when it lists none or cannot
+/// be read as a config: then the layers are hashed).
+fn config(store: &Store, path: &str) -> Result<(Blob, Option<Vec<String>>)> {
+    let location = locate(store, path, "config")?;
+    let (digest, diff_ids) = if location.len <= JSON_LIMIT {
+        let bytes = read_location(&location, JSON_LIMIT).map_err(|e| store.corrupt(path, e))?;
+        let parsed: Option<ConfigJson> = serde_json::from_slice(&bytes).ok();
+        let diff_ids = parsed.and_then(|c| c.rootfs).and_then(|r| r.diff_ids);
+        (Digest::of(&bytes), diff_ids)
     } else {
-        "layer"
+        (hash(&location).map_err(|e| store.corrupt(path, e))?, None)
     };
-    let location = locate(store, path, what)?;
-    let digest = hash(&location).map_err(|e| store.corrupt(path, e))?;
-    Ok(Blob {
+    let blob = Blob {
         digest,
         size: location.len,
-        media_type: media_type.to_string(),
+        media_type: CONFIG.to_string(),
         location,
-    })
+    };
+    Ok((blob, diff_ids))
+}
+
+/// The layer files of `entry` as blobs, in order. An uncompressed layer's digest is its diff ID
+/// when the config lists one per layer; any other layer is hashed, all in one pass.
+fn layers(store: &Store, entry: &Entry, diff_ids: Option<Vec<String>>) -> Result<Vec<Blob>> {
+    let diff_ids = diff_ids.filter(|ids| ids.len() == entry.layers.len());
+    if diff_ids.is_none() && !entry.layers.is_empty() {
+        tracing::debug!(
+            "{} lists no diff ID for each layer of {}: hashing its layers",
+            entry.config,
+            store.source().display()
+        );
+    }
+    let mut digests: Vec<Option<Digest>> = Vec::with_capacity(entry.layers.len());
+    let mut locations = Vec::with_capacity(entry.layers.len());
+    let mut media_types = Vec::with_capacity(entry.layers.len());
+    for (i, path) in entry.layers.iter().enumerate() {
+        let location = locate(store, path, "layer")?;
+        let magic = head(&location, 4).map_err(|e| store.corrupt(path, e))?;
+        let media_type = if magic.starts_with(&GZIP_MAGIC) {
+            LAYER_GZIP
+        } else if magic.starts_with(&ZSTD_MAGIC) {
+            LAYER_ZSTD
+        } else {
+            LAYER
+        };
+        let diff_id = match diff_ids.as_ref().and_then(|ids| ids.get(i)) {
+            Some(id) if media_type == LAYER => Some(Digest::parse(id).map_err(|e| {
+                Error::input(format!(
+                    "config {} in {} lists a bad diff ID for layer {path}: {}",
+                    entry.config,
+                    store.source().display(),
+                    e.message()
+                ))
+                .with_hint("the image is corrupt; export it again")
+            })?),
+            _ => None,
+        };
+        digests.push(diff_id);
+        locations.push(location);
+        media_types.push(media_type);
+    }
+    // A diff ID claimed by two different files cannot be true of both: hash them.
+    let mut claimed: HashMap<&Digest, (&Path, u64)> = HashMap::new();
+    let mut disputed: HashSet<Digest> = HashSet::new();
+    for (digest, location) in digests.iter().zip(&locations) {
+        if let Some(digest) = digest {
+            let here = (location.file.as_path(), location.offset);
+            if *claimed.entry(digest).or_insert(here) != here {
+                disputed.insert(digest.clone());
+            }
+        }
+    }
+    for digest in &mut digests {
+        if digest.as_ref().is_some_and(|d| disputed.contains(d)) {
+            *digest = None;
+        }
+    }
+    // Hash the rest, each file range once however often it is listed.
+    let mut ranges: HashMap<(&Path, u64), usize> = HashMap::new();
+    let mut to_hash: Vec<Location> = Vec::new();
+    let mut slots: Vec<(usize, usize)> = Vec::new();
+    for (i, location) in locations.iter().enumerate() {
+        if digests[i].is_none() {
+            let key = (location.file.as_path(), location.offset);
+            let slot = *ranges.entry(key).or_insert_with(|| {
+                to_hash.push(location.clone());
+                to_hash.len() - 1
+            });
+            slots.push((i, slot));
+        }
+    }
+    let hashed = hash_all(&to_hash);
+    for (i, slot) in slots {
+        let digest = match hashed.get(slot) {
+            Some(Ok(digest)) => digest.clone(),
+            Some(Err(e)) => return Err(store.corrupt(&entry.layers[i], Error::input(e.message()))),
+            None => return Err(Error::input(format!("{} was not read", entry.layers[i]))),
+        };
+        digests[i] = Some(digest);
+    }
+    let mut blobs = Vec::with_capacity(digests.len());
+    for ((digest, location), media_type) in digests.into_iter().zip(locations).zip(media_types) {
+        let Some(digest) = digest else {
+            return Err(Error::input(format!(
+                "a layer of {} could not be read",
+                store.source().display()
+            )));
+        };
+        blobs.push(Blob {
+            digest,
+            size: location.len,
+            media_type: media_type.to_string(),
+            location,
+        });
+    }
+    Ok(blobs)
 }
 
 fn describe(blob: &Blob) -> OciDescriptor<'_> {

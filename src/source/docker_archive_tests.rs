@@ -254,3 +254,122 @@ fn a_modern_archive_is_read_as_its_oci_layout() {
             .starts_with("pick one with docker-archive:")
     );
 }
+
+/// A classic archive of `layers` (name, bytes) whose config lists `diff_ids`.
+fn with_diff_ids(dir: &Path, name: &str, layers: &[(&str, &[u8])], diff_ids: &[&str]) -> PathBuf {
+    let config = json!({"os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": diff_ids}}).to_string();
+    let names: Vec<&str> = layers.iter().map(|(n, _)| *n).collect();
+    let manifest =
+        json!([{"Config": "c.json", "RepoTags": ["app:1.0"], "Layers": names}]).to_string();
+    let mut files: Vec<(&str, &[u8])> = vec![("c.json", config.as_bytes())];
+    files.extend_from_slice(layers);
+    files.push(("manifest.json", manifest.as_bytes()));
+    let path = dir.join(name);
+    tar_files(&path, &files, name.ends_with(".gz"));
+    path
+}
+
+#[test]
+fn uncompressed_layers_take_their_digest_from_the_configs_diff_ids_unhashed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gz_layer = gzip(b"gzip'd layer");
+    // Made up: were the layer hashed, its digest would be another.
+    let claimed = Digest::of(b"what the config says");
+    let gz_diff_id = Digest::of(b"the gzip'd layer's content");
+    let path = with_diff_ids(
+        tmp.path(),
+        "a.tar",
+        &[
+            ("l1/layer.tar", b"plain layer"),
+            ("l2/layer.tar", &gz_layer),
+        ],
+        &[claimed.as_str(), gz_diff_id.as_str()],
+    );
+    let image = open_archive(&path, None, None).unwrap();
+    assert_eq!(image.blobs[1].digest, claimed, "taken from the config");
+    assert_eq!(image.blobs[1].size, 11);
+    assert_eq!(
+        image.blobs[2].digest,
+        Digest::of(&gz_layer),
+        "a compressed layer is hashed: its diff ID is not its digest"
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&image.root.bytes).unwrap();
+    assert_eq!(manifest["layers"][0]["digest"], claimed.as_str());
+}
+
+#[test]
+fn layers_are_hashed_when_the_diff_ids_do_not_match_them_in_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let claimed = Digest::of(b"only one");
+    let path = with_diff_ids(
+        tmp.path(),
+        "a.tar",
+        &[("a/layer.tar", b"first"), ("b/layer.tar", b"second")],
+        &[claimed.as_str()],
+    );
+    let image = open_archive(&path, None, None).unwrap();
+    assert_eq!(image.blobs[1].digest, Digest::of(b"first"));
+    assert_eq!(image.blobs[2].digest, Digest::of(b"second"));
+}
+
+#[test]
+fn one_diff_id_claimed_by_two_different_layer_files_makes_them_hashed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let claimed = Digest::of(b"first");
+    let path = with_diff_ids(
+        tmp.path(),
+        "a.tar",
+        &[("a/layer.tar", b"first"), ("b/layer.tar", b"second")],
+        &[claimed.as_str(), claimed.as_str()],
+    );
+    let image = open_archive(&path, None, None).unwrap();
+    assert_eq!(
+        digests(&image)[1..],
+        [claimed.to_string(), Digest::of(b"second").to_string()]
+    );
+}
+
+#[test]
+fn a_malformed_diff_id_is_an_error_naming_the_config_and_the_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = with_diff_ids(
+        tmp.path(),
+        "a.tar",
+        &[("a/layer.tar", b"first")],
+        &["sha256:nothex"],
+    );
+    let err = open_archive(&path, None, None).unwrap_err();
+    assert!(
+        err.message().starts_with("config c.json in ")
+            && err
+                .message()
+                .contains("lists a bad diff ID for layer a/layer.tar"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn compressed_layers_of_a_tar_gz_are_hashed_in_one_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two) = (gzip(&[1u8; 70_000]), gzip(b"two"));
+    let path = with_diff_ids(
+        tmp.path(),
+        "a.tar.gz",
+        &[
+            ("1/layer.tar", &one),
+            ("2/layer.tar", &two),
+            ("3/layer.tar", &one),
+        ],
+        &[],
+    );
+    let image = open_archive(&path, None, None).unwrap();
+    assert_eq!(
+        digests(&image)[1..],
+        [Digest::of(&one).to_string(), Digest::of(&two).to_string()]
+    );
+    assert_eq!(
+        image.blobs[1].location.encoding,
+        crate::source::Encoding::Gzip
+    );
+}

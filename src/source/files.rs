@@ -1,5 +1,6 @@
-//! Local files as an [`ImageSource`]: every blob is a byte range of a file, opened afresh at any
-//! offset, so uploads can run side by side and a failed one can start over.
+//! Local files as an [`ImageSource`]: every blob is a byte range of a file (or of the
+//! decompressed stream of a `.tar.gz`), opened afresh at any offset, so uploads can run side by
+//! side and a failed one can start over.
 
 use std::io::SeekFrom;
 use std::sync::Arc;
@@ -9,7 +10,10 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{BlobBytes, BlobReader, Image, ImageSource, Location, Manifests, Reopen, SourceBlob};
+use super::{
+    BlobBytes, BlobReader, Encoding, Image, ImageSource, Location, Manifests, Reopen, SourceBlob,
+    gz,
+};
 use crate::digest::Digest;
 use crate::error::Result;
 
@@ -47,7 +51,6 @@ impl ImageSource for Image {
                     origin: blob.location.file.display().to_string().into(),
                     bytes: BlobBytes::Reopenable(Arc::new(FileRange {
                         location: blob.location.clone(),
-                        keep_alive: self.keep_alive.clone(),
                     })),
                 })
             })
@@ -61,30 +64,50 @@ impl ImageSource for Image {
     }
 }
 
-/// `len` bytes at `offset` of a file.
-struct FileRange {
-    location: Location,
-    /// A decompressed temporary copy must outlive every read of it.
-    #[allow(
-        dead_code,
-        reason = "held for its Drop, which removes the temporary copy"
-    )]
-    keep_alive: Option<Arc<tempfile::TempDir>>,
+/// `len` bytes at `offset` of a file, or of the decompressed stream of a gzip'd file.
+pub(super) struct FileRange {
+    pub(super) location: Location,
 }
 
 impl Reopen for FileRange {
     fn open_at(&self, offset: u64) -> BoxFuture<'static, std::io::Result<BlobReader>> {
-        let Location {
-            file,
-            offset: start,
-            len,
-        } = self.location.clone();
+        let location = self.location.clone();
+        let offset = offset.min(location.len);
         async move {
-            let mut reader = tokio::fs::File::open(file.as_path()).await?;
-            reader.seek(SeekFrom::Start(start + offset)).await?;
-            let reader: BlobReader = Box::pin(reader.take(len.saturating_sub(offset)));
-            Ok(reader)
+            if offset == location.len {
+                let reader: BlobReader = Box::pin(tokio::io::empty());
+                return Ok(reader);
+            }
+            if let Some(bytes) = location.held() {
+                let reader: BlobReader =
+                    Box::pin(std::io::Cursor::new(bytes.slice(offset as usize..)));
+                return Ok(reader);
+            }
+            let Location {
+                file,
+                offset: start,
+                len,
+                encoding,
+                parked,
+                ..
+            } = location;
+            match encoding {
+                Encoding::Plain => {
+                    let mut reader = tokio::fs::File::open(file.as_path()).await?;
+                    reader.seek(SeekFrom::Start(start + offset)).await?;
+                    let reader: BlobReader = Box::pin(reader.take(len - offset));
+                    Ok(reader)
+                }
+                Encoding::Gzip => {
+                    let parked = parked.unwrap_or_default();
+                    gz::stream(file, parked, start + offset, len - offset).await
+                }
+            }
         }
         .boxed()
     }
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;

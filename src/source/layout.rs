@@ -112,7 +112,6 @@ pub(crate) fn open(store: &Store, selection: &Selection, prefix: &str) -> Result
         root,
         source_tag,
         source_name,
-        keep_alive: store.keep_alive(),
     })
 }
 

@@ -283,3 +283,33 @@ fn an_empty_index_is_an_error() {
         err.message()
     );
 }
+
+#[test]
+fn a_blob_linked_outside_the_layout_is_refused_when_the_image_is_opened() {
+    let (tmp, layout) = new_layout();
+    let (desc, blobs) = layout.image("linux", "amd64", &[b"layer"]);
+    layout.finish(&[named(&desc, "1.0")]);
+    let hex = &blobs[1]["sha256:".len()..];
+    let blob = layout.dir.join("blobs/sha256").join(hex);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"other").unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), &blob).unwrap();
+    let err = open_dir(&layout, None, None).unwrap_err();
+    assert!(
+        err.message().starts_with(&format!(
+            "blobs/sha256/{hex} in {} is a link that leads outside the layout",
+            tmp.path().display()
+        )),
+        "{}",
+        err.message()
+    );
+
+    // A link that stays inside is fine.
+    std::fs::create_dir_all(layout.dir.join("store")).unwrap();
+    std::fs::write(layout.dir.join("store/layer"), b"layer").unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink("../../store/layer", &blob).unwrap();
+    let image = open_dir(&layout, None, None).unwrap();
+    assert_eq!(digests(&image), blobs);
+}

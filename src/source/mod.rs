@@ -3,7 +3,8 @@
 //!
 //! Local files (layout directory, OCI archive, docker archive) end up as an [`Image`]: the root
 //! manifest (or index) with its exact bytes, the platform manifests under an index, and each blob
-//! as a byte range of a file on disk. An image in another registry (`docker://`) is a
+//! as a byte range of a file on disk (of the decompressed stream of a `.tar.gz`). Nothing is
+//! ever written to disk. An image in another registry (`docker://`) is a
 //! [`RegistryImage`](registry::RegistryImage): manifests read at open, blobs streamed by GET.
 
 use std::path::{Path, PathBuf};
@@ -18,7 +19,12 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 mod docker_archive;
+mod engine;
+mod engine_manifests;
+mod engine_socket;
+mod engine_stream;
 mod files;
+mod gz;
 mod image_ref;
 mod layout;
 mod names;
@@ -35,13 +41,60 @@ pub use image_ref::ImageReference;
 pub use platform::Platform;
 pub use registry::RemoteAccess;
 
-/// Where a blob's bytes lie: `len` bytes at `offset` of `file` (a plain file, or an entry of an
-/// uncompressed tar, or of a `.tar.gz` decompressed to a temporary file).
+/// Where a blob's bytes lie: `len` bytes at `offset` of `file`, a plain file or an entry of a
+/// tar. In a gzip'd tar, `offset` counts bytes of the decompressed stream: the bytes are had by
+/// decompressing the file again (from its start, or from where an earlier read stopped), never
+/// from a decompressed copy.
 #[derive(Debug, Clone)]
 pub struct Location {
     pub file: Arc<PathBuf>,
     pub offset: u64,
     pub len: u64,
+    pub encoding: Encoding,
+    /// The first bytes of the range, kept while a compressed archive was indexed: all of them
+    /// for its small JSON files (manifests, configs, `index.json`), a few otherwise. Empty for
+    /// files read in place.
+    pub head: Held,
+    /// Decoders a `.tar.gz` shares between its ranges; `None` for files read in place.
+    pub(crate) parked: Option<Arc<gz::Parked>>,
+}
+
+impl Location {
+    /// `len` bytes of a plain file from its start.
+    pub(crate) fn whole_file(file: PathBuf, len: u64) -> Location {
+        Location {
+            file: Arc::new(file),
+            offset: 0,
+            len,
+            encoding: Encoding::Plain,
+            head: Held::default(),
+            parked: None,
+        }
+    }
+
+    /// All the bytes, when they are held in memory.
+    pub(crate) fn held(&self) -> Option<&bytes::Bytes> {
+        (self.head.0.len() as u64 == self.len).then_some(&self.head.0)
+    }
+}
+
+/// How the file of a [`Location`] is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// As is: the range is read in place.
+    Plain,
+    /// Gzip'd: the range lies in the decompressed stream.
+    Gzip,
+}
+
+/// Bytes held in memory; `Debug` shows only how many.
+#[derive(Clone, Default)]
+pub struct Held(pub bytes::Bytes);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({} bytes)", self.0.len())
+    }
 }
 
 /// A blob (config or layer) to upload.
@@ -72,9 +125,20 @@ pub trait ImageSource: Send {
     fn source_name(&self) -> Option<String>;
     /// Blobs whose digest and size are known before reading, for progress and for `HEAD`.
     fn planned_blobs(&self) -> Vec<(Digest, u64)>;
+    /// About how many bytes the blobs hold in all, when only the total is known up front.
+    fn planned_total(&self) -> Option<u64> {
+        None
+    }
     /// The manifests, when known before any blob is read, so they can be checked before
     /// anything is uploaded.
     fn manifests_known(&self) -> Option<Manifests>;
+    /// Digests the source wants checked against the registry before [`blobs`](Self::blobs) is
+    /// called: an engine stream whose layers only hashing names.
+    fn presence_wanted(&self) -> Vec<Digest> {
+        Vec::new()
+    }
+    /// Which of [`presence_wanted`](Self::presence_wanted) the registry has.
+    fn present(&mut self, _present: &[Digest]) {}
     /// Every blob once, with a reader of its bytes. Called once.
     fn blobs(&mut self) -> BoxStream<'static, Result<SourceBlob>>;
     /// The manifests, once every blob has been read.
@@ -170,6 +234,9 @@ pub async fn open_source(
         })?;
         return Ok(Box::new(registry::open(reference, platform, remote).await?));
     }
+    if let Some(request) = engine::requested(argument) {
+        return Ok(Box::new(engine::open(request, platform).await?));
+    }
     let argument = argument.to_string();
     let files = tokio::task::spawn_blocking(move || open(&argument, platform))
         .await
@@ -191,12 +258,6 @@ pub struct Image {
     /// The source's own full name (RepoTag, or a ref name that is more than a tag), when it has
     /// exactly one.
     pub source_name: Option<String>,
-    /// Keeps a decompressed temporary copy alive for as long as blobs are read from it.
-    #[allow(
-        dead_code,
-        reason = "held for its Drop, which removes the temporary copy"
-    )]
-    pub keep_alive: Option<Arc<tempfile::TempDir>>,
 }
 
 /// What the user asked for on the command line.

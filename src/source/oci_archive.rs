@@ -26,6 +26,7 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Encoding;
     use crate::source::store::{JSON_LIMIT, read_location};
     use crate::source::testing::{Layout, digests, named, tar_dir, tar_files};
 
@@ -54,20 +55,26 @@ mod tests {
             read_location(&layer.location, JSON_LIMIT).unwrap(),
             b"second layer"
         );
-        assert!(image.keep_alive.is_none());
+        assert_eq!(layer.location.encoding, Encoding::Plain);
     }
 
     #[test]
-    fn a_gzipped_archive_is_read_from_a_temporary_copy_kept_alive() {
-        let (_tmp, path, blobs) = archive(true);
+    fn blobs_of_a_gzipped_archive_are_ranges_of_its_decompressed_stream() {
+        let (tmp, path, blobs) = archive(true);
         let image = open(&Store::archive(&path).unwrap(), &Selection::default()).unwrap();
         assert_eq!(digests(&image), blobs);
-        let keep_alive = image.keep_alive.as_ref().unwrap();
-        assert!(image.blobs[1].location.file.starts_with(keep_alive.path()));
-        assert_eq!(
-            read_location(&image.blobs[1].location, JSON_LIMIT).unwrap(),
-            b"first layer"
+        let layer = &image.blobs[1].location;
+        assert_eq!(layer.file.as_path(), path.as_path());
+        assert_eq!(layer.encoding, Encoding::Gzip);
+        assert!(layer.offset > 0);
+        assert_eq!(read_location(layer, JSON_LIMIT).unwrap(), b"first layer");
+        let config = &image.blobs[0].location;
+        assert!(
+            config.held().is_some(),
+            "the config is JSON, kept in memory"
         );
+        let files: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        assert_eq!(files.len(), 2, "only the layout and the archive: {files:?}");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Tests of [`super`]: tar indexing, links, gzip and damaged archives.
 
+use std::io::Write as _;
+
 use super::*;
+use crate::source::testing::gzip;
 
 fn tar_bytes(files: &[(&str, &[u8])], links: &[(&str, &str, tar::EntryType)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
@@ -53,7 +56,7 @@ fn tar_entries_are_byte_ranges_of_the_tar() {
     assert_eq!(hash(&location).unwrap(), Digest::of(b"hello"));
     assert_eq!(head(&location, 2).unwrap(), b"he");
     assert!(!store.exists("nope"));
-    assert!(store.keep_alive().is_none());
+    assert_eq!(location.encoding, Encoding::Plain);
 }
 
 #[test]
@@ -78,17 +81,21 @@ fn symlinks_and_hard_links_lead_to_their_target() {
 }
 
 #[test]
-fn gzip_is_detected_by_content_and_decompressed_once() {
+fn gzip_is_detected_by_content_and_indexed_in_place() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar_bytes(&[("index.json", b"[1]")], &[]))
-        .unwrap();
-    let path = write(tmp.path(), "no-extension", &gz.finish().unwrap());
+    let path = write(
+        tmp.path(),
+        "no-extension",
+        &gzip(&tar_bytes(&[("index.json", b"[1]")], &[])),
+    );
     let store = Store::archive(&path).unwrap();
     assert_eq!(read(&store, "index.json"), b"[1]");
     let location = store.locate("index.json").unwrap().unwrap();
-    assert_ne!(location.file.as_path(), path.as_path());
-    assert!(store.keep_alive().is_some());
+    assert_eq!(location.file.as_path(), path.as_path());
+    assert_eq!(location.encoding, Encoding::Gzip);
+    assert_eq!(location.offset, 512, "an offset in the decompressed tar");
+    let files: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "nothing was written next to it: {files:?}");
 }
 
 #[test]
@@ -162,4 +169,197 @@ fn oversized_json_is_refused() {
             .message()
             .contains("has no missing.json")
     );
+}
+
+#[test]
+fn links_never_lead_out_of_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let escapes = [
+        (
+            "up",
+            "../../../../../../etc/passwd",
+            tar::EntryType::Symlink,
+        ),
+        ("deep/up", "../../../../etc/passwd", tar::EntryType::Symlink),
+        ("absolute", "/etc/passwd", tar::EntryType::Symlink),
+        ("hard", "../../etc/passwd", tar::EntryType::Link),
+    ];
+    let bytes = tar_bytes(&[("index.json", b"{}")], &escapes);
+    for gzipped in [false, true] {
+        let path = write(
+            tmp.path(),
+            "escape.tar",
+            &if gzipped { gzip(&bytes) } else { bytes.clone() },
+        );
+        let store = Store::archive(&path).unwrap();
+        for (name, _, _) in escapes {
+            assert!(
+                store.locate(name).unwrap().is_none(),
+                "{name}: no such entry"
+            );
+        }
+    }
+    // With an entry of that name inside the archive, the links lead to it, never to the host's.
+    let path = write(
+        tmp.path(),
+        "inside.tar",
+        &tar_bytes(&[("etc/passwd", b"the archive's own")], &escapes),
+    );
+    let store = Store::archive(&path).unwrap();
+    for (name, _, _) in escapes {
+        let location = store.locate(name).unwrap().unwrap();
+        assert_eq!(location.file.as_path(), path.as_path(), "{name}");
+        assert_eq!(read(&store, name), b"the archive's own", "{name}");
+    }
+}
+
+#[test]
+fn entry_names_climbing_above_the_root_stay_inside_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(4);
+    // `append_data` refuses `..`; a hostile archive need not.
+    let name = b"../../evil";
+    header.as_old_mut().name[..name.len()].copy_from_slice(name);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, &b"evil"[..]).unwrap();
+    let path = write(tmp.path(), "climb.tar", &builder.into_inner().unwrap());
+    let store = Store::archive(&path).unwrap();
+    assert_eq!(read(&store, "evil"), b"evil");
+    assert_eq!(read(&store, "../evil"), b"evil");
+}
+
+#[test]
+fn a_gzipped_file_that_is_not_held_is_read_from_the_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big_json = format!("{{\"pad\":\"{}\"}}", "x".repeat(JSON_LIMIT as usize));
+    let layer: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let bytes = tar_bytes(
+        &[
+            ("index.json", b"{\"a\":1}"),
+            ("big.json", big_json.as_bytes()),
+            ("layer", &layer),
+        ],
+        &[("again", "layer", tar::EntryType::Symlink)],
+    );
+    let path = write(tmp.path(), "a.tar.gz", &gzip(&bytes));
+    let store = Store::archive(&path).unwrap();
+    let small = store.locate("index.json").unwrap().unwrap();
+    assert_eq!(
+        small.held().map(|b| b.to_vec()),
+        Some(b"{\"a\":1}".to_vec())
+    );
+    let big = store.locate("big.json").unwrap().unwrap();
+    assert!(big.held().is_none(), "over JSON_LIMIT: not held");
+    assert_eq!(
+        read_location(&big, 2 * JSON_LIMIT).unwrap(),
+        big_json.as_bytes()
+    );
+    let layer_location = store.locate("layer").unwrap().unwrap();
+    assert!(layer_location.held().is_none());
+    assert_eq!(head(&layer_location, 4).unwrap(), &layer[..4]);
+    assert_eq!(hash(&layer_location).unwrap(), Digest::of(&layer));
+
+    let plain = write(tmp.path(), "a.tar", &bytes);
+    let plain = Store::archive(&plain).unwrap();
+    let locations = [
+        store.locate("layer").unwrap().unwrap(),
+        plain.locate("layer").unwrap().unwrap(),
+        store.locate("big.json").unwrap().unwrap(),
+        small,
+        store.locate("again").unwrap().unwrap(),
+    ];
+    let digests: Vec<Digest> = hash_all(&locations)
+        .into_iter()
+        .map(|d| d.unwrap())
+        .collect();
+    let layer_digest = Digest::of(&layer);
+    assert_eq!(
+        digests,
+        [
+            layer_digest.clone(),
+            layer_digest.clone(),
+            Digest::of(big_json.as_bytes()),
+            Digest::of(b"{\"a\":1}"),
+            layer_digest,
+        ]
+    );
+}
+
+#[test]
+fn a_range_past_the_end_of_a_gzipped_stream_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "a.tar.gz",
+        &gzip(&tar_bytes(&[("layer", &[7u8; 5000])], &[])),
+    );
+    let store = Store::archive(&path).unwrap();
+    let mut location = store.locate("layer").unwrap().unwrap();
+    location.offset += 1 << 20;
+    assert!(hash(&location).is_err());
+    assert!(hash_all(&[location]).remove(0).is_err());
+}
+
+#[test]
+fn a_tar_of_more_than_max_entries_files_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("many.tar");
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(File::create(&path).unwrap()));
+    for i in 0..=MAX_ENTRIES {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        builder
+            .append_data(&mut header, format!("f{i}"), &[][..])
+            .unwrap();
+    }
+    builder.into_inner().unwrap().flush().unwrap();
+    let err = Store::archive(&path).unwrap_err();
+    assert!(
+        err.message().contains("holds more than 100000 files"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn a_layout_file_linked_outside_the_layout_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::create_dir_all(layout.join("other")).unwrap();
+    std::fs::write(tmp.path().join("secret"), b"outside").unwrap();
+    std::fs::write(layout.join("other/inside"), b"inside").unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("secret"), layout.join("blobs/sha256/out")).unwrap();
+    std::os::unix::fs::symlink("../../other/inside", layout.join("blobs/sha256/in")).unwrap();
+    let store = Store::dir(&layout);
+    assert_eq!(read(&store, "blobs/sha256/in"), b"inside");
+    let err = store.locate("blobs/sha256/out").unwrap_err();
+    assert_eq!(
+        err.message(),
+        format!(
+            "blobs/sha256/out in {} is a link that leads outside the layout (to {})",
+            layout.display(),
+            tmp.path().join("secret").canonicalize().unwrap().display()
+        )
+    );
+    assert!(err.hint().unwrap().contains("cp --dereference"));
+    assert!(!store.exists("blobs/sha256/out"));
+
+    // A linked directory on the way is the same.
+    std::fs::create_dir_all(tmp.path().join("elsewhere")).unwrap();
+    std::fs::write(tmp.path().join("elsewhere/blob"), b"x").unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("elsewhere"), layout.join("blobs/linked")).unwrap();
+    let err = store.locate("blobs/linked/blob").unwrap_err();
+    assert!(
+        err.message().contains("leads outside the layout"),
+        "{}",
+        err.message()
+    );
+
+    // A layout reached through a link is fine.
+    std::os::unix::fs::symlink(&layout, tmp.path().join("alias")).unwrap();
+    let store = Store::dir(&tmp.path().join("alias"));
+    assert_eq!(read(&store, "blobs/sha256/in"), b"inside");
 }

@@ -52,6 +52,12 @@ pub const INPUT_CASES: &[InputCase] = &[
     case("IMAGE with a `:REF` but no prefix, path does not exist", nothing,
         &["app.tar:1.0", NOWHERE],
         "image app.tar:1.0 does not exist"),
+    case("IMAGE neither a path nor an image of a running engine (none answers)", nothing,
+        &["app:1.0", NOWHERE],
+        "app:1.0 is neither a file nor an image of a running engine: no engine answered at unix:///nonexistent/docker.sock"),
+    case("`docker-daemon:` image, engine unreachable", nothing,
+        &["docker-daemon:app:1.0", NOWHERE],
+        "cannot read engine image app:1.0: no engine answered at unix:///nonexistent/docker.sock"),
     case("directory that is not an OCI layout", empty_dir,
         &["{dir}/empty", NOWHERE],
         "is not an OCI image layout"),
@@ -97,6 +103,12 @@ pub const INPUT_CASES: &[InputCase] = &[
     case("blob size differs from its descriptor", size_mismatch,
         &["{dir}/l", NOWHERE],
         "but its descriptor says"),
+    case("layout blob that is a link to a file outside the layout", linked_blob,
+        &["{dir}/l", NOWHERE],
+        "is a link that leads outside the layout"),
+    case("layout whose `blobs/sha256` is a link to a directory outside it", linked_blobs_dir,
+        &["{dir}/l", NOWHERE],
+        "is a link that leads outside the layout"),
     case("docker schema 1 manifest", schema1,
         &["{dir}/l", NOWHERE],
         "docker schema 1 manifest, which is not supported"),
@@ -118,6 +130,9 @@ pub const INPUT_CASES: &[InputCase] = &[
     case("docker archive missing a layer", docker_missing_layer,
         &["{dir}/partial.tar", NOWHERE],
         "layer gone/layer.tar is missing from"),
+    case("docker archive whose config lists a malformed diff ID", docker_bad_diff_id,
+        &["{dir}/diff.tar", NOWHERE],
+        "lists a bad diff ID for layer l/layer.tar"),
     case("`--platform` not in the index", multi_platform,
         &["--platform", "linux/s390x", "{dir}/multi", NOWHERE],
         "has no image for platform linux/s390x"),
@@ -410,6 +425,24 @@ fn size_mismatch(dir: &Path) {
     file.write_all(b"extra").expect("append");
 }
 
+/// The layer blob becomes a link to a file of the same size outside the layout.
+fn linked_blob(dir: &Path) {
+    let blob = layer_path(dir);
+    let size = std::fs::metadata(&blob).expect("layer size").len();
+    let outside = dir.join("secret");
+    std::fs::write(&outside, vec![b'x'; size as usize]).expect("write secret");
+    std::fs::remove_file(&blob).expect("remove layer");
+    std::os::unix::fs::symlink(&outside, &blob).expect("link layer");
+}
+
+/// `blobs/sha256` moves out of the layout and a link takes its place.
+fn linked_blobs_dir(dir: &Path) {
+    layout(dir);
+    let blobs = dir.join("l/blobs/sha256");
+    std::fs::rename(&blobs, dir.join("elsewhere")).expect("move blobs");
+    std::os::unix::fs::symlink(dir.join("elsewhere"), &blobs).expect("link blobs");
+}
+
 fn schema1(dir: &Path) {
     let l = dir.join("l");
     std::fs::create_dir_all(l.join("blobs/sha256")).expect("create layout");
@@ -449,6 +482,19 @@ fn docker_missing_layer(dir: &Path) {
     tar_files(
         &dir.join("partial.tar"),
         &[("manifest.json", manifest), ("c.json", b"{}")],
+    );
+}
+
+fn docker_bad_diff_id(dir: &Path) {
+    let manifest = br#"[{"Config":"c.json","RepoTags":["app:1.0"],"Layers":["l/layer.tar"]}]"#;
+    let config = br#"{"os":"linux","architecture":"amd64","rootfs":{"type":"layers","diff_ids":["sha256:not-a-digest"]}}"#;
+    tar_files(
+        &dir.join("diff.tar"),
+        &[
+            ("manifest.json", manifest),
+            ("c.json", config),
+            ("l/layer.tar", b"layer bytes"),
+        ],
     );
 }
 

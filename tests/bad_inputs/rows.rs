@@ -27,6 +27,7 @@ const fn row(
 }
 
 const PUSH: &str = "tests/push.rs";
+const ENGINE: &str = "tests/engine.rs";
 const FAULTS: &str = "tests/faults.rs";
 const HERE: &str = "tests/bad_inputs/registry_faults.rs";
 const CLUSTER: &str = "tests/cluster/bad_data.rs";
@@ -38,6 +39,7 @@ const REALMS: &str = "tests/security/realms.rs";
 const PLAIN_HTTP: &str = "tests/security/plain_http.rs";
 const REGISTRY_TEXT: &str = "tests/security/registry_text.rs";
 const CLUSTER_CERT: &str = "tests/security/cluster_certificate.rs";
+const SAFETY: &str = "tests/source_safety.rs";
 const MIRROR: &str = "tests/mirror.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
@@ -50,6 +52,35 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("layer bytes do not match the layer's digest", 2, PUSH,
         "a_blob_whose_bytes_do_not_match_its_digest_aborts_before_any_tag",
         "`does not match its digest`; no manifest, no tag"),
+    row("classic docker archive whose config gives a layer a wrong diff ID", 2, SAFETY,
+        "a_classic_archive_with_a_wrong_diff_id_exits_2_naming_the_blob_and_tags_nothing",
+        "`blob sha256:… of the image does not match its digest`; no manifest, no tag"),
+    row("layout blob file truncated while it uploads", 2, SAFETY,
+        "a_layout_blob_cut_short_while_it_uploads_exits_2_naming_the_file",
+        "`cannot read blob sha256:… from FILE`, not retried; no manifest, no tag"),
+    row("layout blob linked outside the layout, registry watching", 2, SAFETY,
+        "a_layout_blob_linked_outside_the_layout_is_refused_before_any_request",
+        "refused when the image is opened: not one request reaches the registry"),
+    // Compressed archives are read where they lie, never decompressed to disk.
+    row("gzip bomb: 1 MiB of `.tar.gz` holding 1 GiB of zeros", 2, SAFETY,
+        "a_gzip_bomb_fills_neither_tmpdir_nor_memory",
+        "`is neither a docker archive ... nor an OCI archive`; nothing written to disk, peak RSS under 64 MiB"),
+    row("`.tar.gz` pushed with an unusable `TMPDIR` (a file)", 0, SAFETY,
+        "a_tar_gz_is_pushed_without_a_usable_tmpdir",
+        "pushed with the source's digests; `TMPDIR` is never used"),
+    // Engine images (`docker-daemon:`, or a name that is not a path).
+    row("engine has no such image", 2, ENGINE,
+        "an_image_the_engine_does_not_have_exits_2_naming_it",
+        "`the engine at SOCKET has no image nope:1.0` (bare name: `nope:1.0 is neither a file nor an image of the engine at SOCKET`), hint `docker images`"),
+    row("permission denied on the engine socket", 2, ENGINE,
+        "a_socket_without_permission_exits_2_naming_it",
+        "`cannot read engine image app:1.0: permission denied on the engine socket SOCKET`, hint: the docker group or DOCKER_HOST"),
+    row("engine cuts the export mid-layer", 2, ENGINE,
+        "an_engine_that_cuts_the_stream_mid_layer_exits_2_without_a_tag",
+        "`the engine at SOCKET stopped sending image app:1.0: ...`; no manifest, no tag"),
+    row("engine sends a corrupt tar", 2, ENGINE,
+        "a_corrupt_export_exits_2_without_a_tag",
+        "`image app:1.0 of the engine at SOCKET is not a valid image tar`; no manifest, no tag"),
     // Credentials.
     row("wrong password, Basic auth", 3, PUSH,
         "wrong_password_exits_3_and_creates_no_tag",
@@ -229,4 +260,7 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("SIGTERM during an upload", 130, FAULTS,
         "sigterm_stops_a_push_at_once_with_exit_130_and_no_tag",
         "`error: interrupted` within 1 s, no manifest, no tag"),
+    row("Ctrl-C (SIGINT) while a `.tar.gz` is read, or while one of its layers uploads", 130, SAFETY,
+        "ctrl_c_during_a_tar_gz_push_leaves_tmpdir_as_it_was",
+        "`TMPDIR` left exactly as it was, no tag"),
 ];

@@ -8,6 +8,7 @@
 pub mod certs;
 pub mod child;
 pub mod container_registry;
+pub mod engine;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod gitea_fake;
