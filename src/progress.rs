@@ -117,6 +117,7 @@ pub fn line(digest: &Digest, size: u64, outcome: BlobOutcome) -> String {
     let verb = match outcome {
         BlobOutcome::Pushed => "pushed",
         BlobOutcome::Exists => "exists",
+        BlobOutcome::Mounted => "mounted",
     };
     format!("{verb} sha256:{} {}", digest.short(), HumanBytes(size))
 }
@@ -219,12 +220,17 @@ impl Reporter for Bars {
 
     fn blob_finished(&self, digest: &Digest, size: u64, outcome: BlobOutcome) {
         if let Some(bar) = self.bar(digest) {
-            if outcome == BlobOutcome::Exists {
+            if outcome != BlobOutcome::Pushed {
+                let verb = if outcome == BlobOutcome::Mounted {
+                    "mounted"
+                } else {
+                    "exists"
+                };
                 self.total.inc(size);
                 bar.set_position(size);
-                bar.finish_with_message("exists");
+                bar.finish_with_message(verb);
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix} exists")
+                    ProgressStyle::with_template(&format!("{{prefix}} {verb}"))
                         .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
             } else {

@@ -331,11 +331,11 @@ fn name_and_tag(source_name: &str) -> (&str, Option<&str>) {
 }
 
 /// Docker's rule: the first component is a host when it has a `.` or a `:`, or is `localhost`.
-fn looks_like_host(first: &str) -> bool {
+pub(crate) fn looks_like_host(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost"
 }
 
-fn validate_host(host: &str) -> std::result::Result<(), String> {
+pub(crate) fn validate_host(host: &str) -> std::result::Result<(), String> {
     // The port is after the last ':', unless that ':' is inside an IPv6 address's brackets.
     let (name, port) = match host.rsplit_once(':') {
         Some((name, port)) if !port.contains(']') => (name, Some(port)),
@@ -365,6 +365,17 @@ fn validate_host(host: &str) -> std::result::Result<(), String> {
         return Err(format!("{name:?} is not a valid host name"));
     }
     Ok(())
+}
+
+/// Checks a repository path as OCI names it (an image to copy from); the text says what is
+/// wrong.
+pub(crate) fn check_repository(repository: &str) -> std::result::Result<(), String> {
+    validate_repository(repository).map_err(|e| match e {
+        RepoError::UpperCase => format!(
+            "repository {repository:?} has upper-case letters; OCI registries require lower case"
+        ),
+        RepoError::Invalid(why) => why,
+    })
 }
 
 enum RepoError {

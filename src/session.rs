@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use crate::cli::PushArgs;
 use crate::cluster::{self, ToRead};
-use crate::credentials::{self, FlagInput};
+use crate::credentials::source as source_credentials;
+use crate::credentials::{self, Credentials, FlagInput};
 use crate::error::{Error, Result};
 use crate::progress::{self, Reporter};
 use crate::push::{Push, Summary};
 use crate::reference::DestinationArg;
-use crate::registry::{ChunkPolicy, Connection, Registry, Trust};
-use crate::source;
+use crate::registry::{ChunkPolicy, Connection, Registry, Role, Trust};
+use crate::source::{self, ImageReference, ImageSource, RemoteAccess};
 
 /// Runs the push `args` describe, printing progress and warnings on stderr (`color` for
 /// colour), and returns what it did.
@@ -29,9 +30,20 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     let target = DestinationArg::parse(args.destination.as_deref())?;
     let host = target.host().to_string();
     let plain_http = args.plain_http || target.plain_http();
+    let remote = source::ImageReference::parse(&args.image)?;
+    check_source_flags(args, remote.is_some())?;
     if args.password.is_some() {
         reporter.warn(
             "a password given with --password is visible to other users of this machine; use --password-stdin",
+        );
+    }
+    if args
+        .src_creds
+        .as_ref()
+        .is_some_and(|c| c.password.is_some())
+    {
+        reporter.warn(
+            "a password given with --src-creds is visible to other users of this machine; give only the user name to be asked for it, or set IDPBUILDER_SRC_PASSWORD",
         );
     }
     let password_from_stdin = if args.password_stdin {
@@ -44,36 +56,56 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     } else {
         None
     };
-    let mut trust = trust(args, reporter.as_ref())?;
+    let mut trust = trust(
+        args.insecure,
+        args.ca_file.as_deref(),
+        Side::Destination,
+        reporter.as_ref(),
+    )?;
     let flags = FlagInput {
         username: args.username.clone(),
         password: args.password.as_ref().map(|p| p.0.clone()),
         password_from_stdin,
     };
     let direct = credentials::direct(flags, |key| std::env::var(key).ok())?;
+    let certificate_for_destination = !(args.insecure || plain_http || args.ca_file.is_some());
     let to_read = ToRead {
         credentials: direct.is_none(),
-        certificate: !(args.insecure || plain_http || args.ca_file.is_some()),
+        certificate: certificate_for_destination
+            || remote.is_some() && source_wants_certificate(args),
     };
     let kubeconfig =
         cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
 
-    let (image, from_cluster) = tokio::join!(
-        source::open_source(&args.image, args.platform.clone()),
-        cluster::read_for_host(&kubeconfig, &host, to_read),
-    );
-    let image = image?;
-    let from_cluster = from_cluster?;
+    // Files are opened while the cluster is read; a registry source needs the cluster's
+    // certificate and the destination's credentials first.
+    let (opening, found) = match remote {
+        None => {
+            let (image, found) = tokio::join!(
+                source::open_source(&args.image, args.platform.clone(), None),
+                cluster::read_in_time(&kubeconfig, to_read),
+            );
+            (Opening::Opened(image?), found?)
+        }
+        Some(reference) => (
+            Opening::Remote(reference),
+            cluster::read_in_time(&kubeconfig, to_read).await?,
+        ),
+    };
+    let from_cluster = found
+        .as_ref()
+        .map(|found| found.for_host(&host))
+        .unwrap_or_default();
 
     match from_cluster.certificate {
-        Some(certificate) => {
+        Some(certificate) if certificate_for_destination => {
             tracing::debug!(
                 "TLS for {host}: also trusting idpbuilder's certificate from the cluster ({})",
                 certificate.place
             );
             trust.pin_for_host(&host, certificate.certificates);
         }
-        None => tracing::debug!("TLS for {host}: no certificate from the cluster"),
+        _ => tracing::debug!("TLS for {host}: no certificate from the cluster"),
     }
     let (credentials, origin) = credentials::resolve(
         direct,
@@ -83,22 +115,48 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     )
     .await;
     tracing::debug!("credentials for {host}: {origin}");
+    let image = match opening {
+        Opening::Opened(image) => image,
+        Opening::Remote(reference) => {
+            let access = source_access(
+                args,
+                &reference,
+                found.as_ref(),
+                &host,
+                credentials.as_ref(),
+                reporter.clone(),
+            )
+            .await?;
+            source::open_source(&args.image, args.platform.clone(), Some(access)).await?
+        }
+    };
     let destination = target.complete(
         credentials.as_ref().map(|c| c.username.as_str()),
         image.source_name().as_deref(),
     )?;
 
-    let registry = Registry::new(
+    let mut registry = Registry::new(
         Connection {
             host: destination.host.clone(),
             repository: destination.repository.clone(),
             plain_http,
             trust,
             retries: args.retries,
+            role: Role::Destination,
         },
         credentials,
     )?
     .with_reporter(reporter.clone());
+    if let Some(mount) = image
+        .mount_source()
+        .filter(|m| source_credentials::same_registry(&m.host, &destination.host))
+    {
+        tracing::debug!(
+            "source and destination are one registry: blobs are mounted from {}",
+            mount.repository
+        );
+        registry = registry.with_mount_from(mount.repository);
+    }
     let chunks = ChunkPolicy::new(args.chunk_size);
     let push = Push {
         registry: &registry,
@@ -116,6 +174,96 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     Ok(summary)
 }
 
+/// The image, opened already (files), or a registry image still to open.
+enum Opening {
+    Opened(Box<dyn ImageSource>),
+    Remote(ImageReference),
+}
+
+/// `--src-*` flags name the source registry: with an IMAGE that is not `docker://`, they are a
+/// mistake worth saying rather than ignoring.
+fn check_source_flags(args: &PushArgs, remote: bool) -> Result<()> {
+    let given: Vec<&str> = [
+        (args.src_creds.is_some(), "--src-creds"),
+        (args.src_ca_file.is_some(), "--src-ca-file"),
+        (args.src_insecure, "--src-insecure"),
+        (args.src_plain_http, "--src-plain-http"),
+    ]
+    .into_iter()
+    .filter_map(|(set, flag)| set.then_some(flag))
+    .collect();
+    if remote || given.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{} {} for a docker:// IMAGE, and {} is not one",
+        given.join(", "),
+        if given.len() == 1 { "is" } else { "are" },
+        args.image
+    ))
+    .with_hint("drop them, or name a registry image as docker://HOST/REPO:TAG"))
+}
+
+/// Whether idpbuilder's certificate could matter for the source registry: no `--src-ca-file`,
+/// `--src-insecure` or `--src-plain-http`.
+fn source_wants_certificate(args: &PushArgs) -> bool {
+    !(args.src_insecure || args.src_plain_http || args.src_ca_file.is_some())
+}
+
+/// How to reach a `docker://` IMAGE's registry: the `--src-*` TLS flags, idpbuilder's
+/// certificate when it is the cluster's Gitea, and credentials in the source order (the
+/// destination's own only when it is the same registry).
+async fn source_access(
+    args: &PushArgs,
+    reference: &ImageReference,
+    found: Option<&cluster::ClusterReading>,
+    destination_host: &str,
+    destination_credentials: Option<&Credentials>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<RemoteAccess> {
+    let host = &reference.host;
+    let mut trust = trust(
+        args.src_insecure,
+        args.src_ca_file.as_deref(),
+        Side::Source,
+        reporter.as_ref(),
+    )?;
+    let certificate = found
+        .filter(|_| source_wants_certificate(args))
+        .and_then(|found| found.for_host(host).certificate);
+    if let Some(certificate) = certificate {
+        tracing::debug!(
+            "TLS for the source {host}: also trusting idpbuilder's certificate from the cluster ({})",
+            certificate.place
+        );
+        trust.pin_for_host(host, certificate.certificates);
+    }
+    let flag = match &args.src_creds {
+        Some(given) => Some(
+            source_credentials::from_flag(given.username.clone(), given.password.clone(), host)
+                .await?,
+        ),
+        None => None,
+    };
+    let same_registry = source_credentials::same_registry(host, destination_host);
+    let (credentials, origin) = source_credentials::resolve(
+        flag,
+        |key| std::env::var(key).ok(),
+        credentials::docker_config::lookup(host.clone()),
+        destination_credentials.filter(|_| same_registry).cloned(),
+        host,
+    )
+    .await;
+    tracing::debug!("credentials for the source {host}: {origin}");
+    Ok(RemoteAccess {
+        credentials,
+        trust,
+        plain_http: args.src_plain_http,
+        retries: args.retries,
+        reporter,
+    })
+}
+
 /// `--digestfile`: the digest alone, no newline, as skopeo and podman write it.
 fn write_digestfile(path: &std::path::Path, digest: &str) -> Result<()> {
     std::fs::write(path, digest).map_err(|e| {
@@ -128,24 +276,41 @@ fn write_digestfile(path: &std::path::Path, digest: &str) -> Result<()> {
     })
 }
 
-/// The TLS trust the flags ask for: `--insecure`, or the system roots plus `--ca-file`.
-fn trust(args: &PushArgs, reporter: &dyn Reporter) -> Result<Trust> {
+/// Which registry a set of TLS flags is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Destination,
+    Source,
+}
+
+/// The TLS trust the flags ask for: `--insecure` (`--src-insecure`), or the system roots plus
+/// `--ca-file` (`--src-ca-file`).
+fn trust(
+    insecure: bool,
+    ca_file: Option<&std::path::Path>,
+    side: Side,
+    reporter: &dyn Reporter,
+) -> Result<Trust> {
+    let (insecure_flag, ca_flag, whose) = match side {
+        Side::Destination => ("--insecure", "--ca-file", "the registry's"),
+        Side::Source => ("--src-insecure", "--src-ca-file", "the source registry's"),
+    };
     let mut trust = Trust {
-        insecure: args.insecure,
+        insecure,
         ..Trust::default()
     };
-    if args.insecure {
-        reporter.warn(
-            "--insecure: the registry's TLS certificate is not verified; anyone on the network path can read the credentials",
-        );
+    if insecure {
+        reporter.warn(&format!(
+            "{insecure_flag}: {whose} TLS certificate is not verified; anyone on the network path can read the credentials"
+        ));
     }
-    if let Some(path) = &args.ca_file {
+    if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| {
-            Error::input(format!("cannot read --ca-file {}", path.display()))
+            Error::input(format!("cannot read {ca_flag} {}", path.display()))
                 .with_cause(e)
                 .with_hint("pass the path of a PEM certificate file")
         })?;
-        trust.add_pem(&pem, &format!("--ca-file {}", path.display()))?;
+        trust.add_pem(&pem, &format!("{ca_flag} {}", path.display()))?;
     }
     Ok(trust)
 }

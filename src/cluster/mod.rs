@@ -57,7 +57,7 @@ pub struct ClusterReading {
 
 impl ClusterReading {
     /// The credentials and certificate, only if `host` is the cluster's Gitea.
-    pub fn for_host(self, host: &str) -> GiteaDefaults {
+    pub fn for_host(&self, host: &str) -> GiteaDefaults {
         if !self.hosts.matches(host) {
             tracing::debug!(
                 "cluster: {host} is not the cluster's Gitea ({}); its credentials and certificate are not used",
@@ -74,8 +74,8 @@ impl ClusterReading {
             None => tracing::debug!("cluster: no idpbuilder certificate used for {host}"),
         }
         GiteaDefaults {
-            credentials: self.credentials,
-            certificate: self.certificate,
+            credentials: self.credentials.clone(),
+            certificate: self.certificate.clone(),
         }
     }
 }
@@ -87,20 +87,32 @@ pub async fn read_for_host(
     host: &str,
     to_read: ToRead,
 ) -> Result<GiteaDefaults> {
+    Ok(read_in_time(choice, to_read)
+        .await?
+        .map(|found| found.for_host(host))
+        .unwrap_or_default())
+}
+
+/// Reads what `to_read` asks for within [`BUDGET`], to hand out per host with
+/// [`ClusterReading::for_host`] (a copy between two registries asks for both); `None` when
+/// nothing was wanted, there is no cluster, or it did not answer in time. `Err` only when a
+/// kubeconfig or context the user named explicitly is missing or broken.
+pub async fn read_in_time(
+    choice: &KubeconfigChoice,
+    to_read: ToRead,
+) -> Result<Option<ClusterReading>> {
     if !to_read.credentials && !to_read.certificate {
         tracing::debug!("cluster: not read; credentials and TLS trust are already given");
-        return Ok(GiteaDefaults::default());
+        return Ok(None);
     }
     match tokio::time::timeout(BUDGET, read(choice, to_read)).await {
-        Ok(Ok(Some(found))) => Ok(found.for_host(host)),
-        Ok(Ok(None)) => Ok(GiteaDefaults::default()),
-        Ok(Err(e)) => Err(e),
+        Ok(result) => result,
         Err(_) => {
             tracing::debug!(
                 "cluster: no answer within {}s; passing it over",
                 BUDGET.as_secs()
             );
-            Ok(GiteaDefaults::default())
+            Ok(None)
         }
     }
 }

@@ -35,8 +35,26 @@ pub fn from_flags(input: FlagInput) -> Result<Option<Credentials>> {
 
 /// Credentials from the environment, when both variables are set and non-empty.
 pub fn from_environment(get: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
-    let username = get("IDPBUILDER_REGISTRY_USERNAME").filter(|u| !u.is_empty());
-    let password = get("IDPBUILDER_REGISTRY_PASSWORD").filter(|p| !p.is_empty());
+    pair_from_environment(
+        get,
+        "IDPBUILDER_REGISTRY_USERNAME",
+        "IDPBUILDER_REGISTRY_PASSWORD",
+    )
+}
+
+/// The source registry's credentials from the environment (`IDPBUILDER_SRC_USERNAME` and
+/// `IDPBUILDER_SRC_PASSWORD`), when both are set and non-empty.
+pub fn source_from_environment(get: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
+    pair_from_environment(get, "IDPBUILDER_SRC_USERNAME", "IDPBUILDER_SRC_PASSWORD")
+}
+
+fn pair_from_environment(
+    get: impl Fn(&str) -> Option<String>,
+    user_key: &str,
+    password_key: &str,
+) -> Option<Credentials> {
+    let username = get(user_key).filter(|u| !u.is_empty());
+    let password = get(password_key).filter(|p| !p.is_empty());
     match (username, password) {
         (Some(username), Some(password)) => Some(Credentials::new(
             username,
@@ -44,9 +62,7 @@ pub fn from_environment(get: impl Fn(&str) -> Option<String>) -> Option<Credenti
             Origin::Environment,
         )),
         (Some(_), None) | (None, Some(_)) => {
-            tracing::warn!(
-                "only one of IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD is set; ignoring both"
-            );
+            tracing::warn!("only one of {user_key} and {password_key} is set; ignoring both");
             None
         }
         (None, None) => None,
@@ -109,5 +125,20 @@ mod tests {
     fn environment_needs_both_variables() {
         let only_user = |k: &str| (k == "IDPBUILDER_REGISTRY_USERNAME").then(|| "u".to_string());
         assert!(from_environment(only_user).is_none());
+    }
+
+    #[test]
+    fn the_source_has_its_own_variables() {
+        let env = |k: &str| match k {
+            "IDPBUILDER_SRC_USERNAME" => Some("src".to_string()),
+            "IDPBUILDER_SRC_PASSWORD" => Some("srcpass".to_string()),
+            _ => None,
+        };
+        assert!(from_environment(env).is_none());
+        let c = source_from_environment(env).expect("source credentials");
+        assert_eq!(
+            (c.username.as_str(), c.password.expose_secret()),
+            ("src", "srcpass")
+        );
     }
 }

@@ -9,8 +9,10 @@ use secrecy::SecretString;
 pub mod docker_config;
 mod flags;
 pub mod gitea_secret;
+pub mod source;
+pub mod terminal;
 
-pub use flags::{FlagInput, from_environment, from_flags, read_password};
+pub use flags::{FlagInput, from_environment, from_flags, read_password, source_from_environment};
 
 /// A user name and password (or token used as a password), with the source it came from: the
 /// cluster's admin credentials are held to stricter rules on the wire than the ones a user gave.

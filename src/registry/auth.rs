@@ -147,6 +147,11 @@ pub fn push_scope(repository: &str) -> String {
     format!("repository:{repository}:pull,push")
 }
 
+/// The scope to read a repository (a `docker://` source, or one blobs are mounted from).
+pub fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +234,10 @@ mod tests {
         assert_eq!(
             push_scope("giteaadmin/app"),
             "repository:giteaadmin/app:pull,push"
+        );
+        assert_eq!(
+            pull_scope("library/ubuntu"),
+            "repository:library/ubuntu:pull"
         );
     }
 }

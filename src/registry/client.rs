@@ -13,7 +13,9 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::auth::{Challenge, Token, TokenResponse, basic_header, parse_challenge, push_scope};
+use super::auth::{
+    Challenge, Token, TokenResponse, basic_header, parse_challenge, pull_scope, push_scope,
+};
 use super::origin::{Realm, Resolver, judge_realm, origin_text, redirect_policy, same_origin};
 use super::timeouts::{Timeouts, Watch};
 use super::tls::{Trust, client_config};
@@ -29,6 +31,18 @@ pub struct Connection {
     pub plain_http: bool,
     pub trust: Trust,
     pub retries: u32,
+    pub role: Role,
+}
+
+/// Which end of a copy the registry is: it decides the token scope asked for and how a
+/// refusal reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Pushed to: `repository:NAME:pull,push`.
+    #[default]
+    Destination,
+    /// Read from (a `docker://` IMAGE): `repository:NAME:pull`.
+    Source,
 }
 
 /// A failure inside one attempt; transient ones are retried.
@@ -95,6 +109,9 @@ pub struct Registry {
     resolver: Resolver,
     /// The plain-HTTP warning was printed.
     warned_clear_text: AtomicBool,
+    /// A repository of this registry that blobs are mounted from (a `docker://` source on the
+    /// same host): tokens also ask for pull on it.
+    mount_from: Option<String>,
 }
 
 impl Registry {
@@ -135,7 +152,35 @@ impl Registry {
             notices: std::sync::Arc::new(Silent::default()),
             resolver,
             warned_clear_text: AtomicBool::new(false),
+            mount_from: None,
         })
+    }
+
+    /// Blobs missing here are first mounted from `repository` of the same registry
+    /// (`POST ...?mount=DIGEST&from=REPOSITORY`); tokens ask for pull on it too.
+    pub fn with_mount_from(mut self, repository: String) -> Registry {
+        self.mount_from = Some(repository);
+        self
+    }
+
+    pub fn mount_from(&self) -> Option<&str> {
+        self.mount_from.as_deref()
+    }
+
+    pub fn role(&self) -> Role {
+        self.connection.role
+    }
+
+    /// The token scopes: pull (a source), or pull and push plus pull on the repository blobs
+    /// are mounted from (a destination).
+    fn scopes(&self) -> Vec<String> {
+        let repository = self.repository();
+        match self.connection.role {
+            Role::Source => vec![pull_scope(repository)],
+            Role::Destination => std::iter::once(push_scope(repository))
+                .chain(self.mount_from.as_deref().map(pull_scope))
+                .collect(),
+        }
     }
 
     /// Retry notices and other warnings go to `reporter`, so they print cleanly between the
@@ -426,8 +471,10 @@ impl Registry {
         Ok(())
     }
 
-    /// `GET realm?service=..&scope=repository:NAME:pull,push` with Basic credentials, as Gitea
-    /// and distribution's token servers expect.
+    /// `GET realm?service=..&scope=repository:NAME:pull,push` (a source: `:pull`; one more
+    /// `scope=` for a repository blobs are mounted from) with Basic credentials, or none for an
+    /// anonymous token (Docker Hub's public images), as Gitea and distribution's token servers
+    /// expect.
     async fn fetch_token(&self, realm: &str, service: Option<&str>) -> Attempt<Token> {
         let mut url = Url::parse(realm).map_err(|e| {
             Failure::fatal(
@@ -452,7 +499,9 @@ impl Registry {
             if let Some(service) = service {
                 query.append_pair("service", service);
             }
-            query.append_pair("scope", &push_scope(self.repository()));
+            for scope in self.scopes() {
+                query.append_pair("scope", &scope);
+            }
         }
         let credentials = self.realm_credentials(&url).await?;
         let mut request = self.http.get(url);
@@ -518,12 +567,26 @@ impl Registry {
     }
 
     pub(super) fn needs_credentials(&self) -> Error {
-        Error::auth(format!("{} requires credentials to push to {}", self.host(), self.repository()))
-            .with_hint("pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD")
+        match self.connection.role {
+            Role::Destination => Error::auth(format!("{} requires credentials to push to {}", self.host(), self.repository()))
+                .with_hint("pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"),
+            Role::Source => Error::auth(format!(
+                "source registry {} refused anonymous access to {}: the repository does not exist or needs credentials",
+                self.host(),
+                self.repository()
+            ))
+            .with_hint(SOURCE_CREDENTIALS_HINT),
+        }
     }
 
     pub(super) fn refused(&self, status: StatusCode) -> Error {
         let target = format!("{}/{}", self.host(), self.repository());
+        if self.connection.role == Role::Source {
+            return Error::auth(format!(
+                "source registry refused the credentials for {target} ({status})"
+            ))
+            .with_hint(SOURCE_CREDENTIALS_HINT);
+        }
         if status == StatusCode::FORBIDDEN {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))
                 .with_hint("check that the user may push to this owner; in Gitea the owner must be the user or one of its organisations")
@@ -537,6 +600,8 @@ impl Registry {
         }
     }
 }
+
+const SOURCE_CREDENTIALS_HINT: &str = "check the image name, and give credentials for the source with --src-creds USER (the password is asked), IDPBUILDER_SRC_USERNAME and IDPBUILDER_SRC_PASSWORD, or docker login HOST";
 
 /// An `Authorization` value marked sensitive, so the HTTP stack never shows it in `Debug` output
 /// or compresses it into HTTP/2 header tables.
@@ -565,6 +630,7 @@ mod tests {
             plain_http: true,
             trust: Trust::default(),
             retries,
+            role: Role::Destination,
         };
         Registry::new(connection, None).expect("client")
     }

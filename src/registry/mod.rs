@@ -1,7 +1,9 @@
-//! Talking to an OCI registry: TLS trust, authentication, and the write steps of a push.
+//! Talking to an OCI registry: TLS trust, authentication, the write steps of a push and the
+//! read steps of a copy from another registry.
 
 mod auth;
 mod client;
+mod download;
 mod origin;
 mod status;
 mod timeouts;
@@ -9,6 +11,7 @@ mod tls;
 mod upload;
 
 pub use auth::{Challenge, parse_challenge};
-pub use client::{Connection, Registry};
+pub use client::{Connection, Registry, Role};
+pub use download::FetchedManifest;
 pub use tls::{HostPin, Trust, install_default_provider};
 pub use upload::{BlobOutcome, ChunkPolicy, Uploaded};

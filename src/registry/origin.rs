@@ -148,6 +148,31 @@ pub struct Unresolved {
     cause: std::io::Error,
 }
 
+impl Unresolved {
+    /// The resolver could not answer now (`EAI_AGAIN`, no DNS server reachable), as opposed to
+    /// answering that the name does not exist.
+    pub fn temporary(&self) -> bool {
+        !says_no_such_name(&self.cause.to_string())
+    }
+}
+
+/// Whether a `getaddrinfo` error text is `EAI_NONAME` or `EAI_NODATA` (glibc, musl, macOS
+/// wordings), or a name with no address at all: the name does not exist, rather than the
+/// lookup failing for now.
+fn says_no_such_name(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "name or service not known",
+        "no address associated with hostname",
+        "nodename nor servname provided",
+        "name does not resolve",
+        "no such host",
+        "no addresses",
+    ]
+    .iter()
+    .any(|text| message.contains(text))
+}
+
 impl Resolve for Resolver {
     fn resolve(&self, name: Name) -> Resolving {
         let resolver = self.clone();
@@ -259,6 +284,36 @@ mod tests {
         ] {
             assert!(!resolver.is_loopback(&url(elsewhere)).await, "{elsewhere}");
         }
+    }
+
+    #[test]
+    fn a_name_that_does_not_exist_is_told_from_a_lookup_that_failed_for_now() {
+        let unresolved = |text: &str| Unresolved {
+            name: "h".into(),
+            cause: std::io::Error::other(text.to_string()),
+        };
+        for gone in [
+            "failed to lookup address information: Name or service not known",
+            "failed to lookup address information: No address associated with hostname",
+            "failed to lookup address information: nodename nor servname provided, or not known",
+            "failed to lookup address information: Name does not resolve",
+        ] {
+            assert!(!unresolved(gone).temporary(), "{gone}");
+        }
+        let again = "failed to lookup address information: Temporary failure in name resolution";
+        assert!(unresolved(again).temporary());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_fails_to_resolve_with_the_name_in_the_error() {
+        let resolver = Resolver::default();
+        let name: Name = "no-such-host.invalid".parse().expect("name");
+        let error = match resolver.resolve(name).await {
+            Ok(_) => panic!("an .invalid name resolved"),
+            Err(error) => error,
+        };
+        let unresolved = error.downcast_ref::<Unresolved>().expect("Unresolved");
+        assert_eq!(unresolved.name, "no-such-host.invalid");
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
-use super::client::{Attempt, Failure, Registry};
+use super::client::{Attempt, Failure, Registry, Role};
 use super::origin::{Downgrade, Unresolved};
 use super::timeouts::Watch;
 use crate::error::Error;
@@ -45,7 +45,9 @@ impl Registry {
             StatusCode::UNAUTHORIZED if !self.has_credentials() => self.needs_credentials(),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.refused(status),
             // Gitea has no repositories outside an owner.
-            StatusCode::NOT_FOUND if !self.repository().contains('/') => {
+            StatusCode::NOT_FOUND
+                if self.role() == Role::Destination && !self.repository().contains('/') =>
+            {
                 answered().with_hint(format!(
                     "registries such as Gitea want OWNER/NAME: push to giteaadmin/{} or another owner",
                     self.repository()
@@ -104,6 +106,17 @@ impl Registry {
             return Failure::fatal(err);
         }
         if let Some(unresolved) = find_source::<Unresolved>(&error) {
+            if self.role() == Role::Source && !unresolved.temporary() {
+                // The fix is in IMAGE, as for a malformed reference.
+                let err = Error::input(format!(
+                    "the source registry {} is unknown: {} does not resolve",
+                    self.host(),
+                    unresolved.name
+                ))
+                .with_hint("check the host in IMAGE (docker://HOST/REPO:TAG); without a host, IMAGE names a Docker Hub image")
+                .with_cause(error);
+                return Failure::fatal(err);
+            }
             let err = Error::registry(format!(
                 "cannot reach {}: the host name {} does not resolve",
                 self.host(),

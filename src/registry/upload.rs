@@ -1,6 +1,7 @@
 //! The write steps of a push, one method per protocol request, as go-containerregistry names
-//! them: `blob_exists` (HEAD), `initiate_upload` (POST), `patch_chunk` (PATCH, the bytes),
-//! `commit_upload` (PUT `?digest=`, no body), `cancel_upload` (DELETE), `put_manifest`.
+//! them: `blob_exists` (HEAD), `mount_blob` (POST `?mount=&from=`), `initiate_upload` (POST),
+//! `patch_chunk` (PATCH, the bytes), `commit_upload` (PUT `?digest=`, no body),
+//! `cancel_upload` (DELETE), `put_manifest`.
 //!
 //! A blob goes the way docker, containerd, crane and skopeo send it: `POST`, one `PATCH`
 //! streaming the whole blob (or `PATCH` chunks with `Content-Range` above the chunk size), then
@@ -40,6 +41,16 @@ const CANCEL_LIMIT: Duration = Duration::from_secs(10);
 pub enum BlobOutcome {
     Pushed,
     Exists,
+    /// Mounted from another repository of the same registry: no byte sent.
+    Mounted,
+}
+
+/// How the registry answered a mount.
+enum Mount {
+    /// 201: the blob is in the repository now.
+    Mounted,
+    /// 202: it started a normal upload session instead, at this location.
+    Session(Url),
 }
 
 /// A blob that is in the registry now, under the digest its bytes hash to.
@@ -201,18 +212,31 @@ impl Registry {
             bytes,
             origin,
         } = blob;
-        if let Some(digest) = &digest
-            && self.blob_exists(digest).await?
-        {
-            if let BlobBytes::Once(reader) = bytes {
-                // The stream must move on past it, and it is checked all the same.
-                read_and_check(reader, digest, size, &origin).await?;
+        let mut first_session = None;
+        if let Some(digest) = &digest {
+            let outcome = if self.blob_exists(digest).await? {
+                Some(BlobOutcome::Exists)
+            } else {
+                match self.mount_blob(digest).await {
+                    Some(Mount::Mounted) => Some(BlobOutcome::Mounted),
+                    Some(Mount::Session(location)) => {
+                        first_session = Some(location);
+                        None
+                    }
+                    None => None,
+                }
+            };
+            if let Some(outcome) = outcome {
+                if let BlobBytes::Once(reader) = bytes {
+                    // The stream must move on past it, and it is checked all the same.
+                    read_and_check(reader, digest, size, &origin).await?;
+                }
+                return Ok(Uploaded {
+                    digest: digest.clone(),
+                    size,
+                    outcome,
+                });
             }
-            return Ok(Uploaded {
-                digest: digest.clone(),
-                size,
-                outcome: BlobOutcome::Exists,
-            });
         }
         // A blob that goes in several parts is checked before its first part is sent, so a
         // corrupt one never sends more than one (a blob of one part withholds its last bytes).
@@ -224,8 +248,20 @@ impl Registry {
                 size,
                 origin: origin.clone(),
             };
-            let reader = reopen.open_at(0).await.map_err(|e| read_error(&blob, e))?;
-            read_and_check(reader, digest, size, &origin).await?;
+            // Opening retries on its own; a network source's body that breaks is read again.
+            self.retrying(&format!("check {}", digest.short()), || async {
+                let reader = reopen
+                    .open_at(0)
+                    .await
+                    .map_err(|e| Failure::fatal(read_error(&blob, e)))?;
+                read_and_check(reader, digest, size, &origin)
+                    .await
+                    .map_err(|error| match error.kind() {
+                        Kind::Registry => Failure::transient(error),
+                        _ => Failure::fatal(error),
+                    })
+            })
+            .await?;
         }
         let blob = BlobInfo {
             digest,
@@ -253,7 +289,7 @@ impl Registry {
                 reporter.blob_restarted(digest);
             }
             let chunk = chunks.current();
-            let mut session = None;
+            let mut session = first_session.take();
             let failure = match self
                 .upload_in_session(&blob, &feed, chunk, &mut session, reporter)
                 .await
@@ -312,7 +348,8 @@ impl Registry {
         }
     }
 
-    /// One attempt: a new session, the bytes, the commit. Returns the digest committed.
+    /// One attempt: a new session (or the one `session` holds already, from a mount the
+    /// registry answered with an upload), the bytes, the commit. Returns the digest committed.
     async fn upload_in_session(
         &self,
         blob: &BlobInfo,
@@ -326,7 +363,10 @@ impl Registry {
             .rewind()
             .await
             .map_err(|e| Failure::fatal(read_error(blob, e)))?;
-        let mut location = self.initiate_upload().await?;
+        let mut location = match session.take() {
+            Some(location) => location,
+            None => self.initiate_upload().await?,
+        };
         *session = Some(location.clone());
         let progress = match &blob.digest {
             Some(digest) => reporter.blob_progress_sink(digest),
@@ -351,6 +391,44 @@ impl Registry {
         let digest = feed.lock().await.finished(blob).map_err(Failure::fatal)?;
         self.commit_upload(&location, &digest).await?;
         Ok(digest)
+    }
+
+    /// `POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<repository>`, when blobs are
+    /// mounted from a repository of this registry: 201 when the registry mounted the blob, 202
+    /// with an upload session's `Location` when it did not. Any other outcome (a registry that
+    /// refuses mounts, a repository it will not read for us) is logged and leaves a normal
+    /// upload to do the work: `None`.
+    async fn mount_blob(&self, digest: &Digest) -> Option<Mount> {
+        let from = self.mount_from()?;
+        let mut url = self.url("blobs/uploads/").ok()?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_str())
+            .append_pair("from", from);
+        let answer = self
+            .retrying(&format!("mount {}", digest.short()), || async {
+                let response = self
+                    .send(
+                        |_| async {
+                            Ok(self
+                                .request(Method::POST, url.clone())
+                                .header(CONTENT_LENGTH, 0))
+                        },
+                        &[StatusCode::CREATED, StatusCode::ACCEPTED],
+                    )
+                    .await?;
+                if response.status() == StatusCode::CREATED {
+                    return Ok(Mount::Mounted);
+                }
+                self.next_location(&response).map(Mount::Session)
+            })
+            .await;
+        match answer {
+            Ok(mount) => Some(mount),
+            Err(error) => {
+                tracing::debug!("mounting {digest} from {from} failed ({error}); uploading it");
+                None
+            }
+        }
     }
 
     /// `POST /v2/<name>/blobs/uploads/`: 202 with the session's `Location`.
@@ -441,7 +519,7 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         if let Some(problem) = problem {
-            return Err(Failure::fatal(problem.into_error(blob)));
+            return Err(problem.into_failure(blob));
         }
         self.next_location(&result?)
     }
@@ -620,8 +698,23 @@ impl Problem {
                 "{} of the image does not match its digest (its bytes hash to {actual})",
                 blob.name()
             ))
-            .with_hint("the image file is corrupt; export or save the image again"),
+            .with_hint(format!(
+                "the image is corrupt at {}; export, save or push it there again",
+                blob.origin
+            )),
             Problem::Read(e) => read_error(blob, e),
+        }
+    }
+
+    /// What the upload makes of it: a source whose own network broke mid-blob (a registry
+    /// source passes an error of kind `Registry`) is worth another attempt, which reads the
+    /// blob anew; a local read error or wrong bytes are final.
+    fn into_failure(self, blob: &BlobInfo) -> Failure {
+        let error = self.into_error(blob);
+        if error.kind() == Kind::Registry {
+            Failure::transient(error)
+        } else {
+            Failure::fatal(error)
         }
     }
 }
@@ -787,6 +880,35 @@ impl Reading {
 mod tests {
     use super::*;
     use crate::progress::Silent;
+
+    #[test]
+    fn a_source_network_failure_mid_blob_is_retried_and_a_local_one_is_final() {
+        let blob = BlobInfo {
+            digest: Some(Digest::of(b"x")),
+            size: 1,
+            origin: "registry.example/team/app".into(),
+        };
+        let network = io::Error::other(Error::registry("the connection to src broke"));
+        let failure = Problem::Read(network).into_failure(&blob);
+        assert!(
+            failure.transient,
+            "a registry source's broken body is retried"
+        );
+        assert!(!failure.body_cut, "and never taken for a proxy's body cap");
+        assert_eq!(failure.error.kind(), Kind::Registry);
+        assert_eq!(
+            decide(&failure, 40 << 20, History::default(), false, true),
+            Next::Retry { cut: false }
+        );
+
+        let disk = io::Error::other("input/output error");
+        let failure = Problem::Read(disk).into_failure(&blob);
+        assert!(!failure.transient);
+        assert_eq!(failure.error.kind(), Kind::Input);
+        let failure = Problem::Mismatch(Digest::of(b"y")).into_failure(&blob);
+        assert!(!failure.transient);
+        assert_eq!(failure.error.kind(), Kind::Input);
+    }
 
     #[test]
     fn chunk_policy_halves_below_the_refused_body_and_stops_at_the_floor() {

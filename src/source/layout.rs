@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 
 pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(super) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// How deep indexes may nest inside indexes.
@@ -24,15 +24,15 @@ const MAX_DEPTH: usize = 4;
 /// An OCI content descriptor: only the fields we use.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Descriptor {
+pub(super) struct Descriptor {
     #[serde(default)]
-    media_type: Option<String>,
-    digest: String,
-    size: u64,
+    pub(super) media_type: Option<String>,
+    pub(super) digest: String,
+    pub(super) size: u64,
     #[serde(default)]
     annotations: Option<BTreeMap<String, String>>,
     #[serde(default)]
-    platform: Option<PlatformJson>,
+    pub(super) platform: Option<PlatformJson>,
 }
 
 impl Descriptor {
@@ -60,15 +60,17 @@ impl Descriptor {
 /// A manifest or an index, as far as we need to walk it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Document {
+pub(super) struct Document {
     #[serde(default)]
-    media_type: Option<String>,
+    pub(super) schema_version: Option<u32>,
     #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
+    pub(super) media_type: Option<String>,
     #[serde(default)]
-    config: Option<Descriptor>,
+    pub(super) manifests: Option<Vec<Descriptor>>,
     #[serde(default)]
-    layers: Option<Vec<Descriptor>>,
+    pub(super) config: Option<Descriptor>,
+    #[serde(default)]
+    pub(super) layers: Option<Vec<Descriptor>>,
 }
 
 /// Reads the image the selection names from the layout in `store`. `prefix` (`oci`,
@@ -262,35 +264,11 @@ impl Walk<'_> {
 
     /// The index entry for the platform the user asked for.
     fn pick<'e>(&self, entries: &'e [Descriptor], platform: &Platform) -> Result<&'e Descriptor> {
-        let source = self.store.source().display();
-        let found: Vec<&Descriptor> = entries
-            .iter()
-            .filter(|d| d.platform.as_ref().is_some_and(|p| p.is(platform)))
-            .collect();
-        let digests: HashSet<&str> = found.iter().map(|d| d.digest.as_str()).collect();
-        let list = |entries: &mut dyn Iterator<Item = &Descriptor>| {
-            let mut names: Vec<String> = entries
-                .filter_map(|d| d.platform.as_ref().and_then(PlatformJson::describe))
-                .filter(|p| p != "unknown/unknown")
-                .collect();
-            names.dedup();
-            names.join(", ")
-        };
-        match digests.len() {
-            1 => Ok(found[0]),
-            0 => Err(Error::input(format!(
-                "{source} has no image for platform {platform} (it has: {})",
-                list(&mut entries.iter())
-            ))
-            .with_hint(
-                "pick one of those with --platform, or leave --platform out to push them all",
-            )),
-            _ => Err(Error::input(format!(
-                "several images in {source} match platform {platform}: {}",
-                list(&mut found.iter().copied())
-            ))
-            .with_hint("give the variant too, as in --platform linux/arm/v7")),
-        }
+        pick_platform(
+            entries,
+            platform,
+            &self.store.source().display().to_string(),
+        )
     }
 
     /// Reads and checks a manifest or index blob. `child`: it is listed by an index.
@@ -378,7 +356,42 @@ impl Walk<'_> {
     }
 }
 
-fn is_index(media_type: &str) -> bool {
+/// The entry of an index for the platform the user asked for; `source` names the image in
+/// messages.
+pub(super) fn pick_platform<'e>(
+    entries: &'e [Descriptor],
+    platform: &Platform,
+    source: &str,
+) -> Result<&'e Descriptor> {
+    let found: Vec<&Descriptor> = entries
+        .iter()
+        .filter(|d| d.platform.as_ref().is_some_and(|p| p.is(platform)))
+        .collect();
+    let digests: HashSet<&str> = found.iter().map(|d| d.digest.as_str()).collect();
+    let list = |entries: &mut dyn Iterator<Item = &Descriptor>| {
+        let mut names: Vec<String> = entries
+            .filter_map(|d| d.platform.as_ref().and_then(PlatformJson::describe))
+            .filter(|p| p != "unknown/unknown")
+            .collect();
+        names.dedup();
+        names.join(", ")
+    };
+    match digests.len() {
+        1 => Ok(found[0]),
+        0 => Err(Error::input(format!(
+            "{source} has no image for platform {platform} (it has: {})",
+            list(&mut entries.iter())
+        ))
+        .with_hint("pick one of those with --platform, or leave --platform out to push them all")),
+        _ => Err(Error::input(format!(
+            "several images in {source} match platform {platform}: {}",
+            list(&mut found.iter().copied())
+        ))
+        .with_hint("give the variant too, as in --platform linux/arm/v7")),
+    }
+}
+
+pub(super) fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
 

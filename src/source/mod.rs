@@ -4,7 +4,8 @@
 //! Local files (layout directory, OCI archive, docker archive) end up as an [`Image`]: the root
 //! manifest (or index) with its exact bytes, the platform manifests under an index, and each blob
 //! as a byte range of a file on disk (of the decompressed stream of a `.tar.gz`). Nothing is
-//! ever written to disk.
+//! ever written to disk. An image in another registry (`docker://`) is a
+//! [`RegistryImage`](registry::RegistryImage): manifests read at open, blobs streamed by GET.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -24,17 +25,21 @@ mod engine_socket;
 mod engine_stream;
 mod files;
 mod gz;
+mod image_ref;
 mod layout;
 mod names;
 mod oci_archive;
 mod platform;
+mod registry;
 mod store;
 #[cfg(test)]
 mod testing;
 
 use store::Store;
 
+pub use image_ref::ImageReference;
 pub use platform::Platform;
+pub use registry::RemoteAccess;
 
 /// Where a blob's bytes lie: `len` bytes at `offset` of `file`, a plain file or an entry of a
 /// tar. In a gzip'd tar, `offset` counts bytes of the decompressed stream: the bytes are had by
@@ -138,6 +143,19 @@ pub trait ImageSource: Send {
     fn blobs(&mut self) -> BoxStream<'static, Result<SourceBlob>>;
     /// The manifests, once every blob has been read.
     fn manifests(self: Box<Self>) -> BoxFuture<'static, Result<Manifests>>;
+    /// The registry repository the blobs are read from, when they are: a push to the same
+    /// registry mounts them from there instead of sending them.
+    fn mount_source(&self) -> Option<MountSource> {
+        None
+    }
+}
+
+/// A repository of a registry that holds the source's blobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSource {
+    /// `host[:port]`.
+    pub host: String,
+    pub repository: String,
 }
 
 /// The manifests a push writes: platform manifests of an index first, then the root.
@@ -201,11 +219,21 @@ fn full_name(name: &str) -> Option<String> {
 }
 
 /// Opens the IMAGE argument as the source it names. Adding a kind of source means one file
-/// under `src/source/` and one line here.
+/// under `src/source/` and one line here. `remote` says how to reach the registry of a
+/// `docker://` IMAGE (see [`ImageReference::parse`]).
 pub async fn open_source(
     argument: &str,
     platform: Option<Platform>,
+    remote: Option<RemoteAccess>,
 ) -> Result<Box<dyn ImageSource>> {
+    if let Some(reference) = ImageReference::parse(argument)? {
+        let remote = remote.ok_or_else(|| {
+            Error::input(format!(
+                "no way to reach the registry of {reference} was given"
+            ))
+        })?;
+        return Ok(Box::new(registry::open(reference, platform, remote).await?));
+    }
     if let Some(request) = engine::requested(argument) {
         return Ok(Box::new(engine::open(request, platform).await?));
     }

@@ -40,6 +40,7 @@ const PLAIN_HTTP: &str = "tests/security/plain_http.rs";
 const REGISTRY_TEXT: &str = "tests/security/registry_text.rs";
 const CLUSTER_CERT: &str = "tests/security/cluster_certificate.rs";
 const SAFETY: &str = "tests/source_safety.rs";
+const MIRROR: &str = "tests/mirror.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
 
@@ -164,6 +165,31 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("garbage where the cluster's certificate should be", 4, CLUSTER,
         "a_configmap_holding_garbage_is_passed_over_and_tls_fails_with_exit_4",
         "passed over; the push then fails TLS"),
+    // A registry IMAGE (`docker://`): the source registry.
+    row("source registry host that does not resolve", 2, MIRROR,
+        "an_unknown_source_host_exits_2_at_once_naming_it",
+        "`the source registry HOST is unknown: HOST does not resolve`, at once (not retried)"),
+    row("source tag, digest or repository that does not exist", 2, MIRROR,
+        "a_source_tag_or_digest_that_does_not_exist_exits_2_naming_the_image",
+        "`source image HOST/REPO:TAG does not exist (404 Not Found)`; nothing pushed"),
+    row("wrong source password, Basic or Bearer", 3, MIRROR,
+        "a_wrong_source_password_exits_3_with_basic_and_with_bearer_auth",
+        "`source registry refused the credentials for HOST/REPO (401 Unauthorized)`, hint naming `--src-creds`"),
+    row("`--src-creds USER` without a password, and no terminal to ask on", 2, MIRROR,
+        "src_creds_without_a_password_and_no_terminal_exits_2_naming_the_other_ways",
+        "`--src-creds names no password and there is no terminal to ask for it`"),
+    row("source manifest that does not hash to the digest asked or to its `Docker-Content-Digest`", 2, MIRROR,
+        "a_source_manifest_that_does_not_match_its_digest_exits_2",
+        "`source manifest ... does not match its digest: its bytes hash to ..., not to ...`; nothing pushed"),
+    row("source blob whose bytes do not match its digest", 2, MIRROR,
+        "a_source_blob_whose_bytes_do_not_match_exits_2_and_tags_nothing",
+        "`blob ... of the image does not match its digest`; the blob is never committed, no tag"),
+    row("source blob download reset mid-body, once", 0, MIRROR,
+        "a_reset_in_the_middle_of_a_blob_download_is_survived_with_the_digests_intact",
+        "one `warning:` line; the blob is read and uploaded again; pushed with the source's digests"),
+    row("source blob redirected to another host (object storage)", 0, MIRROR,
+        "a_blob_redirected_to_another_host_is_fetched_without_the_source_credentials",
+        "followed without `Authorization`; pushed"),
     // The network.
     row("registry not listening", 1, PUSH,
         "a_registry_that_is_not_listening_exits_1",

@@ -5,12 +5,14 @@
 //! cluster is unreachable, its data is bad, or the destination is another host.
 //!
 //! One test binary, one module per topic: `zero_config` (what works, and the unreachable cluster),
-//! `security` (what goes where, source precedence), `bad_data` (broken cluster data and flags).
+//! `security` (what goes where, source precedence), `bad_data` (broken cluster data and flags),
+//! `mirror` (copies out of and within the cluster's Gitea).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod bad_data;
+mod mirror;
 mod security;
 mod zero_config;
 

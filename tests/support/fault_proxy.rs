@@ -1,8 +1,8 @@
 //! A fault-injecting HTTP/1.1 proxy that a test puts between `idpbuilder push` and a real
 //! registry: it forwards every request unchanged, except those a [`Rule`] picks, which get a
-//! [`Fault`] instead: a 5xx or 429 answer, a connection reset part-way through the request body,
-//! a response held back past the tool's timeout, a truncated response, a proxy's early 413, or a
-//! slow body.
+//! [`Fault`] instead: a 5xx or 429 answer, a connection reset part-way through the request body
+//! or the response body, a response held back past the tool's timeout, a truncated response, a
+//! proxy's early 413, or a slow body.
 //!
 //! One std thread per client connection, each with its own upstream connection; request and
 //! response bodies are framed by `Content-Length` or `chunked`, as HTTP/1.1 says. The `Host`
@@ -37,6 +37,9 @@ pub enum Fault {
     EarlyStatus { status: u16, linger: bool },
     /// Forward the body at about this many bytes per second.
     Throttle(u64),
+    /// Forward the request, then send the response head and this many bytes of its body and
+    /// drop the connection: a download (a blob GET) reset mid-body.
+    ResetResponseAfter(u64),
 }
 
 /// Which requests get a fault: those matching the method, path and body size, from the
@@ -358,6 +361,13 @@ fn serve(client: TcpStream, upstream_addr: &str, state: &State) -> io::Result<()
             Some(Fault::Delay(delay)) => {
                 std::thread::sleep(delay);
                 let _ = client_out.write_all(&response.0);
+                return Ok(());
+            }
+            Some(Fault::ResetResponseAfter(n)) => {
+                let end = (response.1.raw.len() as u64 + n).min(response.0.len() as u64);
+                client_out.write_all(&response.0[..end as usize])?;
+                client_out.flush()?;
+                let _ = client_out.shutdown(Shutdown::Both);
                 return Ok(());
             }
             Some(Fault::TruncateResponse) => {

@@ -49,6 +49,15 @@ pub fn idpbuilder_process() -> Command {
     isolated(env!("CARGO_BIN_EXE_idpbuilder"), Path::new(NOWHERE))
 }
 
+/// `idpbuilder` in a session of its own (util-linux `setsid -w`), isolated the same way, so it
+/// has no controlling terminal: a question asked on `/dev/tty` fails instead of waiting, however
+/// the tests themselves were started.
+pub fn idpbuilder_without_terminal() -> assert_cmd::Command {
+    let mut cmd = isolated("setsid", Path::new(NOWHERE));
+    cmd.args(["-w", env!("CARGO_BIN_EXE_idpbuilder")]);
+    assert_cmd::Command::from_std(cmd)
+}
+
 /// `idpbuilder ARGS` under a pseudo-terminal (util-linux `script -qec`), isolated the same way;
 /// what the terminal showed comes back on the command's stdout. `TERM` is `xterm`.
 pub fn idpbuilder_on_terminal(args: &[String]) -> Command {

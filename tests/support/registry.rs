@@ -73,6 +73,9 @@ impl Auth {
 pub struct RegistryOptions {
     pub tls: Tls,
     pub auth: Auth,
+    /// With `Auth::Token`: anyone may pull without credentials (an anonymous token, Docker
+    /// Hub's public images); pushing still needs them.
+    pub anonymous_pull: bool,
 }
 
 impl RegistryOptions {
@@ -83,6 +86,11 @@ impl RegistryOptions {
 
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    pub fn anonymous_pull(mut self) -> Self {
+        self.anonymous_pull = true;
         self
     }
 }
@@ -114,10 +122,13 @@ impl Registry {
         let token_server = match &opts.auth {
             Auth::Token { user, pass } => {
                 let issuer = certs::token_issuer(dir.path());
-                Some(match &server_cert {
-                    Some(cert) => TokenServer::start_tls(issuer, user, pass, cert),
-                    None => TokenServer::start(issuer, user, pass),
-                })
+                Some(TokenServer::start_for(
+                    issuer,
+                    user,
+                    pass,
+                    server_cert.as_ref(),
+                    opts.anonymous_pull,
+                ))
             }
             _ => None,
         };

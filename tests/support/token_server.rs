@@ -37,6 +37,9 @@ pub const EXPIRES_IN: u64 = 300;
 struct Config {
     user: String,
     pass: String,
+    /// A request without credentials gets a token for the `pull` actions it asks (Docker Hub's
+    /// public images).
+    anonymous_pull: bool,
     issuer: IssuerCert,
     x5c: String,
 }
@@ -46,6 +49,8 @@ struct Counters {
     requests: AtomicUsize,
     issued: AtomicUsize,
     refused: AtomicUsize,
+    /// The `scope` parameters of every token request, in order.
+    scopes: std::sync::Mutex<Vec<String>>,
 }
 
 /// A running token server; stopped on drop.
@@ -63,13 +68,25 @@ impl TokenServer {
     /// Starts a plain-HTTP token server on a free port of 127.0.0.1 that gives tokens to
     /// `user`/`pass`, signed with `issuer`'s key.
     pub fn start(issuer: IssuerCert, user: &str, pass: &str) -> TokenServer {
-        TokenServer::start_with(issuer, user, pass, None)
+        TokenServer::start_with(issuer, user, pass, None, false)
+    }
+
+    /// Plain HTTP or TLS (with `cert`), and with `anonymous_pull` tokens for `pull` to anyone
+    /// who asks without credentials, as Docker Hub gives them.
+    pub fn start_for(
+        issuer: IssuerCert,
+        user: &str,
+        pass: &str,
+        cert: Option<&ServerCert>,
+        anonymous_pull: bool,
+    ) -> TokenServer {
+        TokenServer::start_with(issuer, user, pass, cert.map(tls_config), anonymous_pull)
     }
 
     /// The same over TLS, presenting `cert` (the registry's own certificate, which covers
     /// 127.0.0.1).
     pub fn start_tls(issuer: IssuerCert, user: &str, pass: &str, cert: &ServerCert) -> TokenServer {
-        TokenServer::start_with(issuer, user, pass, Some(tls_config(cert)))
+        TokenServer::start_with(issuer, user, pass, Some(tls_config(cert)), false)
     }
 
     fn start_with(
@@ -77,6 +94,7 @@ impl TokenServer {
         user: &str,
         pass: &str,
         tls: Option<Arc<rustls::ServerConfig>>,
+        anonymous_pull: bool,
     ) -> TokenServer {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server socket");
@@ -85,6 +103,7 @@ impl TokenServer {
         let config = Arc::new(Config {
             user: user.to_owned(),
             pass: pass.to_owned(),
+            anonymous_pull,
             x5c: certs::pem_body_base64(&issuer.cert),
             issuer,
         });
@@ -127,6 +146,15 @@ impl TokenServer {
     /// Requests refused with 401 so far.
     pub fn refused(&self) -> usize {
         self.counters.refused.load(Ordering::SeqCst)
+    }
+
+    /// The `scope` parameters of every token request so far.
+    pub fn scopes(&self) -> Vec<String> {
+        self.counters
+            .scopes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -231,9 +259,19 @@ fn serve<S: Read + Write>(
     let url = url::Url::parse(&format!("http://token.invalid{target}"));
     let (status, body) = match url {
         Ok(url) if method == "GET" && url.path() == "/v2/token" => {
-            if authorized(authorization.as_deref(), config) {
+            counters
+                .scopes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(
+                    url.query_pairs()
+                        .filter(|(k, _)| k == "scope")
+                        .map(|(_, v)| v.into_owned()),
+                );
+            let anonymous = authorization.is_none() && config.anonymous_pull;
+            if anonymous || authorized(authorization.as_deref(), config) {
                 counters.issued.fetch_add(1, Ordering::SeqCst);
-                let token = sign_token(config, &url);
+                let token = sign_token(config, &url, anonymous);
                 let body = json!({"token": token, "access_token": token,
                     "expires_in": EXPIRES_IN});
                 ("200 OK", body.to_string())
@@ -279,8 +317,9 @@ fn authorized(header: Option<&str>, config: &Config) -> bool {
     decoded == expected.as_bytes()
 }
 
-/// The access claim for each `scope=TYPE:NAME:ACTIONS` parameter (all actions granted).
-fn access(url: &url::Url) -> Vec<serde_json::Value> {
+/// The access claim for each `scope=TYPE:NAME:ACTIONS` parameter: all actions granted, or only
+/// `pull` for an anonymous token.
+fn access(url: &url::Url, pull_only: bool) -> Vec<serde_json::Value> {
     url.query_pairs()
         .filter(|(key, _)| key == "scope")
         .flat_map(|(_, value)| {
@@ -289,7 +328,10 @@ fn access(url: &url::Url) -> Vec<serde_json::Value> {
                 .filter_map(|scope| {
                     let (kind, rest) = scope.split_once(':')?;
                     let (name, actions) = rest.rsplit_once(':')?;
-                    let actions: Vec<&str> = actions.split(',').collect();
+                    let actions: Vec<&str> = actions
+                        .split(',')
+                        .filter(|a| !pull_only || *a == "pull")
+                        .collect();
                     Some(json!({"type": kind, "name": name, "actions": actions}))
                 })
                 .collect::<Vec<_>>()
@@ -297,7 +339,7 @@ fn access(url: &url::Url) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn sign_token(config: &Config, url: &url::Url) -> String {
+fn sign_token(config: &Config, url: &url::Url, anonymous: bool) -> String {
     static JTI: AtomicUsize = AtomicUsize::new(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -310,10 +352,10 @@ fn sign_token(config: &Config, url: &url::Url) -> String {
         .unwrap_or_else(|| SERVICE.to_owned());
     let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [config.x5c]});
     let claims = json!({
-        "iss": ISSUER, "sub": config.user, "aud": service,
+        "iss": ISSUER, "sub": if anonymous { "" } else { config.user.as_str() }, "aud": service,
         "exp": now + EXPIRES_IN, "nbf": now.saturating_sub(10), "iat": now,
         "jti": format!("test-{}-{}", now, JTI.fetch_add(1, Ordering::SeqCst)),
-        "access": access(url),
+        "access": access(url, anonymous),
     });
     let signing_input = format!(
         "{}.{}",

@@ -1,0 +1,423 @@
+//! An image in another registry (a `docker://` IMAGE) as an [`ImageSource`]. The manifests are
+//! read when it is opened (the root by tag or digest, then each platform manifest of an index
+//! by digest, every one checked against its digest), so they are known before anything is
+//! uploaded; each blob is a GET streamed straight into the upload, opened afresh (from an
+//! offset, with `Range`) for each attempt. Nothing goes to disk and no blob is held in memory.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt, TryStreamExt};
+use tokio::io::AsyncReadExt;
+
+use super::image_ref::ImageReference;
+use super::layout::{Descriptor, Document, OCI_INDEX, OCI_MANIFEST, is_index, pick_platform};
+use super::platform::check_config;
+use super::{
+    BlobBytes, BlobReader, ImageSource, Manifest, Manifests, MountSource, Platform, Reopen,
+    SourceBlob,
+};
+use crate::credentials::Credentials;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::progress::Reporter;
+use crate::registry::{Connection, Registry, Role, Trust};
+
+/// Manifests of an index read at once.
+const MANIFEST_READS: usize = 4;
+/// The largest image config read to check `--platform`.
+const CONFIG_LIMIT: u64 = 8 << 20;
+
+/// How to reach the source registry: what the `--src-*` flags, the environment, docker's
+/// config and the cluster gave.
+pub struct RemoteAccess {
+    pub credentials: Option<Credentials>,
+    pub trust: Trust,
+    pub plain_http: bool,
+    pub retries: u32,
+    /// Retry notices and warnings of the source registry.
+    pub reporter: Arc<dyn Reporter>,
+}
+
+/// An image in a registry, its manifests read and checked.
+pub struct RegistryImage {
+    reference: ImageReference,
+    registry: Arc<Registry>,
+    blobs: Vec<(Digest, u64)>,
+    children: Vec<Manifest>,
+    root: Manifest,
+}
+
+/// Reads the manifests of `reference` (one platform of an index with `platform`) and lists
+/// the blobs they name.
+pub(super) async fn open(
+    reference: ImageReference,
+    platform: Option<Platform>,
+    access: RemoteAccess,
+) -> Result<RegistryImage> {
+    let connection = Connection {
+        host: reference.host.clone(),
+        repository: reference.repository.clone(),
+        plain_http: access.plain_http,
+        trust: access.trust,
+        retries: access.retries,
+        role: Role::Source,
+    };
+    let registry = Arc::new(
+        Registry::new(connection, access.credentials)?.with_reporter(access.reporter.clone()),
+    );
+    let name = reference.to_string();
+    let (root, document) = read_manifest(&registry, &reference.reference(), &name).await?;
+    let mut walk = Walk {
+        name: &name,
+        blobs: Vec::new(),
+        seen: HashSet::new(),
+    };
+    let mut children = Vec::new();
+    let root = if is_index(&root.media_type) {
+        let entries = document.manifests.unwrap_or_default();
+        match &platform {
+            Some(platform) => {
+                let entry = pick_platform(&entries, platform, &name)?;
+                let (child, child_document) = read_child(&registry, entry, &name).await?;
+                if is_index(&child.media_type) {
+                    return Err(Error::input(format!(
+                        "the {platform} entry of {name} is itself an index, which --platform cannot pick from"
+                    ))
+                    .with_hint("leave out --platform to copy the whole index"));
+                }
+                walk.image(&child, &child_document)?;
+                child
+            }
+            None => {
+                let read: Vec<(Manifest, Document)> = futures_util::stream::iter(&entries)
+                    .map(|entry| read_child(&registry, entry, &name))
+                    .buffered(MANIFEST_READS)
+                    .try_collect()
+                    .await?;
+                for (child, child_document) in read {
+                    if children.iter().any(|c: &Manifest| c.digest == child.digest) {
+                        continue;
+                    }
+                    if is_index(&child.media_type) {
+                        return Err(Error::input(format!(
+                            "the index {} of {name} holds another index ({}); Gitea and other registries refuse nested indexes",
+                            root.digest, child.digest
+                        ))
+                        .with_hint("copy one platform with --platform os/arch"));
+                    }
+                    walk.image(&child, &child_document)?;
+                    children.push(child);
+                }
+                root
+            }
+        }
+    } else {
+        if let Some(platform) = &platform {
+            let config = walk.config(&root, &document)?;
+            let bytes = read_config(&registry, &config).await?;
+            check_config(platform, &bytes, &name)?;
+        }
+        walk.image(&root, &document)?;
+        root
+    };
+    let blobs = walk.blobs;
+    Ok(RegistryImage {
+        reference,
+        registry,
+        blobs,
+        children,
+        root,
+    })
+}
+
+/// Reads a manifest or index by tag or digest, with its media type.
+async fn read_manifest(
+    registry: &Registry,
+    reference: &str,
+    name: &str,
+) -> Result<(Manifest, Document)> {
+    let fetched = registry.get_manifest(reference).await?;
+    let document: Document = serde_json::from_slice(&fetched.bytes).map_err(|e| {
+        Error::input(format!(
+            "manifest {} of {name} is not valid JSON ({e})",
+            fetched.digest
+        ))
+    })?;
+    let media_type = media_type(fetched.content_type.as_deref(), &document);
+    if media_type.starts_with("application/vnd.docker.distribution.manifest.v1")
+        || document.schema_version == Some(1)
+    {
+        return Err(Error::input(format!(
+            "{name} is a docker schema 1 image, which is not supported"
+        ))
+        .with_hint("convert it first: skopeo copy --format v2s2 ..."));
+    }
+    Ok((
+        Manifest {
+            media_type,
+            digest: fetched.digest,
+            bytes: fetched.bytes,
+        },
+        document,
+    ))
+}
+
+/// Reads the manifest an index entry names, by its digest; its size must be the entry's.
+async fn read_child(
+    registry: &Registry,
+    entry: &Descriptor,
+    name: &str,
+) -> Result<(Manifest, Document)> {
+    let digest = parse_digest(&entry.digest, name)?;
+    let (manifest, document) = read_manifest(registry, digest.as_str(), name).await?;
+    if manifest.bytes.len() as u64 != entry.size {
+        return Err(Error::input(format!(
+            "manifest {digest} of {name} is {} bytes, but its index says {}",
+            manifest.bytes.len(),
+            entry.size
+        )));
+    }
+    Ok((manifest, document))
+}
+
+/// The media type to push a manifest with: the `Content-Type` the registry stored it under,
+/// else its own `mediaType`, else what its shape says.
+fn media_type(content_type: Option<&str>, document: &Document) -> String {
+    let content_type = content_type
+        .and_then(|c| c.split(';').next())
+        .map(str::trim)
+        .filter(|c| {
+            c.starts_with("application/vnd.oci.image.")
+                || c.starts_with("application/vnd.docker.distribution.manifest.")
+        });
+    match (content_type, &document.media_type) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(t)) if !t.is_empty() => t.clone(),
+        // A docker v2 manifest always names itself; an OCI one need not.
+        _ if document.manifests.is_some() => OCI_INDEX.to_string(),
+        _ => OCI_MANIFEST.to_string(),
+    }
+}
+
+/// The image config, read whole (it is small) to check `--platform`.
+async fn read_config(registry: &Registry, config: &(Digest, u64)) -> Result<Vec<u8>> {
+    let (digest, size) = config;
+    let mut reader = registry
+        .get_blob(digest, 0, *size)
+        .await?
+        .take(CONFIG_LIMIT);
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).await.map_err(|e| {
+        match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(ours)) => *ours,
+            _ => Error::registry(format!("cannot read the config {digest}")),
+        }
+    })?;
+    if Digest::of(&bytes) != *digest {
+        return Err(Error::input(format!(
+            "the config {digest} of {} does not match its digest",
+            registry.repository()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn parse_digest(text: &str, name: &str) -> Result<Digest> {
+    Digest::parse(text).map_err(|e| Error::input(format!("{} in {name}", e.message())))
+}
+
+/// Collecting the blobs of the image manifests, each digest once.
+struct Walk<'a> {
+    name: &'a str,
+    blobs: Vec<(Digest, u64)>,
+    seen: HashSet<Digest>,
+}
+
+impl Walk<'_> {
+    fn config(&self, manifest: &Manifest, document: &Document) -> Result<(Digest, u64)> {
+        let config = document.config.as_ref().ok_or_else(|| {
+            Error::input(format!(
+                "manifest {} of {} has no config: it is not an OCI or docker v2 image manifest",
+                manifest.digest, self.name
+            ))
+        })?;
+        Ok((parse_digest(&config.digest, self.name)?, config.size))
+    }
+
+    /// The config and layers of one image manifest. Foreign (non-distributable) layers are
+    /// not in the registry and are left where their URLs say.
+    fn image(&mut self, manifest: &Manifest, document: &Document) -> Result<()> {
+        let config = self.config(manifest, document)?;
+        self.add(config);
+        for layer in document.layers.as_deref().unwrap_or_default() {
+            let media_type = layer.media_type.as_deref().unwrap_or_default();
+            if media_type.contains("nondistributable") || media_type.contains("foreign") {
+                continue;
+            }
+            self.add((parse_digest(&layer.digest, self.name)?, layer.size));
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, (digest, size): (Digest, u64)) {
+        if self.seen.insert(digest.clone()) {
+            self.blobs.push((digest, size));
+        }
+    }
+}
+
+impl ImageSource for RegistryImage {
+    fn source_tag(&self) -> Option<String> {
+        self.reference.tag.clone()
+    }
+
+    fn source_name(&self) -> Option<String> {
+        Some(self.reference.given.clone())
+    }
+
+    fn planned_blobs(&self) -> Vec<(Digest, u64)> {
+        self.blobs.clone()
+    }
+
+    fn manifests_known(&self) -> Option<Manifests> {
+        Some(Manifests {
+            children: self.children.clone(),
+            root: self.root.clone(),
+        })
+    }
+
+    fn mount_source(&self) -> Option<MountSource> {
+        Some(MountSource {
+            host: self.reference.host.clone(),
+            repository: self.reference.repository.clone(),
+        })
+    }
+
+    fn blobs(&mut self) -> BoxStream<'static, Result<SourceBlob>> {
+        let origin: Arc<str> =
+            format!("{}/{}", self.reference.host, self.reference.repository).into();
+        let blobs: Vec<Result<SourceBlob>> = self
+            .blobs
+            .iter()
+            .map(|(digest, size)| {
+                Ok(SourceBlob {
+                    digest: Some(digest.clone()),
+                    size: *size,
+                    origin: origin.clone(),
+                    bytes: BlobBytes::Reopenable(Arc::new(RemoteBlob {
+                        registry: self.registry.clone(),
+                        digest: digest.clone(),
+                        size: *size,
+                    })),
+                })
+            })
+            .collect();
+        futures_util::stream::iter(blobs).boxed()
+    }
+
+    fn manifests(self: Box<Self>) -> BoxFuture<'static, Result<Manifests>> {
+        let RegistryImage { children, root, .. } = *self;
+        futures_util::future::ready(Ok(Manifests { children, root })).boxed()
+    }
+}
+
+/// A blob of the source registry, read by GET from any offset.
+struct RemoteBlob {
+    registry: Arc<Registry>,
+    digest: Digest,
+    size: u64,
+}
+
+impl Reopen for RemoteBlob {
+    fn open_at(&self, offset: u64) -> BoxFuture<'static, std::io::Result<BlobReader>> {
+        let registry = self.registry.clone();
+        let digest = self.digest.clone();
+        let size = self.size;
+        async move {
+            registry
+                .get_blob(&digest, offset, size)
+                .await
+                .map_err(std::io::Error::other)
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+    fn document(json: &str) -> Document {
+        serde_json::from_str(json).expect("document")
+    }
+
+    #[test]
+    fn the_media_type_is_the_registrys_then_the_documents_then_the_shape() {
+        let oci = document(r#"{"schemaVersion":2,"config":{"digest":"d","size":1}}"#);
+        assert_eq!(
+            media_type(Some("application/vnd.oci.image.manifest.v1+json"), &oci),
+            OCI_MANIFEST
+        );
+        assert_eq!(media_type(Some("application/json"), &oci), OCI_MANIFEST);
+        assert_eq!(media_type(None, &oci), OCI_MANIFEST);
+        let index = document(r#"{"schemaVersion":2,"manifests":[]}"#);
+        assert_eq!(
+            media_type(Some("text/plain; charset=utf-8"), &index),
+            OCI_INDEX
+        );
+        let named = document(
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#,
+        );
+        assert_eq!(
+            media_type(None, &named),
+            "application/vnd.docker.distribution.manifest.list.v2+json"
+        );
+        assert_eq!(
+            media_type(
+                Some("application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"),
+                &oci
+            ),
+            DOCKER_MANIFEST
+        );
+    }
+
+    #[test]
+    fn blobs_are_listed_once_and_foreign_layers_left_out() {
+        let name = "docker://r.example/app:1";
+        let d = |b: &[u8]| Digest::of(b).to_string();
+        let json = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{}","size":2}},"layers":[
+                {{"digest":"{}","size":3}},
+                {{"digest":"{}","size":3}},
+                {{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{}","size":9}}
+            ]}}"#,
+            d(b"c"),
+            d(b"l"),
+            d(b"l"),
+            d(b"f")
+        );
+        let doc = document(&json);
+        let manifest = Manifest {
+            media_type: OCI_MANIFEST.into(),
+            digest: Digest::of(json.as_bytes()),
+            bytes: json.into_bytes(),
+        };
+        let mut walk = Walk {
+            name,
+            blobs: Vec::new(),
+            seen: HashSet::new(),
+        };
+        walk.image(&manifest, &doc).expect("image");
+        let digests: Vec<String> = walk.blobs.iter().map(|(d, _)| d.to_string()).collect();
+        assert_eq!(digests, vec![d(b"c"), d(b"l")]);
+
+        let no_config = document(r#"{"schemaVersion":2,"layers":[]}"#);
+        let error = walk.image(&manifest, &no_config).expect_err("no config");
+        assert!(error.message().contains("has no config"), "{error}");
+    }
+}
