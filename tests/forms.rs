@@ -240,3 +240,49 @@ fn a_dry_run_writes_nothing() {
     }
     assert_eq!(registry.uploads_in_progress("team/app"), 0, "no upload");
 }
+
+/// Every request a dry run makes, recorded by a proxy in front of the registry, only reads:
+/// no `POST`, `PUT`, `PATCH` or `DELETE`, and the repository never shows in `/v2/_catalog`.
+#[test]
+fn a_dry_run_sends_only_reads() {
+    let registry = plain_http_registry();
+    let proxy = support::fault_proxy::FaultProxy::start(&registry.host(), vec![]);
+    let work = tempfile::tempdir().expect("temp dir");
+    fixtures::oci_layout(
+        &work.path().join("l"),
+        &ImageSpec::new("1.0", &[3_000, 5_000]),
+    );
+    let layout = work.path().join("l").display().to_string();
+    let output = idpbuilder()
+        .args([
+            "push",
+            "--plain-http",
+            "--dry-run",
+            "--username",
+            USER,
+            "--password-stdin",
+        ])
+        .write_stdin(format!("{PASS}\n"))
+        .arg(&layout)
+        .arg(format!("{}/team/dry:1.0", proxy.host()))
+        .output()
+        .expect("run idpbuilder");
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("dry run: would send"), "{err}");
+    let seen = proxy.seen();
+    assert!(!seen.is_empty(), "the dry run logged in and checked blobs");
+    let writes: Vec<_> = seen
+        .iter()
+        .filter(|s| !matches!(s.method.as_str(), "GET" | "HEAD"))
+        .collect();
+    assert!(writes.is_empty(), "no write request: {writes:?}");
+    let catalog = std::process::Command::new("curl")
+        .args(["-sS", "-u", &format!("{USER}:{PASS}")])
+        .arg(format!("http://{}/v2/_catalog", registry.host()))
+        .output()
+        .expect("run curl");
+    let catalog = String::from_utf8_lossy(&catalog.stdout);
+    assert!(catalog.contains("repositories"), "{catalog}");
+    assert!(!catalog.contains("team/dry"), "{catalog}");
+}
