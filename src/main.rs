@@ -44,7 +44,7 @@ fn run(args: &PushArgs, color: bool) -> anyhow::Result<()> {
 
 fn exit_with(error: anyhow::Error, args: &PushArgs, color: bool) -> ! {
     // Interrupted while a password was asked on the terminal: give it its echo back.
-    idpbuilder_push::credentials::terminal::restore();
+    idpbuilder_push::credentials::prompt::restore();
     let error = match error.downcast::<Error>() {
         Ok(ours) => ours,
         Err(other) => Error::registry(format!("{other:#}")),

@@ -9,8 +9,8 @@ use secrecy::SecretString;
 pub mod docker_config;
 mod flags;
 pub mod gitea_secret;
+pub mod prompt;
 pub mod source;
-pub mod terminal;
 
 pub use flags::{FlagInput, from_environment, from_flags, read_password, source_from_environment};
 

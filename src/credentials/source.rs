@@ -10,7 +10,7 @@ use std::fmt;
 use secrecy::SecretString;
 
 use super::docker_config::server_address;
-use super::{Credentials, Origin, source_from_environment, terminal};
+use super::{Credentials, Origin, prompt, source_from_environment};
 use crate::error::{Error, Result};
 
 /// Which source supplied the source registry's credentials, for `-l debug`.
@@ -52,7 +52,7 @@ pub async fn from_flag(
         Some(password) => password,
         None => {
             let prompt = format!("Password for {username} at {host}: ");
-            tokio::task::spawn_blocking(move || terminal::ask_password(&prompt))
+            tokio::task::spawn_blocking(move || prompt::ask_password(&prompt))
                 .await
                 .map_err(|e| Error::input("cannot ask for the password").with_cause(e))??
         }
