@@ -236,10 +236,11 @@ fn a_gzip_bomb_fills_neither_tmpdir_nor_memory() {
     );
     assert_eq!(listing(&tmpdir), Vec::<String>::new(), "nothing in TMPDIR");
     // Blocks written count when pages are dirtied, so a temporary copy deleted at the end
-    // still shows; a few are allowed for whatever else the process touches.
+    // still shows. The bomb holds 1 GiB; a few MiB are allowed for whatever else the process
+    // writes (under `make coverage`, its ~4 MiB coverage profile).
     let (peak_kib, written_kib) = (usage.ru_maxrss, usage.ru_oublock / 2);
     eprintln!("a 1 GiB gzip bomb: peak RSS {peak_kib} KiB, {written_kib} KiB written");
-    assert!(written_kib < 1024, "{written_kib} KiB written to disk");
+    assert!(written_kib < 32 * 1024, "{written_kib} KiB written to disk");
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
 }
 
