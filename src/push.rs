@@ -177,22 +177,35 @@ impl Push<'_> {
         }
     }
 
-    /// What a push would send: `HEAD` for every blob the source names up front, one line on
-    /// stderr, the reference on stdout. No request that writes is made.
-    async fn dry_run(&self, source: Box<dyn ImageSource>, started: Instant) -> Result<Summary> {
-        let Some(manifests) = source.manifests_known() else {
-            return Err(Error::input(
-                "--dry-run needs an image whose manifests are known before it is read",
-            ));
+    /// What a push would send: `HEAD` for every blob, one line on stderr, the reference on
+    /// stdout. A source whose manifests are known only once read (an engine's export) is read
+    /// through, its blobs hashed and dropped. No request that writes is made.
+    async fn dry_run(&self, mut source: Box<dyn ImageSource>, started: Instant) -> Result<Summary> {
+        let source_tag = source.source_tag();
+        let (manifests, blobs) = match source.manifests_known() {
+            Some(manifests) => (manifests, source.planned_blobs()),
+            None => {
+                let blobs: Vec<(Digest, u64)> = source
+                    .blobs()
+                    .and_then(|blob| async move {
+                        let size = blob.size;
+                        Ok((crate::registry::read_through(blob).await?, size))
+                    })
+                    .try_collect()
+                    .await?;
+                let manifests = source.manifests().await?;
+                check_flat(&manifests)?;
+                (manifests, blobs)
+            }
         };
         let tag = tag_for(
             self.destination,
             &manifests.root.digest,
-            source.source_tag().as_deref(),
+            source_tag.as_deref(),
         )?;
         let mut missing = (0, 0);
         let mut present = (0, 0);
-        for (digest, size) in source.planned_blobs() {
+        for (digest, size) in blobs {
             let counts = if self.registry.blob_exists(&digest).await? {
                 &mut present
             } else {

@@ -210,25 +210,16 @@ fn parse_full(text: &str, rest: &str, has_scheme: bool, plain_http: bool) -> Res
     if text.is_empty() {
         return Err(bad("it is empty"));
     }
-    let (rest, digest) = match rest.split_once('@') {
-        Some((rest, digest)) => {
-            let digest =
-                Digest::parse(digest).map_err(|_| bad("the digest is not sha256:<64 hex>"))?;
-            (rest, Some(digest))
-        }
-        None => (rest, None),
-    };
-    let (host, path) = match rest.split_once('/') {
-        Some((first, path)) if has_scheme || looks_like_host(first) => (first.to_string(), path),
+    let NameParts {
+        host,
+        path: repository,
+        tag,
+        digest,
+    } = split_name(rest, has_scheme).map_err(|why| bad(&why))?;
+    let host = match host {
+        Some(host) => host.to_string(),
         None if has_scheme => return Err(bad("the repository is missing")),
-        _ => (DEFAULT_HOST.to_string(), rest),
-    };
-    validate_host(&host).map_err(|why| bad(&why))?;
-    // A tag is after the last ':' of the last path component.
-    let last_slash = path.rfind('/').map_or(0, |i| i + 1);
-    let (repository, tag) = match path[last_slash..].rfind(':') {
-        Some(i) => (&path[..last_slash + i], Some(&path[last_slash + i + 1..])),
-        None => (path, None),
+        None => DEFAULT_HOST.to_string(),
     };
     validate_repository(repository).map_err(|e| match e {
         RepoError::UpperCase => Error::input(format!(
@@ -251,6 +242,49 @@ fn parse_full(text: &str, rest: &str, has_scheme: bool, plain_http: bool) -> Res
         repository: repository.to_string(),
         target,
         plain_http,
+    })
+}
+
+/// `[HOST[:PORT]/]PATH[:TAG][@DIGEST]` cut into its parts the way docker cuts a name.
+pub(crate) struct NameParts<'a> {
+    /// The first part, when `host_first` or when it looks like a host (checked).
+    pub host: Option<&'a str>,
+    pub path: &'a str,
+    /// After the last `:` of the last path component (not checked).
+    pub tag: Option<&'a str>,
+    pub digest: Option<Digest>,
+}
+
+/// Cuts `name` into [`NameParts`]; the error says why, for the caller's own message.
+pub(crate) fn split_name(
+    name: &str,
+    host_first: bool,
+) -> std::result::Result<NameParts<'_>, String> {
+    let (name, digest) = match name.split_once('@') {
+        Some((name, digest)) => {
+            let digest = Digest::parse(digest)
+                .map_err(|_| "the digest is not sha256:<64 hex>".to_string())?;
+            (name, Some(digest))
+        }
+        None => (name, None),
+    };
+    let (host, path) = match name.split_once('/') {
+        Some((first, path)) if host_first || looks_like_host(first) => (Some(first), path),
+        _ => (None, name),
+    };
+    if let Some(host) = host {
+        validate_host(host)?;
+    }
+    let last_slash = path.rfind('/').map_or(0, |i| i + 1);
+    let (path, tag) = match path[last_slash..].rfind(':') {
+        Some(i) => (&path[..last_slash + i], Some(&path[last_slash + i + 1..])),
+        None => (path, None),
+    };
+    Ok(NameParts {
+        host,
+        path,
+        tag,
+        digest,
     })
 }
 

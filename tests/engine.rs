@@ -141,6 +141,52 @@ fn a_second_push_of_a_docker_image_sends_no_layer_again() {
 }
 
 #[test]
+fn a_dry_run_of_an_engine_image_reads_the_export_and_writes_nothing() {
+    let Some(dockerd) = Dockerd::shared("engine dry run") else {
+        return;
+    };
+    dockerd.build("dry:1.0", &[("dry.txt", b"only looked at\n")]);
+    let registry = registry();
+    let dest = format!("{}/giteaadmin/dry:1.0", registry.host());
+    let dry = push(&registry, &dockerd.host(), "dry:1.0", &dest)
+        .arg("--dry-run")
+        .output()
+        .expect("run");
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(
+        stderr(&dry).contains("dry run: would send")
+            && !stderr(&dry).contains("would send 0 blobs")
+            && stderr(&dry).contains(", 0 already present"),
+        "{}",
+        stderr(&dry)
+    );
+    assert!(
+        !has_tag(&registry, "giteaadmin/dry:1.0"),
+        "nothing was written"
+    );
+
+    let pushed = push(&registry, &dockerd.host(), "dry:1.0", &dest)
+        .output()
+        .expect("run");
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    assert_eq!(
+        pushed_digest(&dry),
+        pushed_digest(&pushed),
+        "the dry run names the manifest the push writes"
+    );
+    let again = push(&registry, &dockerd.host(), "dry:1.0", &dest)
+        .arg("--dry-run")
+        .output()
+        .expect("run");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("would send 0 blobs"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
 fn an_engine_push_needs_no_temporary_space() {
     let Some(dockerd) = Dockerd::shared("1 MiB TMPDIR") else {
         return;

@@ -636,7 +636,7 @@ fn read_error(blob: &BlobInfo, error: io::Error) -> Error {
 /// Reads a whole blob, checking its digest: past a blob the registry already has, or ahead of
 /// an upload in several parts.
 async fn read_and_check(
-    mut reader: BlobReader,
+    reader: BlobReader,
     digest: &Digest,
     size: u64,
     origin: &Arc<str>,
@@ -646,26 +646,53 @@ async fn read_and_check(
         size,
         origin: origin.clone(),
     };
+    read_whole(reader, &blob).await.map(|_| ())
+}
+
+/// Reads a blob to its end without sending it (a dry run of a source known only once read) and
+/// returns its digest, checked against the one the source named.
+pub async fn read_through(blob: SourceBlob) -> Result<Digest> {
+    let SourceBlob {
+        digest,
+        size,
+        bytes,
+        origin,
+    } = blob;
+    let blob = BlobInfo {
+        digest,
+        size,
+        origin,
+    };
+    let reader = match bytes {
+        BlobBytes::Once(reader) => reader,
+        BlobBytes::Reopenable(reopen) => {
+            reopen.open_at(0).await.map_err(|e| read_error(&blob, e))?
+        }
+    };
+    read_whole(reader, &blob).await
+}
+
+async fn read_whole(mut reader: BlobReader, blob: &BlobInfo) -> Result<Digest> {
     let mut hasher = Hasher::new();
     let mut buffer = vec![0; READ_BUFFER];
-    let mut remaining = size;
+    let mut remaining = blob.size;
     while remaining > 0 {
         let want = remaining.min(READ_BUFFER as u64) as usize;
         let read = reader
             .read(&mut buffer[..want])
             .await
-            .map_err(|e| read_error(&blob, e))?;
+            .map_err(|e| read_error(blob, e))?;
         if read == 0 {
-            return Err(read_error(&blob, ended_early()));
+            return Err(read_error(blob, ended_early()));
         }
         hasher.update(&buffer[..read]);
         remaining -= read as u64;
     }
     let actual = hasher.finish();
-    if &actual != digest {
-        return Err(Problem::Mismatch(actual).into_error(&blob));
+    match &blob.digest {
+        Some(digest) if *digest != actual => Err(Problem::Mismatch(actual).into_error(blob)),
+        _ => Ok(actual),
     }
-    Ok(())
 }
 
 fn ended_early() -> io::Error {

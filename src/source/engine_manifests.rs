@@ -9,87 +9,27 @@
 //! `manifests` is `null` (saving by image ID) falls back to `manifest.json`, and the engine's own
 //! manifest for that config and those layers is used when the export holds it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use serde::Deserialize;
 
 use super::docker_archive::{CONFIG, LAYER, LAYER_GZIP, LAYER_ZSTD, OciDescriptor, OciManifest};
 use super::engine_stream::{Entry, HINT_DAMAGED, Plan, Seen};
-use super::layout::{OCI_INDEX, OCI_MANIFEST};
+use super::layout::{Descriptor, Document, OCI_INDEX, OCI_MANIFEST};
 use super::names::matches_name;
-use super::platform::{PlatformJson, check_config};
+use super::platform::check_config;
 use super::store::{GZIP_MAGIC, ZSTD_MAGIC};
 use super::{Manifest, Manifests};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
-/// Docker marks its attestation manifests (provenance, SBOM) in an index this way.
-const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 const MAX_LINK_HOPS: usize = 16;
 
 /// The manifests to push, and the small blobs held in memory that they name.
 pub(crate) struct Resolved {
     pub(crate) manifests: Manifests,
     pub(crate) from_memory: Vec<(Digest, Bytes)>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    digest: String,
-    #[serde(default)]
-    annotations: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    platform: Option<PlatformJson>,
-}
-
-impl Descriptor {
-    fn names(&self) -> impl Iterator<Item = &str> {
-        let annotations = self.annotations.as_ref();
-        [REF_NAME, CONTAINERD_NAME]
-            .into_iter()
-            .filter_map(move |key| annotations.and_then(|a| a.get(key)).map(String::as_str))
-    }
-
-    fn is_attestation(&self) -> bool {
-        self.annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(REFERENCE_TYPE))
-    }
-
-    fn label(&self) -> String {
-        match self.platform.as_ref().and_then(PlatformJson::describe) {
-            Some(platform) => format!("{platform} ({})", self.digest),
-            None => self.digest.clone(),
-        }
-    }
-}
-
-/// A manifest or an index, as far as we walk it.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Document {
-    #[serde(default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Option<Vec<Descriptor>>,
-}
-
-impl Document {
-    fn is_index(&self) -> bool {
-        match self.media_type.as_deref() {
-            Some(t) => t == OCI_INDEX || t == DOCKER_LIST,
-            None => self.manifests.is_some() && self.config.is_none(),
-        }
-    }
 }
 
 /// One image of a classic `manifest.json`.

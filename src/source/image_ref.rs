@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::reference::{check_repository, looks_like_host, validate_host, validate_tag};
+use crate::reference::{NameParts, check_repository, split_name, validate_tag};
 
 /// The IMAGE prefix of a registry image.
 pub const PREFIX: &str = "docker://";
@@ -42,27 +42,14 @@ impl ImageReference {
         if rest.is_empty() {
             return Err(bad("it names no image"));
         }
-        let (name, digest) = match rest.split_once('@') {
-            Some((name, digest)) => {
-                let digest =
-                    Digest::parse(digest).map_err(|_| bad("the digest is not sha256:<64 hex>"))?;
-                (name, Some(digest))
-            }
-            None => (rest, None),
-        };
-        let (host, path) = match name.split_once('/') {
-            Some((first, path)) if looks_like_host(first) => (first, path),
-            _ => ("docker.io", name),
-        };
-        validate_host(host).map_err(|why| bad(&why))?;
-        let last_slash = path.rfind('/').map_or(0, |i| i + 1);
-        let (path, tag) = match path[last_slash..].rfind(':') {
-            Some(i) => (
-                &path[..last_slash + i],
-                Some(path[last_slash + i + 1..].to_string()),
-            ),
-            None => (path, None),
-        };
+        let NameParts {
+            host,
+            path,
+            tag,
+            digest,
+        } = split_name(rest, false).map_err(|why| bad(&why))?;
+        let host = host.unwrap_or("docker.io");
+        let tag = tag.map(str::to_string);
         if let Some(tag) = &tag {
             validate_tag(tag).map_err(|why| bad(&why))?;
         }

@@ -18,6 +18,8 @@ pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+jso
 pub(super) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// Docker marks its attestation manifests (provenance, SBOM) in an index this way.
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 /// How deep indexes may nest inside indexes.
 const MAX_DEPTH: usize = 4;
 
@@ -37,15 +39,22 @@ pub(super) struct Descriptor {
 
 impl Descriptor {
     /// The names this entry goes by: its ref name, then its containerd image name.
-    fn names(&self) -> impl Iterator<Item = &str> {
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
         let annotations = self.annotations.as_ref();
         [REF_NAME, CONTAINERD_NAME]
             .into_iter()
             .filter_map(move |key| annotations.and_then(|a| a.get(key)).map(String::as_str))
     }
 
+    /// An attestation manifest of Docker's (provenance, SBOM), not an image.
+    pub(super) fn is_attestation(&self) -> bool {
+        self.annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(REFERENCE_TYPE))
+    }
+
     /// How messages name this entry: a name, else its digest and platform.
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         match (
             self.names().next(),
             self.platform.as_ref().and_then(PlatformJson::describe),
@@ -71,6 +80,16 @@ pub(super) struct Document {
     pub(super) config: Option<Descriptor>,
     #[serde(default)]
     pub(super) layers: Option<Vec<Descriptor>>,
+}
+
+impl Document {
+    /// An index, by its media type or, without one, by its shape.
+    pub(super) fn is_index(&self) -> bool {
+        match self.media_type.as_deref() {
+            Some(media_type) => is_index(media_type),
+            None => self.manifests.is_some() && self.config.is_none(),
+        }
+    }
 }
 
 /// Reads the image the selection names from the layout in `store`. `prefix` (`oci`,
