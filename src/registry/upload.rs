@@ -206,14 +206,9 @@ impl Registry {
         chunks: &ChunkPolicy,
         reporter: &dyn Reporter,
     ) -> Result<Uploaded> {
-        let SourceBlob {
-            digest,
-            size,
-            bytes,
-            origin,
-        } = blob;
+        let (blob, bytes) = BlobInfo::split(blob);
         let mut first_session = None;
-        if let Some(digest) = &digest {
+        if let Some(digest) = &blob.digest {
             let outcome = if self.blob_exists(digest).await? {
                 Some(BlobOutcome::Exists)
             } else {
@@ -229,32 +224,27 @@ impl Registry {
             if let Some(outcome) = outcome {
                 if let BlobBytes::Once(reader) = bytes {
                     // The stream must move on past it, and it is checked all the same.
-                    read_and_check(reader, digest, size, &origin).await?;
+                    read_whole(reader, &blob).await?;
                 }
                 return Ok(Uploaded {
                     digest: digest.clone(),
-                    size,
+                    size: blob.size,
                     outcome,
                 });
             }
         }
         // A blob that goes in several parts is checked before its first part is sent, so a
         // corrupt one never sends more than one (a blob of one part withholds its last bytes).
-        if let (Some(digest), BlobBytes::Reopenable(reopen)) = (&digest, &bytes)
-            && size > chunks.current()
+        if let (Some(digest), BlobBytes::Reopenable(reopen)) = (&blob.digest, &bytes)
+            && blob.size > chunks.current()
         {
-            let blob = BlobInfo {
-                digest: Some(digest.clone()),
-                size,
-                origin: origin.clone(),
-            };
             // Opening retries on its own; a network source's body that breaks is read again.
             self.retrying(&format!("check {}", digest.short()), || async {
                 let reader = reopen
                     .open_at(0)
                     .await
                     .map_err(|e| Failure::fatal(read_error(&blob, e)))?;
-                read_and_check(reader, digest, size, &origin)
+                read_whole(reader, &blob)
                     .await
                     .map_err(|error| match error.kind() {
                         Kind::Registry => Failure::transient(error),
@@ -263,11 +253,6 @@ impl Registry {
             })
             .await?;
         }
-        let blob = BlobInfo {
-            digest,
-            size,
-            origin,
-        };
         let what = match &blob.digest {
             Some(digest) => format!("upload {}", digest.short()),
             None => format!("upload a blob of {}", blob.origin),
@@ -610,6 +595,24 @@ struct BlobInfo {
 }
 
 impl BlobInfo {
+    /// What messages need of a blob, and its bytes.
+    fn split(blob: SourceBlob) -> (BlobInfo, BlobBytes) {
+        let SourceBlob {
+            digest,
+            size,
+            bytes,
+            origin,
+        } = blob;
+        (
+            BlobInfo {
+                digest,
+                size,
+                origin,
+            },
+            bytes,
+        )
+    }
+
     fn name(&self) -> String {
         match &self.digest {
             Some(digest) => format!("blob {digest}"),
@@ -633,36 +636,10 @@ fn read_error(blob: &BlobInfo, error: io::Error) -> Error {
         .with_cause(error)
 }
 
-/// Reads a whole blob, checking its digest: past a blob the registry already has, or ahead of
-/// an upload in several parts.
-async fn read_and_check(
-    reader: BlobReader,
-    digest: &Digest,
-    size: u64,
-    origin: &Arc<str>,
-) -> Result<()> {
-    let blob = BlobInfo {
-        digest: Some(digest.clone()),
-        size,
-        origin: origin.clone(),
-    };
-    read_whole(reader, &blob).await.map(|_| ())
-}
-
 /// Reads a blob to its end without sending it (a dry run of a source known only once read) and
 /// returns its digest, checked against the one the source named.
 pub async fn read_through(blob: SourceBlob) -> Result<Digest> {
-    let SourceBlob {
-        digest,
-        size,
-        bytes,
-        origin,
-    } = blob;
-    let blob = BlobInfo {
-        digest,
-        size,
-        origin,
-    };
+    let (blob, bytes) = BlobInfo::split(blob);
     let reader = match bytes {
         BlobBytes::Once(reader) => reader,
         BlobBytes::Reopenable(reopen) => {
@@ -672,6 +649,8 @@ pub async fn read_through(blob: SourceBlob) -> Result<Digest> {
     read_whole(reader, &blob).await
 }
 
+/// Reads a whole blob and returns its digest, checked against the one the source named: past
+/// a blob the registry already has, ahead of an upload in several parts, or in a dry run.
 async fn read_whole(mut reader: BlobReader, blob: &BlobInfo) -> Result<Digest> {
     let mut hasher = Hasher::new();
     let mut buffer = vec![0; READ_BUFFER];
