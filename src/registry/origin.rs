@@ -233,34 +233,40 @@ mod tests {
     fn an_https_registrys_realm_must_be_https_and_clear_text_stays_on_the_registrys_host() {
         let tls = url("https://gitea.cnoe.localtest.me:8443/");
         let plain = url("http://localhost:5000/");
-        let judge = |base: &Url, realm: &str| judge_realm(base, &url(realm));
-        assert_eq!(
-            judge(&tls, "https://gitea.cnoe.localtest.me:8443/v2/token"),
-            Realm::Trusted
-        );
-        assert_eq!(
-            judge(&tls, "https://auth.example.com/token"),
-            Realm::Trusted
-        );
-        assert_eq!(
-            judge(&tls, "http://gitea.cnoe.localtest.me:5001/token"),
-            Realm::Refused
-        );
-        assert_eq!(judge(&tls, "http://evil.example.com/token"), Realm::Refused);
-        assert_eq!(
-            judge(&tls, "ftp://gitea.cnoe.localtest.me/t"),
-            Realm::Refused
-        );
-        assert_eq!(judge(&plain, "http://localhost:5001/token"), Realm::Trusted);
-        assert_eq!(judge(&plain, "https://auth.example.com/t"), Realm::Trusted);
-        assert_eq!(
-            judge(&plain, "http://127.0.0.1:5001/token"),
-            Realm::ClearTextElsewhere
-        );
-        assert_eq!(
-            judge(&plain, "http://elsewhere.example/token"),
-            Realm::ClearTextElsewhere
-        );
+        let cases = [
+            (
+                &tls,
+                "https://gitea.cnoe.localtest.me:8443/v2/token",
+                Realm::Trusted,
+            ),
+            (&tls, "https://auth.example.com/token", Realm::Trusted),
+            (
+                &tls,
+                "http://gitea.cnoe.localtest.me:5001/token",
+                Realm::Refused,
+            ),
+            (&tls, "http://evil.example.com/token", Realm::Refused),
+            (&tls, "ftp://gitea.cnoe.localtest.me/t", Realm::Refused),
+            (&plain, "http://localhost:5001/token", Realm::Trusted),
+            (&plain, "https://auth.example.com/t", Realm::Trusted),
+            (
+                &plain,
+                "http://127.0.0.1:5001/token",
+                Realm::ClearTextElsewhere,
+            ),
+            (
+                &plain,
+                "http://elsewhere.example/token",
+                Realm::ClearTextElsewhere,
+            ),
+        ];
+        for (base, realm, expected) in cases {
+            assert_eq!(
+                judge_realm(base, &url(realm)),
+                expected,
+                "{base} -> {realm}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -392,14 +392,7 @@ impl Registry {
         let answer = self
             .retrying(&format!("mount {}", digest.short()), || async {
                 let response = self
-                    .send(
-                        |_| async {
-                            Ok(self
-                                .request(Method::POST, url.clone())
-                                .header(CONTENT_LENGTH, 0))
-                        },
-                        &[StatusCode::CREATED, StatusCode::ACCEPTED],
-                    )
+                    .post_empty(&url, &[StatusCode::CREATED, StatusCode::ACCEPTED])
                     .await?;
                 if response.status() == StatusCode::CREATED {
                     return Ok(Mount::Mounted);
@@ -419,17 +412,21 @@ impl Registry {
     /// `POST /v2/<name>/blobs/uploads/`: 202 with the session's `Location`.
     async fn initiate_upload(&self) -> Attempt<Url> {
         let url = self.url("blobs/uploads/")?;
-        let response = self
-            .send(
-                |_| async {
-                    Ok(self
-                        .request(Method::POST, url.clone())
-                        .header(CONTENT_LENGTH, 0))
-                },
-                &[StatusCode::ACCEPTED],
-            )
-            .await?;
+        let response = self.post_empty(&url, &[StatusCode::ACCEPTED]).await?;
         self.next_location(&response)
+    }
+
+    /// A `POST` with no body to `url` (starting an upload session, or a mount).
+    async fn post_empty(&self, url: &Url, expected: &[StatusCode]) -> Attempt<reqwest::Response> {
+        self.send(
+            |_| async {
+                Ok(self
+                    .request(Method::POST, url.clone())
+                    .header(CONTENT_LENGTH, 0))
+            },
+            expected,
+        )
+        .await
     }
 
     fn next_location(&self, response: &reqwest::Response) -> Attempt<Url> {

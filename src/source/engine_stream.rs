@@ -266,7 +266,7 @@ impl Pass {
         let mut head = vec![0; PEEK.min(size as usize)];
         self.read_exact(entry, &mut head)?;
         let json = head.first() == Some(&b'{') && size <= JSON_LIMIT;
-        if json && self.held + size <= HELD_LIMIT {
+        let (digest, bytes) = if json && self.held + size <= HELD_LIMIT {
             let mut bytes = BytesMut::from(&head[..]);
             bytes.resize(size as usize, 0);
             self.read_exact(entry, &mut bytes[head.len()..])?;
@@ -276,22 +276,11 @@ impl Pass {
                 return Err(Stop::Failed(self.mismatch(&path, &named, &digest)));
             }
             self.held += size;
-            head.truncate(8);
-            self.seen.entries.insert(
-                path,
-                Entry {
-                    digest,
-                    size,
-                    head,
-                    bytes: Some(bytes),
-                },
-            );
-            return Ok(());
-        }
-        let digest = if named.is_none() && self.plan.read_through {
-            self.hash_through(entry, &head, size)?
+            (digest, Some(bytes))
+        } else if named.is_none() && self.plan.read_through {
+            (self.hash_through(entry, &head, size)?, None)
         } else {
-            self.send(entry, &head, size, named)?
+            (self.send(entry, &head, size, named)?, None)
         };
         head.truncate(8);
         self.seen.entries.insert(
@@ -300,7 +289,7 @@ impl Pass {
                 digest,
                 size,
                 head,
-                bytes: None,
+                bytes,
             },
         );
         Ok(())
