@@ -281,8 +281,10 @@ Notes:
   5% memmove, 5% AES-GCM. The registry's own CPU (not counted above) is most of the wall time.
 - In the registry-to-registry copy both tools wait on the same two registries: measured by hand
   (\`/proc/PID/stat\` before and after one 1 GiB copy, not by this script), the destination
-  registry spent about 8.2 s of CPU and the source about 1.6 s, the same for either tool, so the
+  registry spent 6.4–7.5 s of CPU and the source about 1.4 s, the same for either tool, so the
   destination registry bounds the wall time on 2 cores.
+- Where the seconds go, measured by hand (engine export phases, registry-bound uploads, the
+  runtime): docs/performance.md.
 "
 printf '%s\n' "$report"
 printf '%s\n' "$report" >"$OUT"

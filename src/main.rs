@@ -24,7 +24,12 @@ fn main() {
 /// The push and its result line. Our own errors carry their exit code; anything else that
 /// fails at this edge (the runtime, stdout) is exit 1.
 fn run(args: &PushArgs, color: bool) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread drives every request: a push waits on registries, and one core hashes and
+    // encrypts far faster than a registry takes bytes. Measured on 2 cores against the
+    // multi-threaded runtime: the same wall time for file pushes, a little less for
+    // registry-to-registry copies, and 3 MiB less peak memory (docs/benchmarks.md). Engine
+    // exports and file reads still run on tokio's blocking threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
