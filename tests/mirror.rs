@@ -18,6 +18,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use support::fault_proxy::{Fault, FaultProxy, Rule};
 use support::fixtures::{self, FixtureImage, ImageSpec};
 use support::launch::{idpbuilder_on_terminal, idpbuilder_without_terminal};
+use support::mock_registry::open_registry;
 use support::push::verify;
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
 use support::skopeo::TestRegistry;
@@ -705,12 +706,7 @@ async fn fake_source(
     echoed: Option<&str>,
     blobs: &[(String, Vec<u8>)],
 ) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = open_registry().await;
     let mut answer = ResponseTemplate::new(200)
         .insert_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         .set_body_bytes(manifest.to_vec());

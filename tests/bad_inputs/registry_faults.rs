@@ -6,31 +6,16 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::cases::spec;
+use super::support::mock_registry::empty_team_app;
 use super::support::{certs, fixtures, idpbuilder_at, stderr};
 
 /// A registry that lets anyone in and refuses the upload with `status`.
 async fn refusing_uploads(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    Mock::given(method("HEAD"))
-        .and(path_regex("^/v2/team/app/blobs/"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/team/app/blobs/uploads/"))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(&server)
-        .await;
-    server
+    empty_team_app(ResponseTemplate::new(status)).await
 }
 
 /// A registry whose version check answers 401 with `challenge`.
