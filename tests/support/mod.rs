@@ -18,6 +18,7 @@ pub mod mock_registry;
 pub mod push;
 pub mod raw_image;
 pub mod registry;
+pub mod server_process;
 pub mod skopeo;
 pub mod token_server;
 
