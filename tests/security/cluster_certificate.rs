@@ -6,7 +6,7 @@ use std::path::Path;
 use super::fake::Fake;
 use super::support::certs::{self, ServerCert};
 use super::support::kube_api::{FakeCluster, KubeAuth};
-use super::{PASS, Sessions, USER, anonymous_registry, idpbuilder, image, text};
+use super::{PASS, Sessions, USER, anonymous_registry, push_image, text};
 
 /// A certificate for localhost / 127.0.0.1 signed by the idpbuilder-shaped `issuer`.
 fn signed_by(issuer: &ServerCert, dir: &Path) -> ServerCert {
@@ -60,13 +60,9 @@ fn push(home: &Path, served: &ServerCert, idpbuilder_cert: &Path) -> (Option<i32
         anonymous_registry(seen, me, &sessions, me)
     });
     let cluster = cluster(idpbuilder_cert);
-    let layout = image(home, 3_000);
-    let output = idpbuilder(home)
-        .env("KUBECONFIG", cluster.kubeconfig(home, KubeAuth::Token))
-        .arg(&layout)
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
+    let output = push_image(home, 3_000, registry.port(), |cmd| {
+        cmd.env("KUBECONFIG", cluster.kubeconfig(home, KubeAuth::Token));
+    });
     (output.status.code(), text(&output))
 }
 
