@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use support::container_registry::{self, ContainerRegistry};
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
-use support::skopeo::TestRegistry as _;
+use support::skopeo::TestRegistry;
 use support::{certs, launch, stderr, stdout, tiny_layout};
 
 const REPO: &str = "giteaadmin/tiny";
@@ -218,16 +218,21 @@ fn token_server_issues_an_rs256_jwt_with_x5c_and_the_requested_access() {
     );
 }
 
-#[test]
-fn registry_stops_listening_when_dropped() {
-    let registry = start(Tls::None, Auth::None);
-    let addr = ([127, 0, 0, 1], registry.port()).into();
+/// `registry` answers on its port and has logged `started`; once dropped, nothing listens there
+/// any more and its temp dir is gone.
+fn assert_stops_listening_when_dropped(registry: impl TestRegistry, started: &str) {
+    let addr: std::net::SocketAddr = registry.host().parse().expect("127.0.0.1:PORT");
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
     let dir = registry.dir().to_owned();
-    assert!(registry.log().contains("listening on"));
+    assert!(registry.log().contains(started));
     drop(registry);
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
     assert!(!dir.exists(), "temp dir removed");
+}
+
+#[test]
+fn registry_stops_listening_when_dropped() {
+    assert_stops_listening_when_dropped(start(Tls::None, Auth::None), "listening on");
 }
 
 #[test]
@@ -235,13 +240,7 @@ fn container_registry_stops_listening_when_dropped() {
     let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
         return;
     };
-    let addr: std::net::SocketAddr = registry.host().parse().expect("127.0.0.1:PORT");
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
-    let dir = registry.dir().to_owned();
-    assert!(registry.log().contains("bound, starting to serve"));
-    drop(registry);
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
-    assert!(!dir.exists(), "temp dir removed");
+    assert_stops_listening_when_dropped(registry, "bound, starting to serve");
 }
 
 /// The one launcher cuts the binary off from the machine: what it sets and removes, whatever
