@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::fixtures::{self, ImageSpec};
+use support::mock_registry::empty_team_app;
 use support::{idpbuilder, stderr};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -34,22 +35,9 @@ impl Respond for Recorder {
 }
 
 async fn registry(log: &Log) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    Mock::given(method("HEAD"))
-        .and(path_regex("^/v2/team/app/blobs/"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/team/app/blobs/uploads/"))
-        .respond_with(ResponseTemplate::new(202).insert_header("Location", "/upload/session"))
-        .mount(&server)
-        .await;
+    let server =
+        empty_team_app(ResponseTemplate::new(202).insert_header("Location", "/upload/session"))
+            .await;
     Mock::given(method("PATCH"))
         .and(path("/upload/session"))
         .respond_with(ResponseTemplate::new(202).insert_header("Location", "/upload/session"))

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use support::container_registry::{self, ContainerRegistry};
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
-use support::skopeo::TestRegistry as _;
+use support::skopeo::TestRegistry;
 use support::{certs, launch, stderr, stdout, tiny_layout};
 
 const REPO: &str = "giteaadmin/tiny";
@@ -23,14 +23,21 @@ fn start(tls: Tls, auth: Auth) -> Registry {
     Registry::start(RegistryOptions::default().tls(tls).auth(auth))
 }
 
-/// Copies the tiny image in with skopeo and checks it reads back byte for byte.
-fn assert_round_trip(registry: &Registry) {
-    let scratch = tempfile::tempdir().expect("scratch dir");
-    let (layout, reference) = tiny_layout(scratch.path());
+/// Writes the tiny image in `dir`; returns its skopeo reference and its manifest digest (as
+/// its `index.json` names it).
+fn tiny_image(dir: &Path) -> (String, String) {
+    let (layout, reference) = tiny_layout(dir);
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("read index.json"))
             .expect("index.json is JSON");
     let expected = index["manifests"][0]["digest"].as_str().expect("digest");
+    (reference, expected.to_owned())
+}
+
+/// Copies the tiny image in with skopeo and checks it reads back byte for byte.
+fn assert_round_trip(registry: &Registry) {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let (reference, expected) = tiny_image(scratch.path());
 
     registry.skopeo_copy_from_oci(&reference, &format!("{REPO}:1.0"));
 
@@ -49,7 +56,7 @@ fn assert_round_trip(registry: &Registry) {
             "{blob_digest} stored"
         );
     }
-    assert!(!registry.blob_exists("giteaadmin/other", expected));
+    assert!(!registry.blob_exists("giteaadmin/other", &expected));
     assert_eq!(registry.uploads_in_progress(REPO), 0);
 
     let back = scratch.path().join("back");
@@ -94,11 +101,7 @@ fn skopeo_round_trips_through_container_registry_with_any_user_name() {
     };
     assert_eq!(registry.tls_args(), vec!["--plain-http".to_owned()]);
     let scratch = tempfile::tempdir().expect("scratch dir");
-    let (layout, reference) = tiny_layout(scratch.path());
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("read index.json"))
-            .expect("index.json is JSON");
-    let expected = index["manifests"][0]["digest"].as_str().expect("digest");
+    let (reference, expected) = tiny_image(scratch.path());
 
     let creds = Some(("someone-else", container_registry::PASS));
     let out = registry.try_skopeo_copy_from_oci(&reference, &format!("{REPO}:1.0"), creds);
@@ -130,11 +133,9 @@ fn skopeo_round_trips_through_container_registry_with_any_user_name() {
     );
 }
 
-#[test]
-fn container_registry_refuses_a_wrong_password_and_anonymous_pushes() {
-    let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
-        return;
-    };
+/// skopeo cannot copy the tiny image into `registry` with a wrong password, nor without
+/// credentials.
+fn assert_refuses_wrong_and_anonymous_pushes(registry: &impl TestRegistry) {
     let scratch = tempfile::tempdir().expect("scratch dir");
     let (_, reference) = tiny_layout(scratch.path());
     for creds in [Some(("giteaadmin", "wrong")), None] {
@@ -143,20 +144,21 @@ fn container_registry_refuses_a_wrong_password_and_anonymous_pushes() {
         let stderr = stderr(&out);
         assert!(stderr.contains("authentication required"), "{stderr}");
     }
+}
+
+#[test]
+fn container_registry_refuses_a_wrong_password_and_anonymous_pushes() {
+    let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
+        return;
+    };
+    assert_refuses_wrong_and_anonymous_pushes(&registry);
     assert!(!registry.has_manifest("giteaadmin/tiny:1.0"));
 }
 
 #[test]
 fn basic_auth_registry_refuses_a_wrong_password_and_anonymous_pushes() {
     let registry = start(Tls::CaSigned, Auth::basic("giteaadmin", "s3cret"));
-    let scratch = tempfile::tempdir().expect("scratch dir");
-    let (_, reference) = tiny_layout(scratch.path());
-    for creds in [Some(("giteaadmin", "wrong")), None] {
-        let out = registry.try_skopeo_copy_from_oci(&reference, "giteaadmin/tiny:1.0", creds);
-        assert!(!out.status.success(), "push with {creds:?} must fail");
-        let stderr = stderr(&out);
-        assert!(stderr.contains("authentication required"), "{stderr}");
-    }
+    assert_refuses_wrong_and_anonymous_pushes(&registry);
     assert!(registry.tags("giteaadmin/tiny").is_empty());
 }
 
@@ -218,16 +220,21 @@ fn token_server_issues_an_rs256_jwt_with_x5c_and_the_requested_access() {
     );
 }
 
-#[test]
-fn registry_stops_listening_when_dropped() {
-    let registry = start(Tls::None, Auth::None);
-    let addr = ([127, 0, 0, 1], registry.port()).into();
+/// `registry` answers on its port and has logged `started`; once dropped, nothing listens there
+/// any more and its temp dir is gone.
+fn assert_stops_listening_when_dropped(registry: impl TestRegistry, started: &str) {
+    let addr: std::net::SocketAddr = registry.host().parse().expect("127.0.0.1:PORT");
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
     let dir = registry.dir().to_owned();
-    assert!(registry.log().contains("listening on"));
+    assert!(registry.log().contains(started));
     drop(registry);
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
     assert!(!dir.exists(), "temp dir removed");
+}
+
+#[test]
+fn registry_stops_listening_when_dropped() {
+    assert_stops_listening_when_dropped(start(Tls::None, Auth::None), "listening on");
 }
 
 #[test]
@@ -235,13 +242,7 @@ fn container_registry_stops_listening_when_dropped() {
     let Some(registry) = ContainerRegistry::start_or_skip("harness") else {
         return;
     };
-    let addr: std::net::SocketAddr = registry.host().parse().expect("127.0.0.1:PORT");
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
-    let dir = registry.dir().to_owned();
-    assert!(registry.log().contains("bound, starting to serve"));
-    drop(registry);
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
-    assert!(!dir.exists(), "temp dir removed");
+    assert_stops_listening_when_dropped(registry, "bound, starting to serve");
 }
 
 /// The one launcher cuts the binary off from the machine: what it sets and removes, whatever

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use support::fault_proxy::{Fault, FaultProxy, Rule};
 use support::fixtures::{self, FixtureImage, ImageSpec};
 use support::launch::{idpbuilder_on_terminal, idpbuilder_without_terminal};
-use support::push::verify;
+use support::mock_registry::open_registry;
+use support::push::{result_line, verify};
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
 use support::skopeo::TestRegistry;
 use support::{idpbuilder, sha256, stderr, stdout};
@@ -50,21 +50,24 @@ fn plain_registry() -> Registry {
     Registry::start(RegistryOptions::default())
 }
 
-/// Writes an image layout with `layers` into `dir` and copies it into `registry` as
-/// `repo_tag` with skopeo.
-fn seed(registry: &Registry, dir: &Path, spec: &ImageSpec, repo_tag: &str) -> FixtureImage {
-    let layout = dir.join(format!("layout-{}", spec.seed));
-    let image = fixtures::oci_layout(&layout, spec);
+/// Writes an image layout with layers of `layers` bytes (in a temp dir) and copies it into
+/// `registry` as `team/app:1.0` with skopeo.
+fn seed_app(registry: &Registry, layers: &[usize]) -> FixtureImage {
+    let work = tempfile::tempdir().expect("temp dir");
+    let spec = ImageSpec::new("1.0", layers);
+    let layout = work.path().join(format!("layout-{}", spec.seed));
+    let image = fixtures::oci_layout(&layout, &spec);
     registry.skopeo_copy_from_oci(
         &format!("oci:{}:{}", layout.display(), spec.ref_name),
-        repo_tag,
+        "team/app:1.0",
     );
     image
 }
 
 /// The two-platform fixture (linux/amd64, linux/arm64) in `registry` as `repo_tag`.
-fn seed_index(registry: &Registry, dir: &Path, repo_tag: &str) -> FixtureImage {
-    let layout = dir.join("multi");
+fn seed_index(registry: &Registry, repo_tag: &str) -> FixtureImage {
+    let work = tempfile::tempdir().expect("temp dir");
+    let layout = work.path().join("multi");
     let image = fixtures::multi_platform_layout(&layout, &[("linux", "amd64"), ("linux", "arm64")]);
     registry.skopeo_copy_from_oci(&format!("oci:{}:multi", layout.display()), repo_tag);
     image
@@ -105,6 +108,19 @@ fn copy_cmd(
     cmd
 }
 
+/// [`copy_cmd`] of `team/app:1.0` from `source`, reached at `source_host`, into `dest`'s
+/// `mirror/app:1.0`.
+fn copy_app_cmd(source: &Registry, source_host: &str, dest: &Registry) -> assert_cmd::Command {
+    copy_cmd(
+        source,
+        source_host,
+        "team/app:1.0",
+        dest,
+        &dest.host(),
+        "mirror/app:1.0",
+    )
+}
+
 fn copy(source: &Registry, from: &str, dest: &Registry, to: &str, extra: &[&str]) -> Output {
     copy_cmd(source, &source.host(), from, dest, &dest.host(), to)
         .args(extra)
@@ -114,27 +130,29 @@ fn copy(source: &Registry, from: &str, dest: &Registry, to: &str, extra: &[&str]
 
 fn assert_pushed(output: &Output, reference: &str, digest: &str) {
     assert!(output.status.success(), "copy failed: {}", stderr(output));
-    let last = stdout(output)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(last, format!("{reference}@{digest}"), "result line");
+    assert_eq!(
+        result_line(output),
+        format!("{reference}@{digest}"),
+        "result line"
+    );
+}
+
+/// The copy succeeded with `image`'s digest as `dest`'s `mirror/app:1.0`.
+fn assert_mirrored(output: &Output, dest: &Registry, image: &FixtureImage) {
+    assert_pushed(
+        output,
+        &format!("{}/mirror/app:1.0", dest.host()),
+        &image.manifest_digest,
+    );
 }
 
 #[test]
 fn an_image_is_copied_between_two_registries_with_the_sources_digests() {
     let (source, dest) = (basic_source(), token_destination());
-    let work = tempfile::tempdir().expect("temp dir");
-    let spec = ImageSpec::new("1.0", &[200_000, 50_000]);
-    let image = seed(&source, work.path(), &spec, "team/app:1.0");
+    let image = seed_app(&source, &[200_000, 50_000]);
 
     let output = copy(&source, "team/app:1.0", &dest, "mirror/app:1.0", &[]);
-    assert_pushed(
-        &output,
-        &format!("{}/mirror/app:1.0", dest.host()),
-        &image.manifest_digest,
-    );
+    assert_mirrored(&output, &dest, &image);
     verify(&dest, "mirror/app:1.0", &image);
     assert_eq!(
         source.skopeo_inspect_raw("team/app:1.0"),
@@ -151,8 +169,7 @@ fn an_image_is_copied_between_two_registries_with_the_sources_digests() {
 #[test]
 fn a_two_platform_index_is_copied_whole_with_its_digest() {
     let (source, dest) = (basic_source(), token_destination());
-    let work = tempfile::tempdir().expect("temp dir");
-    let index = seed_index(&source, work.path(), "team/multi:2.0");
+    let index = seed_index(&source, "team/multi:2.0");
 
     let output = copy(&source, "team/multi:2.0", &dest, "mirror/multi:2.0", &[]);
     assert_pushed(
@@ -172,8 +189,7 @@ fn a_two_platform_index_is_copied_whole_with_its_digest() {
 #[test]
 fn one_platform_of_an_index_is_copied_with_its_own_digest() {
     let (source, dest) = (basic_source(), token_destination());
-    let work = tempfile::tempdir().expect("temp dir");
-    let index = seed_index(&source, work.path(), "team/multi:2.0");
+    let index = seed_index(&source, "team/multi:2.0");
     let arm64 = index.children[1].clone();
 
     let output = copy(
@@ -208,13 +224,7 @@ fn a_public_image_behind_bearer_tokens_is_read_with_an_anonymous_pull_token() {
             .anonymous_pull(),
     );
     let dest = plain_registry();
-    let work = tempfile::tempdir().expect("temp dir");
-    let image = seed(
-        &source,
-        work.path(),
-        &ImageSpec::new("1.0", &[30_000]),
-        "team/app:1.0",
-    );
+    let image = seed_app(&source, &[30_000]);
     let tokens = source.token_server().expect("token server");
     let before = tokens.scopes().len();
 
@@ -225,11 +235,7 @@ fn a_public_image_behind_bearer_tokens_is_read_with_an_anonymous_pull_token() {
         .arg(format!("{}/mirror/app:1.0", dest.host()))
         .output()
         .expect("run idpbuilder");
-    assert_pushed(
-        &output,
-        &format!("{}/mirror/app:1.0", dest.host()),
-        &image.manifest_digest,
-    );
+    assert_mirrored(&output, &dest, &image);
     let asked: Vec<String> = tokens.scopes().split_off(before);
     assert!(!asked.is_empty(), "a token was asked for");
     assert!(
@@ -239,38 +245,53 @@ fn a_public_image_behind_bearer_tokens_is_read_with_an_anonymous_pull_token() {
     verify(&dest, "mirror/app:1.0", &image);
 }
 
-#[test]
-fn a_reset_in_the_middle_of_a_blob_download_is_survived_with_the_digests_intact() {
+/// What [`copy_through_one_reset`] leaves to look at.
+struct ResetCopy {
+    output: Output,
+    proxy: FaultProxy,
+    dest: Registry,
+    /// The digest of the layer whose download was cut.
+    layer: String,
+}
+
+/// Copies `team/app:1.0`, an image with one `layer_size`-byte layer, from a plain source into a
+/// plain destination's `mirror/app:1.0` with `extra` flags, through a proxy that resets the
+/// first download of the layer after `reset_after` bytes; checks the copy came through with the
+/// source's digests and the download was cut once.
+fn copy_through_one_reset(layer_size: usize, reset_after: u64, extra: &[&str]) -> ResetCopy {
     let (source, dest) = (plain_registry(), plain_registry());
-    let work = tempfile::tempdir().expect("temp dir");
-    let image = seed(
-        &source,
-        work.path(),
-        &ImageSpec::new("1.0", &[400_000]),
-        "team/app:1.0",
-    );
-    let layer = &image.blob_digests[1];
+    let image = seed_app(&source, &[layer_size]);
+    let layer = image.blob_digests[1].clone();
     let proxy = FaultProxy::start(
         &source.host(),
-        vec![Rule::on("GET", &format!("/blobs/{layer}")).fault(Fault::ResetResponseAfter(150_000))],
+        vec![
+            Rule::on("GET", &format!("/blobs/{layer}"))
+                .fault(Fault::ResetResponseAfter(reset_after)),
+        ],
     );
-
-    let output = copy_cmd(
-        &source,
-        &proxy.host(),
-        "team/app:1.0",
-        &dest,
-        &dest.host(),
-        "mirror/app:1.0",
-    )
-    .output()
-    .expect("run idpbuilder");
-    assert_pushed(
-        &output,
-        &format!("{}/mirror/app:1.0", dest.host()),
-        &image.manifest_digest,
-    );
+    let output = copy_app_cmd(&source, &proxy.host(), &dest)
+        .args(extra)
+        .output()
+        .expect("run idpbuilder");
+    assert_mirrored(&output, &dest, &image);
     assert_eq!(proxy.faults_injected(), 1, "the download was cut once");
+    verify(&dest, "mirror/app:1.0", &image);
+    ResetCopy {
+        output,
+        proxy,
+        dest,
+        layer,
+    }
+}
+
+#[test]
+fn a_reset_in_the_middle_of_a_blob_download_is_survived_with_the_digests_intact() {
+    let ResetCopy {
+        output,
+        proxy,
+        dest,
+        layer,
+    } = copy_through_one_reset(400_000, 150_000, &[]);
     let gets = proxy
         .seen()
         .iter()
@@ -285,7 +306,6 @@ fn a_reset_in_the_middle_of_a_blob_download_is_survived_with_the_digests_intact(
         "the retry names the source: {}",
         stderr(&output)
     );
-    verify(&dest, "mirror/app:1.0", &image);
     assert!(
         dest.log()
             .contains("\"DELETE /v2/mirror/app/blobs/uploads/"),
@@ -295,51 +315,15 @@ fn a_reset_in_the_middle_of_a_blob_download_is_survived_with_the_digests_intact(
 
 #[test]
 fn a_reset_while_a_blob_in_parts_is_read_ahead_is_survived() {
-    let (source, dest) = (plain_registry(), plain_registry());
-    let work = tempfile::tempdir().expect("temp dir");
-    let image = seed(
-        &source,
-        work.path(),
-        &ImageSpec::new("1.0", &[1_500_000]),
-        "team/app:1.0",
-    );
-    let layer = &image.blob_digests[1];
     // The first GET of the layer is the check ahead of its first part.
-    let proxy = FaultProxy::start(
-        &source.host(),
-        vec![Rule::on("GET", &format!("/blobs/{layer}")).fault(Fault::ResetResponseAfter(500_000))],
-    );
-    let output = copy_cmd(
-        &source,
-        &proxy.host(),
-        "team/app:1.0",
-        &dest,
-        &dest.host(),
-        "mirror/app:1.0",
-    )
-    .args(["--chunk-size", "1MiB"])
-    .output()
-    .expect("run idpbuilder");
-    assert_pushed(
-        &output,
-        &format!("{}/mirror/app:1.0", dest.host()),
-        &image.manifest_digest,
-    );
-    assert_eq!(proxy.faults_injected(), 1);
-    verify(&dest, "mirror/app:1.0", &image);
+    copy_through_one_reset(1_500_000, 500_000, &["--chunk-size", "1MiB"]);
 }
 
 #[test]
 fn a_copy_inside_one_registry_mounts_every_blob_and_sends_no_layer_bytes() {
     let registry =
         Registry::start(RegistryOptions::default().auth(Auth::token(DEST_USER, DEST_PASS)));
-    let work = tempfile::tempdir().expect("temp dir");
-    let image = seed(
-        &registry,
-        work.path(),
-        &ImageSpec::new("1.0", &[600_000, 300_000]),
-        "team/app:1.0",
-    );
+    let image = seed_app(&registry, &[600_000, 300_000]);
     let proxy = FaultProxy::start(&registry.host(), vec![]);
 
     // No source credentials: the destination's own are used, as it is the same registry.
@@ -422,29 +406,12 @@ fn a_copy_needs_no_more_than_a_1_mib_tmpdir() {
         return;
     };
     let (source, dest) = (plain_registry(), plain_registry());
-    let work = tempfile::tempdir().expect("temp dir");
-    let image = seed(
-        &source,
-        work.path(),
-        &ImageSpec::new("1.0", &[3 << 20, 2 << 20]),
-        "team/app:1.0",
-    );
-    let output = copy_cmd(
-        &source,
-        &source.host(),
-        "team/app:1.0",
-        &dest,
-        &dest.host(),
-        "mirror/app:1.0",
-    )
-    .env("TMPDIR", tmpfs.0.path())
-    .output()
-    .expect("run idpbuilder");
-    assert_pushed(
-        &output,
-        &format!("{}/mirror/app:1.0", dest.host()),
-        &image.manifest_digest,
-    );
+    let image = seed_app(&source, &[3 << 20, 2 << 20]);
+    let output = copy_app_cmd(&source, &source.host(), &dest)
+        .env("TMPDIR", tmpfs.0.path())
+        .output()
+        .expect("run idpbuilder");
+    assert_mirrored(&output, &dest, &image);
     let left = std::fs::read_dir(tmpfs.0.path()).expect("tmpfs").count();
     assert_eq!(left, 0, "nothing was written to TMPDIR");
     verify(&dest, "mirror/app:1.0", &image);
@@ -453,36 +420,19 @@ fn a_copy_needs_no_more_than_a_1_mib_tmpdir() {
 #[test]
 fn the_source_password_never_shows_even_at_trace_level() {
     let (source, dest) = (basic_source(), token_destination());
-    let work = tempfile::tempdir().expect("temp dir");
-    let image = seed(
-        &source,
-        work.path(),
-        &ImageSpec::new("1.0", &[20_000]),
-        "team/app:1.0",
-    );
-    let output = copy_cmd(
-        &source,
-        &source.host(),
-        "team/app:1.0",
-        &dest,
-        &dest.host(),
-        "mirror/app:1.0",
-    )
-    .env_remove("IDPBUILDER_SRC_USERNAME")
-    .env_remove("IDPBUILDER_SRC_PASSWORD")
-    .args([
-        "--src-creds",
-        &format!("{SRC_USER}:{SRC_PASS}"),
-        "-l",
-        "trace",
-    ])
-    .output()
-    .expect("run idpbuilder");
-    assert_pushed(
-        &output,
-        &format!("{}/mirror/app:1.0", dest.host()),
-        &image.manifest_digest,
-    );
+    let image = seed_app(&source, &[20_000]);
+    let output = copy_app_cmd(&source, &source.host(), &dest)
+        .env_remove("IDPBUILDER_SRC_USERNAME")
+        .env_remove("IDPBUILDER_SRC_PASSWORD")
+        .args([
+            "--src-creds",
+            &format!("{SRC_USER}:{SRC_PASS}"),
+            "-l",
+            "trace",
+        ])
+        .output()
+        .expect("run idpbuilder");
+    assert_mirrored(&output, &dest, &image);
     let err = stderr(&output);
     assert!(
         err.contains("warning: a password given with --src-creds is visible to other users"),
@@ -506,13 +456,7 @@ fn src_creds_without_a_password_asks_on_the_terminal() {
         return;
     }
     let (source, dest) = (basic_source(), plain_registry());
-    let work = tempfile::tempdir().expect("temp dir");
-    let image = seed(
-        &source,
-        work.path(),
-        &ImageSpec::new("1.0", &[10_000]),
-        "team/app:1.0",
-    );
+    let image = seed_app(&source, &[10_000]);
     let ca = source.ca_file().expect("TLS").display().to_string();
     let args: Vec<String> = [
         "push",
@@ -610,13 +554,7 @@ fn an_unknown_source_host_exits_2_at_once_naming_it() {
 #[test]
 fn a_source_tag_or_digest_that_does_not_exist_exits_2_naming_the_image() {
     let (source, dest) = (basic_source(), plain_registry());
-    let work = tempfile::tempdir().expect("temp dir");
-    seed(
-        &source,
-        work.path(),
-        &ImageSpec::new("1.0", &[1000]),
-        "team/app:1.0",
-    );
+    seed_app(&source, &[1000]);
     let absent = sha256(b"not an image");
     for (from, shown) in [
         (
@@ -658,25 +596,12 @@ fn a_wrong_source_password_exits_3_with_basic_and_with_bearer_auth() {
     );
     let basic = basic_source();
     let dest = plain_registry();
-    let work = tempfile::tempdir().expect("temp dir");
     for source in [&basic, &bearer] {
-        seed(
-            source,
-            work.path(),
-            &ImageSpec::new("1.0", &[1000]),
-            "team/app:1.0",
-        );
-        let output = copy_cmd(
-            source,
-            &source.host(),
-            "team/app:1.0",
-            &dest,
-            &dest.host(),
-            "mirror/app:1.0",
-        )
-        .env("IDPBUILDER_SRC_PASSWORD", "wrong-password")
-        .output()
-        .expect("run idpbuilder");
+        seed_app(source, &[1000]);
+        let output = copy_app_cmd(source, &source.host(), &dest)
+            .env("IDPBUILDER_SRC_PASSWORD", "wrong-password")
+            .output()
+            .expect("run idpbuilder");
         let err = stderr(&output);
         assert_eq!(output.status.code(), Some(3), "{err}");
         assert!(
@@ -705,12 +630,7 @@ async fn fake_source(
     echoed: Option<&str>,
     blobs: &[(String, Vec<u8>)],
 ) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = open_registry().await;
     let mut answer = ResponseTemplate::new(200)
         .insert_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         .set_body_bytes(manifest.to_vec());

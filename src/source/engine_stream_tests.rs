@@ -4,23 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::source::Manifest;
-
-fn tar(files: &[(&str, &[u8])], links: &[(&str, &str)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        builder.append_data(&mut header, name, *data).unwrap();
-    }
-    for (name, target) in links {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Symlink);
-        header.set_size(0);
-        builder.append_link(&mut header, name, target).unwrap();
-    }
-    builder.into_inner().unwrap()
-}
+use crate::source::testing::tar_bytes;
 
 fn plan(diff_ids: &[&[u8]]) -> Plan {
     Plan {
@@ -108,7 +92,7 @@ fn classic() -> Vec<u8> {
     let manifest = json!([{"Config": config_name, "RepoTags": ["app:1.0"],
         "Layers": ["aaa/layer.tar", "bbb/layer.tar"]}])
     .to_string();
-    tar(
+    tar_bytes(
         &[
             ("aaa/VERSION", b"1.0"),
             ("aaa/json", b"{\"id\":\"aaa\"}"),
@@ -118,7 +102,7 @@ fn classic() -> Vec<u8> {
             ("manifest.json", manifest.as_bytes()),
             ("repositories", b"{}"),
         ],
-        &[("bbb/layer.tar", "../ccc/layer.tar")],
+        &[("bbb/layer.tar", "../ccc/layer.tar", tar::EntryType::Symlink)],
     )
 }
 
@@ -225,7 +209,7 @@ fn docker25(manifests_null: bool) -> (Vec<u8>, Manifest) {
         digest: m,
         bytes: manifest,
     };
-    (tar(&refs, &[]), root)
+    (tar_bytes(&refs, &[]), root)
 }
 
 #[tokio::test]
@@ -280,7 +264,7 @@ async fn an_index_with_only_the_local_platform_pushes_that_platform() {
         "annotations": {"io.containerd.image.name": "docker.io/library/app:1.0"}}]})
     .to_string();
     let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
-    let bytes = tar(
+    let bytes = tar_bytes(
         &[
             (&blob(&c), &config),
             (&blob(&l1), LAYER1),

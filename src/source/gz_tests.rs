@@ -5,18 +5,7 @@ use std::io::Write as _;
 use tokio::io::AsyncReadExt;
 
 use super::*;
-use crate::source::testing::gzip;
-
-fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        builder.append_data(&mut header, name, *data).unwrap();
-    }
-    builder.into_inner().unwrap()
-}
+use crate::source::testing::{gzip, tar_bytes};
 
 fn noise(len: usize) -> Vec<u8> {
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
@@ -45,12 +34,15 @@ fn the_index_keeps_small_json_whole_and_only_the_head_of_anything_else() {
     let path = tmp.path().join("a.tar.gz");
     std::fs::write(
         &path,
-        gzip(&tar_of(&[
-            ("index.json", b"{\"manifests\":[]}"),
-            ("pretty.json", pretty),
-            ("layer", &layer),
-            ("tiny", b"abc"),
-        ])),
+        gzip(&tar_bytes(
+            &[
+                ("index.json", b"{\"manifests\":[]}"),
+                ("pretty.json", pretty),
+                ("layer", &layer),
+                ("tiny", b"abc"),
+            ],
+            &[],
+        )),
     )
     .unwrap();
     let nodes = index(&path).unwrap();
@@ -69,7 +61,7 @@ fn json_past_the_budget_is_not_held() {
         .collect();
     let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), *b)).collect();
     let path = tmp.path().join("a.tar.gz");
-    std::fs::write(&path, gzip(&tar_of(&files))).unwrap();
+    std::fs::write(&path, gzip(&tar_bytes(&files, &[]))).unwrap();
     let nodes = index(&path).unwrap();
     let whole = (0..4)
         .filter(|i| held(&nodes, &format!("{i}.json")).len() == json.len())
@@ -80,7 +72,10 @@ fn json_past_the_budget_is_not_held() {
 #[test]
 fn a_corrupt_or_cut_gzip_is_refused_while_indexing() {
     let tmp = tempfile::tempdir().unwrap();
-    let bytes = gzip(&tar_of(&[("index.json", b"{}"), ("layer", &noise(50_000))]));
+    let bytes = gzip(&tar_bytes(
+        &[("index.json", b"{}"), ("layer", &noise(50_000))],
+        &[],
+    ));
     let path = tmp.path().join("cut.tar.gz");
     std::fs::write(&path, &bytes[..bytes.len() - 6]).unwrap();
     let err = index(&path).unwrap_err();

@@ -3,24 +3,7 @@
 use std::io::Write as _;
 
 use super::*;
-use crate::source::testing::gzip;
-
-fn tar_bytes(files: &[(&str, &[u8])], links: &[(&str, &str, tar::EntryType)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        builder.append_data(&mut header, name, *data).unwrap();
-    }
-    for (name, target, kind) in links {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(*kind);
-        header.set_size(0);
-        builder.append_link(&mut header, name, target).unwrap();
-    }
-    builder.into_inner().unwrap()
-}
+use crate::source::testing::{gzip, tar_bytes};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);

@@ -82,6 +82,14 @@ pub(crate) fn tar_dir(dir: &Path, out: &Path, gzip: bool) {
 
 /// Builds a tar of `files` (name, content) into `out`.
 pub(crate) fn tar_files(out: &Path, files: &[(&str, &[u8])], gzip: bool) {
+    write_maybe_gzip(out, &tar_bytes(files, &[]), gzip);
+}
+
+/// A tar in memory: `files` (name, content, mode 0644), then `links` (name, target, kind).
+pub(crate) fn tar_bytes(
+    files: &[(&str, &[u8])],
+    links: &[(&str, &str, tar::EntryType)],
+) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (name, data) in files {
         let mut header = tar::Header::new_gnu();
@@ -89,7 +97,13 @@ pub(crate) fn tar_files(out: &Path, files: &[(&str, &[u8])], gzip: bool) {
         header.set_mode(0o644);
         builder.append_data(&mut header, name, *data).unwrap();
     }
-    write_maybe_gzip(out, &builder.into_inner().unwrap(), gzip);
+    for (name, target, kind) in links {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_size(0);
+        builder.append_link(&mut header, name, target).unwrap();
+    }
+    builder.into_inner().unwrap()
 }
 
 pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -4,33 +4,18 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::Arc;
 
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::cases::spec;
-use super::support::{certs, fixtures, idpbuilder_at, stderr};
+use super::support::certs::{self, ServerCert};
+use super::support::mock_registry::empty_team_app;
+use super::support::{fixtures, idpbuilder_at, stderr};
 
 /// A registry that lets anyone in and refuses the upload with `status`.
 async fn refusing_uploads(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    Mock::given(method("HEAD"))
-        .and(path_regex("^/v2/team/app/blobs/"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/team/app/blobs/uploads/"))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(&server)
-        .await;
-    server
+    empty_team_app(ResponseTemplate::new(status)).await
 }
 
 /// A registry whose version check answers 401 with `challenge`.
@@ -136,8 +121,8 @@ async fn an_unknown_auth_scheme_is_refused_with_exit_3() {
 }
 
 /// A self-signed certificate for 127.0.0.1 that expired in 2020, made with `openssl ca`
-/// (the only way openssl 3.0 sets past dates); returns the certificate and key paths.
-fn expired_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+/// (the only way openssl 3.0 sets past dates); trusted as itself.
+fn expired_certificate(dir: &Path) -> ServerCert {
     let openssl = |args: &[&str]| certs::openssl_in(dir, args);
     std::fs::write(
         dir.join("ca.cnf"),
@@ -148,23 +133,16 @@ fn expired_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     .expect("write ca.cnf");
     std::fs::write(dir.join("index.txt"), "").expect("write index.txt");
     std::fs::write(dir.join("serial"), "01\n").expect("write serial");
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "key.pem",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-out",
-        "csr.pem",
-    ]);
+    certs::p256_request(
+        &dir.join("key.pem"),
+        &dir.join("csr.pem"),
+        &[
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+    );
     openssl(&[
         "ca",
         "-batch",
@@ -182,27 +160,17 @@ fn expired_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         "-out",
         "cert.pem",
     ]);
-    (dir.join("cert.pem"), dir.join("key.pem"))
+    ServerCert {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        trust: dir.join("cert.pem"),
+    }
 }
 
 /// A TLS server on 127.0.0.1 presenting `cert`: it only shakes hands, which is as far as a
 /// client that refuses the certificate gets. Returns its `host:port`.
-fn tls_server(cert: &Path, key: &Path) -> String {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .expect("read certificate")
-        .collect::<Result<_, _>>()
-        .expect("parse certificate");
-    let key = PrivateKeyDer::from_pem_file(key).expect("read key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
-    let config = Arc::new(config);
+fn tls_server(cert: &ServerCert) -> String {
+    let config = certs::rustls_server_config(cert);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address").to_string();
     std::thread::spawn(move || {
@@ -220,12 +188,12 @@ fn tls_server(cert: &Path, key: &Path) -> String {
 #[test]
 fn an_expired_certificate_exits_4_even_when_trusted() {
     let work = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = expired_certificate(work.path());
-    let host = tls_server(&cert, &key);
+    let cert = expired_certificate(work.path());
+    let host = tls_server(&cert);
     fixtures::oci_layout(&work.path().join("l"), &spec());
     let output = idpbuilder_at(work.path())
         .args(["push", "--ca-file"])
-        .arg(&cert)
+        .arg(&cert.cert)
         .arg(work.path().join("l"))
         .arg(format!("{host}/team/app:1.0"))
         .output()

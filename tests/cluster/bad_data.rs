@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::support::kube_api::{FakeCluster, KubeAuth};
 use super::{
-    Recorder, idpbuilder, idpbuilder_cluster, idpbuilder_registry, image, push_to_recorder, text,
+    Recorder, idpbuilder, idpbuilder_cluster, idpbuilder_registry, image, push_to_recorder,
+    push_with_cluster, text,
 };
 
 /// Pushes to a recorder standing for the Gitea host, with a cluster that lists it and holds
@@ -63,19 +64,7 @@ fn a_configmap_holding_garbage_is_passed_over_and_tls_fails_with_exit_4() {
         "idpbuilder-cert",
         &[("ca.crt", "this is not a certificate")],
     );
-    let output = idpbuilder(home.path())
-        .env(
-            "KUBECONFIG",
-            cluster.kubeconfig(home.path(), KubeAuth::Token),
-        )
-        .args([
-            "-l",
-            "debug",
-            &layout,
-            &format!("{}/giteaadmin/app:1.0", registry.localhost()),
-        ])
-        .output()
-        .expect("run idpbuilder");
+    let output = push_with_cluster(home.path(), &cluster, &layout, &registry);
     let all = text(&output);
     assert_eq!(output.status.code(), Some(4), "{all}");
     assert!(

@@ -22,7 +22,7 @@ use assert_cmd::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use support::fixtures::{self, ImageSpec};
-use support::kube_api::FakeCluster;
+use support::kube_api::{FakeCluster, KubeAuth};
 use support::registry::{Auth, Registry, RegistryOptions, Tls};
 pub use support::text;
 use wiremock::matchers::{method, path};
@@ -74,6 +74,26 @@ pub fn idpbuilder(home: &Path) -> Command {
     let mut cmd = support::idpbuilder_at(home);
     cmd.arg("push");
     cmd
+}
+
+/// Pushes `layout` at `-l debug` into `registry` as `localhost:PORT/giteaadmin/app:1.0`, with
+/// `cluster` reached through a token kubeconfig written in `home`.
+pub fn push_with_cluster(
+    home: &Path,
+    cluster: &FakeCluster,
+    layout: &str,
+    registry: &Registry,
+) -> std::process::Output {
+    idpbuilder(home)
+        .env("KUBECONFIG", cluster.kubeconfig(home, KubeAuth::Token))
+        .args([
+            "-l",
+            "debug",
+            layout,
+            &format!("{}/giteaadmin/app:1.0", registry.localhost()),
+        ])
+        .output()
+        .expect("run idpbuilder")
 }
 
 pub fn image(dir: &Path) -> (String, fixtures::FixtureImage) {

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::support::kube_api::{self, KubeAuth};
 use super::{
     CertAt, PASS, Recorder, USER, basic, idpbuilder, idpbuilder_cluster, idpbuilder_registry,
-    image, push_to_recorder, text,
+    image, push_to_recorder, push_with_cluster, text,
 };
 
 #[test]
@@ -24,19 +24,7 @@ fn the_cluster_certificate_is_not_trusted_for_a_host_that_is_not_its_gitea() {
     let unreadable = idpbuilder_cluster(&[], Some((&ca, CertAt::DefaultSecret)));
     unreadable.forbid(&kube_api::ingress_path("gitea"));
     for cluster in [listed_elsewhere, unreadable] {
-        let output = idpbuilder(home.path())
-            .env(
-                "KUBECONFIG",
-                cluster.kubeconfig(home.path(), KubeAuth::Token),
-            )
-            .args([
-                "-l",
-                "debug",
-                &layout,
-                &format!("{}/giteaadmin/app:1.0", registry.localhost()),
-            ])
-            .output()
-            .expect("run idpbuilder");
+        let output = push_with_cluster(home.path(), &cluster, &layout, &registry);
         let all = text(&output);
         assert_eq!(output.status.code(), Some(4), "{all}");
         assert!(all.contains("is not the cluster's Gitea"), "{all}");

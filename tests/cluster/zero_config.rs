@@ -6,9 +6,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::support::kube_api::{self, FakeCluster, KubeAuth, SilentServer};
+use super::support::push::result_line;
 use super::support::registry::Registry;
 use super::support::skopeo::TestRegistry as _;
-use super::support::{stderr, stdout};
+use super::support::stderr;
 use super::{CertAt, PASS, USER, idpbuilder, idpbuilder_cluster, idpbuilder_registry, image, text};
 
 /// Pushes with no credential or TLS flag, with `kubeconfig` given by `how`, and checks the
@@ -46,12 +47,10 @@ fn zero_config_push(
         "push failed:\n{all}\nregistry log:\n{}",
         registry.log()
     );
-    let last = stdout(&output)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(last, format!("{dest}@{}", expected.manifest_digest));
+    assert_eq!(
+        result_line(&output),
+        format!("{dest}@{}", expected.manifest_digest)
+    );
     let (_, digest) = registry.skopeo_inspect_raw("giteaadmin/app:1.0");
     assert_eq!(
         digest, expected.manifest_digest,

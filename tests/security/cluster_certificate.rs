@@ -6,11 +6,10 @@ use std::path::Path;
 use super::fake::Fake;
 use super::support::certs::{self, ServerCert};
 use super::support::kube_api::{FakeCluster, KubeAuth};
-use super::{PASS, Sessions, USER, anonymous_registry, idpbuilder, image, text};
+use super::{PASS, Sessions, USER, anonymous_registry, push_image, text};
 
 /// A certificate for localhost / 127.0.0.1 signed by the idpbuilder-shaped `issuer`.
 fn signed_by(issuer: &ServerCert, dir: &Path) -> ServerCert {
-    let s = |p: &Path| p.display().to_string();
     let ext = dir.join("leaf.ext");
     std::fs::write(
         &ext,
@@ -26,39 +25,12 @@ fn signed_by(issuer: &ServerCert, dir: &Path) -> ServerCert {
         dir.join("leaf.csr"),
         dir.join("leaf.crt"),
     );
-    certs::openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &s(&key),
-        "-out",
-        &s(&csr),
-    ]);
-    certs::openssl(&[
-        "x509",
-        "-req",
-        "-days",
-        "2",
-        "-set_serial",
-        "9",
-        "-in",
-        &s(&csr),
-        "-CA",
-        &s(&issuer.cert),
-        "-CAkey",
-        &s(&issuer.key),
-        "-extfile",
-        &s(&ext),
-        "-out",
-        &s(&cert),
-    ]);
+    certs::p256_request(&key, &csr, &["-subj", "/CN=localhost"]);
+    let signer = certs::Signer {
+        cert: &issuer.cert,
+        key: &issuer.key,
+    };
+    certs::sign_request(&csr, signer, "9", &ext, &cert);
     ServerCert {
         cert,
         key,
@@ -88,13 +60,9 @@ fn push(home: &Path, served: &ServerCert, idpbuilder_cert: &Path) -> (Option<i32
         anonymous_registry(seen, me, &sessions, me)
     });
     let cluster = cluster(idpbuilder_cert);
-    let layout = image(home, 3_000);
-    let output = idpbuilder(home)
-        .env("KUBECONFIG", cluster.kubeconfig(home, KubeAuth::Token))
-        .arg(&layout)
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
+    let output = push_image(home, 3_000, registry.port(), |cmd| {
+        cmd.env("KUBECONFIG", cluster.kubeconfig(home, KubeAuth::Token));
+    });
     (output.status.code(), text(&output))
 }
 

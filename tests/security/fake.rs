@@ -10,10 +10,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::support::certs::ServerCert;
+use super::support::certs::{self, ServerCert};
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
@@ -84,19 +82,7 @@ impl Fake {
         cert: &ServerCert,
         handler: impl Fn(&Seen, SocketAddr) -> Reply + Send + Sync + 'static,
     ) -> Fake {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert)
-            .expect("read certificate")
-            .collect::<Result<_, _>>()
-            .expect("parse certificate");
-        let key = PrivateKeyDer::from_pem_file(&cert.key).expect("read key");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = tokio_rustls::TlsAcceptor::from(certs::rustls_server_config(cert));
         Fake::start(
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             Some(acceptor),

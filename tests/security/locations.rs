@@ -3,9 +3,7 @@
 
 use super::fake::{Fake, Reply};
 use super::support::certs;
-use super::{
-    PASS, Scheme, Sessions, USER, anonymous_registry, basic, idpbuilder, image, registry, text,
-};
+use super::{PASS, Scheme, Sessions, USER, anonymous_registry, basic, push_image, registry, text};
 
 /// 1.5 MiB of incompressible bytes: more than one `--chunk-size 1MiB` chunk.
 const LARGE: usize = 1_536 * 1024;
@@ -20,9 +18,8 @@ fn push_with_foreign_uploads(scheme: Scheme, layer: usize, extra: &[&str]) {
     };
     let registry = Fake::plain(registry(scheme, sessions, Some(foreign.addr())));
     let home = tempfile::tempdir().expect("home");
-    let layout = image(home.path(), layer);
-    let output = idpbuilder(home.path())
-        .args([
+    let output = push_image(home.path(), layer, registry.port(), |cmd| {
+        cmd.args([
             "--plain-http",
             "--concurrency",
             "1",
@@ -31,11 +28,8 @@ fn push_with_foreign_uploads(scheme: Scheme, layer: usize, extra: &[&str]) {
             "--password-stdin",
         ])
         .args(extra)
-        .write_stdin(format!("{PASS}\n"))
-        .arg(&layout)
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
+        .write_stdin(format!("{PASS}\n"));
+    });
     let case = format!("{scheme:?}, {layer} byte layer, {extra:?}");
     assert_eq!(output.status.code(), Some(0), "{case}: {}", text(&output));
 
@@ -84,14 +78,10 @@ fn a_redirect_to_another_origin_is_followed_without_credentials() {
         inner(seen, me)
     });
     let home = tempfile::tempdir().expect("home");
-    let layout = image(home.path(), 3_000);
-    let output = idpbuilder(home.path())
-        .args(["--plain-http", "-u", USER, "--password-stdin"])
-        .write_stdin(format!("{PASS}\n"))
-        .arg(&layout)
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
+    let output = push_image(home.path(), 3_000, registry.port(), |cmd| {
+        cmd.args(["--plain-http", "-u", USER, "--password-stdin"])
+            .write_stdin(format!("{PASS}\n"));
+    });
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(
         foreign.seen().iter().any(|s| s.method == "HEAD"),
@@ -107,15 +97,12 @@ fn a_redirect_to_another_origin_is_followed_without_credentials() {
     );
 }
 
-/// A TLS registry for `team/app` with a CA-signed certificate, taking anyone, whose answer to
-/// `method path` is replaced by `reply`.
-fn tls_registry(
-    dir: &std::path::Path,
-    method: &'static str,
-    path: &'static str,
-    reply: Reply,
-) -> (Fake, std::path::PathBuf) {
-    let cert = certs::ca_signed(dir);
+/// Pushes (with `--retries 2`) to a TLS registry for `team/app` with a CA-signed certificate,
+/// taking anyone, whose answer to `method path` is replaced by `reply`, and checks the push
+/// exits 1 naming plain HTTP.
+fn assert_push_refuses_plain_http(method: &'static str, path: &'static str, reply: Reply) {
+    let home = tempfile::tempdir().expect("home");
+    let cert = certs::ca_signed(home.path());
     let sessions = Sessions::default();
     let registry = Fake::tls(&cert, move |seen, me| {
         if seen.method == method && seen.target.starts_with(path) {
@@ -123,46 +110,27 @@ fn tls_registry(
         }
         anonymous_registry(seen, me, &sessions, me)
     });
-    (registry, cert.trust)
+    let output = push_image(home.path(), 3_000, registry.port(), |cmd| {
+        cmd.args(["--retries", "2", "--ca-file"]).arg(&cert.trust);
+    });
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("plain HTTP"), "{all}");
 }
 
 #[test]
 fn a_tls_registry_is_never_redirected_to_plain_http() {
     let plain = Fake::plain(|_, _| Reply::status(200));
-    let home = tempfile::tempdir().expect("home");
     let down = Reply::status(307).header("Location", &format!("http://{}/v2/", plain.addr()));
-    let (registry, ca) = tls_registry(home.path(), "GET", "/v2/", down);
-    let layout = image(home.path(), 3_000);
-    let output = idpbuilder(home.path())
-        .args(["--retries", "2", "--ca-file"])
-        .arg(&ca)
-        .arg(&layout)
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
-    let all = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{all}");
-    assert!(all.contains("plain HTTP"), "{all}");
+    assert_push_refuses_plain_http("GET", "/v2/", down);
     assert!(plain.seen().is_empty(), "{:?}", plain.seen());
 }
 
 #[test]
 fn an_upload_location_on_plain_http_is_refused_for_a_tls_registry() {
     let plain = Fake::plain(|_, _| Reply::status(201));
-    let home = tempfile::tempdir().expect("home");
     let down = Reply::status(202).header("Location", &format!("http://{}/upload/1", plain.addr()));
-    let (registry, ca) = tls_registry(home.path(), "POST", "/v2/team/app/blobs/uploads/", down);
-    let layout = image(home.path(), 3_000);
-    let output = idpbuilder(home.path())
-        .args(["--retries", "2", "--ca-file"])
-        .arg(&ca)
-        .arg(&layout)
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
-    let all = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{all}");
-    assert!(all.contains("plain HTTP"), "{all}");
+    assert_push_refuses_plain_http("POST", "/v2/team/app/blobs/uploads/", down);
     assert!(
         plain.seen().is_empty(),
         "no blob byte left in clear text: {:?}",

@@ -69,6 +69,24 @@ pub fn image(dir: &Path, layer: usize) -> String {
     layout.display().to_string()
 }
 
+/// `idpbuilder push` (see [`idpbuilder`]) of an image with one `layer`-byte layer (see
+/// [`image`]) written in `home`, into `127.0.0.1:PORT/team/app:1.0`, with the flags (and stdin)
+/// `with` adds.
+pub fn push_image(
+    home: &Path,
+    layer: usize,
+    port: u16,
+    with: impl FnOnce(&mut assert_cmd::Command),
+) -> Output {
+    let layout = image(home, layer);
+    let mut cmd = idpbuilder(home);
+    with(&mut cmd);
+    cmd.arg(&layout)
+        .arg(format!("127.0.0.1:{port}/team/app:1.0"))
+        .output()
+        .expect("run idpbuilder")
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "{}{}",

@@ -3,7 +3,7 @@
 
 use super::fake::{Fake, Reply};
 use super::support::certs;
-use super::{PASS, USER, idpbuilder, image, text};
+use super::{PASS, USER, push_image, text};
 
 /// A registry at `me` that answers every request with a Bearer challenge naming `realm`.
 fn challenging(realm: String) -> impl Fn(&super::fake::Seen, std::net::SocketAddr) -> Reply {
@@ -22,15 +22,11 @@ fn a_tls_registrys_plain_http_token_realm_is_refused_and_gets_no_credentials() {
     let cert = certs::ca_signed(home.path());
     // Same host, another port, plain HTTP.
     let registry = Fake::tls(&cert, challenging(format!("http://{}/token", token.addr())));
-    let layout = image(home.path(), 3_000);
-    let output = idpbuilder(home.path())
-        .args(["-u", USER, "--password-stdin", "--ca-file"])
-        .arg(&cert.trust)
-        .write_stdin(format!("{PASS}\n"))
-        .arg(&layout)
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
+    let output = push_image(home.path(), 3_000, registry.port(), |cmd| {
+        cmd.args(["-u", USER, "--password-stdin", "--ca-file"])
+            .arg(&cert.trust)
+            .write_stdin(format!("{PASS}\n"));
+    });
     let all = text(&output);
     assert_eq!(output.status.code(), Some(3), "{all}");
     let error = all
@@ -58,14 +54,10 @@ fn credentials_never_go_in_clear_text_to_another_hosts_token_realm() {
         token.port()
     )));
     let home = tempfile::tempdir().expect("home");
-    let layout = image(home.path(), 3_000);
-    let output = idpbuilder(home.path())
-        .args(["--plain-http", "-u", USER, "--password-stdin"])
-        .write_stdin(format!("{PASS}\n"))
-        .arg(&layout)
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
+    let output = push_image(home.path(), 3_000, registry.port(), |cmd| {
+        cmd.args(["--plain-http", "-u", USER, "--password-stdin"])
+            .write_stdin(format!("{PASS}\n"));
+    });
     let all = text(&output);
     assert_eq!(output.status.code(), Some(3), "{all}");
     assert!(all.contains("not sending"), "{all}");

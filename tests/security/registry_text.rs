@@ -2,7 +2,7 @@
 //! characters escaped: no escape sequence is played, no line is forged.
 
 use super::fake::{Fake, Reply};
-use super::{Sessions, anonymous_registry, idpbuilder, image, text};
+use super::{Sessions, anonymous_registry, push_image, text};
 
 /// Clears the screen, paints in red, and forges an `error:` line of its own.
 const HOSTILE: &str = "\u{1b}[2J\u{1b}[31mowned\u{1b}[0m\nerror: fake\rhint: fake";
@@ -39,12 +39,9 @@ fn assert_escaped(all: &str) {
 fn a_registrys_error_message_is_shown_with_control_characters_escaped() {
     let registry = hostile(400);
     let home = tempfile::tempdir().expect("home");
-    let layout = image(home.path(), 3_000);
-    let output = idpbuilder(home.path())
-        .args(["--plain-http", &layout])
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
+    let output = push_image(home.path(), 3_000, registry.port(), |cmd| {
+        cmd.args(["--plain-http"]);
+    });
     let all = text(&output);
     assert_eq!(output.status.code(), Some(1), "{all}");
     assert_escaped(&all);
@@ -54,12 +51,9 @@ fn a_registrys_error_message_is_shown_with_control_characters_escaped() {
 fn a_registrys_error_message_is_escaped_in_retry_warnings_too() {
     let registry = hostile(503);
     let home = tempfile::tempdir().expect("home");
-    let layout = image(home.path(), 3_000);
-    let output = idpbuilder(home.path())
-        .args(["--plain-http", "--retries", "2", &layout])
-        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()))
-        .output()
-        .expect("run idpbuilder");
+    let output = push_image(home.path(), 3_000, registry.port(), |cmd| {
+        cmd.args(["--plain-http", "--retries", "2"]);
+    });
     let all = text(&output);
     assert_eq!(output.status.code(), Some(1), "{all}");
     assert!(all.contains("retrying"), "a retry was logged: {all}");

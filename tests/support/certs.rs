@@ -6,9 +6,16 @@
 //!   CA (`CA:TRUE`, `keyCertSign`) and the server's own (`serverAuth`, host names in the SAN),
 //!   as idpbuilder's ingress serves it;
 //! - an RSA key and self-signed certificate that signs the token server's JWTs.
+//!
+//! Also the `openssl` steps tests use to make other shapes (a P-256 key and request, a request
+//! signed by a CA), and the rustls configuration a test server presents a certificate with.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A server certificate and key, plus the PEM file a client must trust to accept it.
 #[derive(Clone, Debug)]
@@ -47,24 +54,7 @@ pub fn ca_signed(dir: &Path) -> ServerCert {
          keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n",
     );
     let (ca_key, ca_crt) = (dir.join("ca.key"), dir.join("ca.crt"));
-    openssl(&[
-        "req",
-        "-x509",
-        "-new",
-        "-config",
-        &s(&ca_cnf),
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        &s(&ca_key),
-        "-out",
-        &s(&ca_crt),
-    ]);
+    self_signed(&ca_cnf, P256, &ca_key, &ca_crt);
 
     let csr_cnf = write(
         dir,
@@ -86,39 +76,17 @@ pub fn ca_signed(dir: &Path) -> ServerCert {
         dir.join("server.csr"),
         dir.join("server.crt"),
     );
-    openssl(&[
-        "req",
-        "-new",
-        "-config",
-        &s(&csr_cnf),
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &s(&key),
-        "-out",
-        &s(&csr),
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-days",
+    p256_request(&key, &csr, &["-config", &s(&csr_cnf)]);
+    sign_request(
+        &csr,
+        Signer {
+            cert: &ca_crt,
+            key: &ca_key,
+        },
         "2",
-        "-set_serial",
-        "2",
-        "-in",
-        &s(&csr),
-        "-CA",
-        &s(&ca_crt),
-        "-CAkey",
-        &s(&ca_key),
-        "-extfile",
-        &s(&ext),
-        "-out",
-        &s(&crt),
-    ]);
+        &ext,
+        &crt,
+    );
     ServerCert {
         cert: crt,
         key,
@@ -143,24 +111,7 @@ pub fn idpbuilder_shaped(dir: &Path) -> ServerCert {
         ),
     );
     let (key, crt) = (dir.join("idpbuilder.key"), dir.join("idpbuilder.crt"));
-    openssl(&[
-        "req",
-        "-x509",
-        "-new",
-        "-config",
-        &s(&cnf),
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        &s(&key),
-        "-out",
-        &s(&crt),
-    ]);
+    self_signed(&cnf, P256, &key, &crt);
     ServerCert {
         cert: crt.clone(),
         key,
@@ -178,23 +129,91 @@ pub fn token_issuer(dir: &Path) -> IssuerCert {
          [v3]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n",
     );
     let (key, crt) = (dir.join("issuer.key"), dir.join("issuer.crt"));
+    self_signed(&cnf, &["-newkey", "rsa:2048"], &key, &crt);
+    IssuerCert { cert: crt, key }
+}
+
+/// `openssl req` arguments for a new ECDSA P-256 key.
+const P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
+/// A self-signed certificate valid for 2 days at `crt`, with its subject and extensions from
+/// the `openssl req` config `cnf` and a new key (made with `new_key`, unencrypted) at `key`.
+fn self_signed(cnf: &Path, new_key: &[&str], key: &Path, crt: &Path) {
+    let (cnf, key, crt) = (s(cnf), s(key), s(crt));
+    let mut args = vec!["req", "-x509", "-new", "-config", &cnf];
+    args.extend_from_slice(new_key);
+    args.extend_from_slice(&["-nodes", "-days", "2", "-keyout", &key, "-out", &crt]);
+    openssl(&args);
+}
+
+/// `openssl req -new`: a new ECDSA P-256 key (unencrypted) at `key` and a signing request for
+/// it at `csr`; `subject` gives what it asks for (`-subj NAME` or `-config FILE`, any
+/// `-addext`).
+pub fn p256_request(key: &Path, csr: &Path, subject: &[&str]) {
+    let (key, csr) = (s(key), s(csr));
+    let mut args = vec!["req", "-new"];
+    args.extend_from_slice(P256);
+    args.push("-nodes");
+    args.extend_from_slice(subject);
+    args.extend_from_slice(&["-keyout", &key, "-out", &csr]);
+    openssl(&args);
+}
+
+/// The certificate and key that sign a request (PEM files).
+#[derive(Clone, Copy)]
+pub struct Signer<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
+/// `openssl x509 -req`: the request `csr` signed by `by`, valid for 2 days, with serial
+/// `serial` and the extensions in the file `ext`, into `crt`.
+pub fn sign_request(csr: &Path, by: Signer, serial: &str, ext: &Path, crt: &Path) {
     openssl(&[
-        "req",
-        "-x509",
-        "-new",
-        "-config",
-        &s(&cnf),
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
+        "x509",
+        "-req",
         "-days",
         "2",
-        "-keyout",
-        &s(&key),
+        "-set_serial",
+        serial,
+        "-in",
+        &s(csr),
+        "-CA",
+        &s(by.cert),
+        "-CAkey",
+        &s(by.key),
+        "-extfile",
+        &s(ext),
         "-out",
-        &s(&crt),
+        &s(crt),
     ]);
-    IssuerCert { cert: crt, key }
+}
+
+/// The certificate chain and private key a server presents with `cert`, read for rustls.
+pub fn rustls_identity(
+    cert: &ServerCert,
+) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let chain = CertificateDer::pem_file_iter(&cert.cert)
+        .unwrap_or_else(|e| panic!("cannot read certificate {}: {e}", cert.cert.display()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("cannot parse certificate {}: {e}", cert.cert.display()));
+    let key = PrivateKeyDer::from_pem_file(&cert.key)
+        .unwrap_or_else(|e| panic!("cannot read key {}: {e}", cert.key.display()));
+    (chain, key)
+}
+
+/// A rustls server configuration (ring, safe default protocol versions) presenting `cert`,
+/// asking no client certificate.
+pub fn rustls_server_config(cert: &ServerCert) -> Arc<rustls::ServerConfig> {
+    let (chain, key) = rustls_identity(cert);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server TLS config");
+    Arc::new(config)
 }
 
 /// The base64 DER body of the first certificate in a PEM file (the form JWT `x5c` wants).

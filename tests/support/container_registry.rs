@@ -11,13 +11,14 @@
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
+use super::server_process::ServerProcess;
 use super::skopeo::{self, TestRegistry};
 
 /// The version `make tools` installs and the tests are written against.
@@ -30,9 +31,6 @@ pub const TOOLS_BIN: &str = ".tools/bin/container-registry";
 pub const USER: &str = "giteaadmin";
 /// The password every test instance is started with.
 pub const PASS: &str = "cr-Pa55word";
-
-const READY_DEADLINE: Duration = Duration::from_secs(10);
-const PORT_ATTEMPTS: usize = 5;
 
 /// A running container-registry; killed (and its temp dir removed) on drop.
 pub struct ContainerRegistry {
@@ -90,31 +88,24 @@ impl ContainerRegistry {
         let log_path = dir.path().join("registry.log");
         skopeo::prepare(dir.path(), None);
 
-        let mut failures = Vec::new();
-        for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
-            let mut child = spawn(bin, port, &storage, &log_path);
-            match wait_ready(&mut child, port, &log_path) {
-                Ok(()) => {
-                    return ContainerRegistry {
-                        child,
-                        port,
-                        log_path,
-                        storage,
-                        dir,
-                    };
-                }
-                Err(log) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    if !log.contains("failed to bind listener") {
-                        panic!("container-registry did not start on port {port}:\n{log}");
-                    }
-                    failures.push(log);
-                }
-            }
+        let server = ServerProcess {
+            name: "container-registry",
+            log_path: &log_path,
+            port_taken: "failed to bind listener",
+        };
+        // Bound its port (so nobody else answers there), and `GET /v2/` gets an HTTP answer
+        // (401 without credentials).
+        let (child, port) = server.start(
+            |port| spawn(bin, port, &storage, &log_path),
+            |log, port| log.contains("bound, starting to serve") && answers_v2(port),
+        );
+        ContainerRegistry {
+            child,
+            port,
+            log_path,
+            storage,
+            dir,
         }
-        panic!("container-registry found no free port: {failures:#?}");
     }
 
     /// `127.0.0.1:PORT`.
@@ -172,14 +163,6 @@ impl Drop for ContainerRegistry {
     }
 }
 
-/// A port that was free a moment ago (the registry may still lose a race for it; we retry).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free port")
-        .port()
-}
-
 /// `container-registry -b 127.0.0.1:PORT -p PASS -s STORAGE`, logging requests without colour.
 fn spawn(bin: &Path, port: u16, storage: &Path, log_path: &Path) -> Child {
     let log = File::create(log_path).expect("create container-registry log");
@@ -197,28 +180,6 @@ fn spawn(bin: &Path, port: u16, storage: &Path, log_path: &Path) -> Child {
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
-}
-
-/// Waits until the registry has logged that it bound its port (so nobody else answers there)
-/// and `GET /v2/` gets an HTTP answer (401 without credentials); `Err(log)` if it exits or the
-/// deadline passes.
-fn wait_ready(child: &mut Child, port: u16, log_path: &Path) -> Result<(), String> {
-    let deadline = Instant::now() + READY_DEADLINE;
-    loop {
-        let log = std::fs::read_to_string(log_path).unwrap_or_default();
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("container-registry exited ({status}):\n{log}"));
-        }
-        if log.contains("bound, starting to serve") && answers_v2(port) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "container-registry not ready after {READY_DEADLINE:?}:\n{log}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Whether an HTTP server on `port` answers `GET /v2/`.

@@ -24,11 +24,11 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 
-use super::certs::{self, openssl};
+use super::certs;
 
 /// The bearer token the token kubeconfig carries.
 pub const TOKEN: &str = "fake-cluster-admin-token";
@@ -440,11 +440,7 @@ fn respond(
 
 fn server_config(dir: &Path, server: &certs::ServerCert) -> rustls::ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&server.cert)
-        .expect("server cert")
-        .collect::<Result<_, _>>()
-        .expect("server cert PEM");
-    let key = PrivateKeyDer::from_pem_file(&server.key).expect("server key");
+    let (chain, key) = certs::rustls_identity(server);
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_file_iter(dir.join("ca.crt")).expect("CA") {
         roots.add(ca.expect("CA PEM")).expect("add CA");
@@ -473,38 +469,19 @@ fn client_certificate(dir: &Path) {
          extendedKeyUsage = clientAuth\n",
     )
     .expect("write client.ext");
-    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/O=system:masters/CN=kubernetes-admin",
-        "-keyout",
-        &path("client.key"),
-        "-out",
-        &path("client.csr"),
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-days",
-        "2",
-        "-set_serial",
+    certs::p256_request(
+        &dir.join("client.key"),
+        &dir.join("client.csr"),
+        &["-subj", "/O=system:masters/CN=kubernetes-admin"],
+    );
+    certs::sign_request(
+        &dir.join("client.csr"),
+        certs::Signer {
+            cert: &dir.join("ca.crt"),
+            key: &dir.join("ca.key"),
+        },
         "7",
-        "-in",
-        &path("client.csr"),
-        "-CA",
-        &path("ca.crt"),
-        "-CAkey",
-        &path("ca.key"),
-        "-extfile",
-        &path("client.ext"),
-        "-out",
-        &path("client.crt"),
-    ]);
+        &dir.join("client.ext"),
+        &dir.join("client.crt"),
+    );
 }

@@ -1,6 +1,6 @@
 //! Shared test support: the one way to launch the binary (`launch`), real registries
-//! (distribution and container-registry), a fault-injecting proxy, a Gitea-shaped fake, certificates,
-//! a token server and small images.
+//! (distribution and container-registry), wiremock registries, a fault-injecting proxy, a
+//! Gitea-shaped fake, certificates, a token server and small images.
 //!
 //! Each test binary says `mod support;` and uses what it needs, so unused items are normal here.
 #![allow(dead_code)]
@@ -14,9 +14,11 @@ pub mod fixtures;
 pub mod gitea_fake;
 pub mod kube_api;
 pub mod launch;
+pub mod mock_registry;
 pub mod push;
 pub mod raw_image;
 pub mod registry;
+pub mod server_process;
 pub mod skopeo;
 pub mod token_server;
 

@@ -2,6 +2,8 @@
 //! shared by `tests/push.rs` (distribution in every TLS and auth shape) and `tests/registries.rs`
 //! (the same cases against each registry implementation).
 
+use std::process::Output;
+
 use assert_cmd::Command;
 
 use super::fixtures::{self, FixtureImage};
@@ -39,13 +41,8 @@ pub fn push_and_verify(
         stderr(&output),
         registry.log()
     );
-    let last = stdout(&output)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
     assert_eq!(
-        last,
+        result_line(&output),
         format!(
             "{}/{}@{}",
             registry.host(),
@@ -55,6 +52,15 @@ pub fn push_and_verify(
         "result line"
     );
     verify(registry, repo_tag, expected);
+}
+
+/// The last line a push printed on stdout: its result, `HOST/REPO:TAG@DIGEST` on success.
+pub fn result_line(output: &Output) -> String {
+    stdout(output)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// skopeo reads `repo_tag` with the source's manifest digest, and copies every blob (and every

@@ -6,21 +6,18 @@
 //! through skopeo (the reference client) or straight from the registry's storage directory.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use super::certs;
+use super::server_process::ServerProcess;
 use super::skopeo::{self, TestRegistry};
 use super::token_server::{self, TokenServer};
 
 /// Where the registry binary lives; `IDPBUILDER_TEST_REGISTRY_BIN` overrides it.
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
-const READY_DEADLINE: Duration = Duration::from_secs(10);
-const PORT_ATTEMPTS: usize = 5;
 
 /// How the registry serves: plain HTTP, or HTTPS with one of the test certificate shapes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,43 +141,38 @@ impl Registry {
         let log_path = dir.path().join("registry.log");
         skopeo::prepare(dir.path(), server_cert.as_ref());
 
-        let mut failures = Vec::new();
-        for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
-            let config = format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    \
-                 rootdirectory: \"{}\"\n  delete:\n    enabled: true\n  maintenance:\n    \
-                 uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  \
-                 secret: idpbuilder-push-tests\n{tls_yaml}{auth_yaml}",
-                storage.display()
-            );
-            let config_path = dir.path().join("config.yml");
-            std::fs::write(&config_path, config).expect("write registry config.yml");
-            let mut child = spawn(&config_path, &log_path);
-            match wait_ready(&mut child, &log_path) {
-                Ok(()) => {
-                    return Registry {
-                        child,
-                        port,
-                        opts,
-                        server_cert,
-                        token_server,
-                        log_path,
-                        storage,
-                        dir,
-                    };
-                }
-                Err(log) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    if !log.contains("address already in use") {
-                        panic!("registry did not start on port {port}:\n{log}");
-                    }
-                    failures.push(log);
-                }
-            }
+        let server = ServerProcess {
+            name: "registry",
+            log_path: &log_path,
+            port_taken: "address already in use",
+        };
+        // It logs "listening on" after binding the socket, so a probe connection is not needed
+        // (and would only log a TLS handshake error).
+        let (child, port) = server.start(
+            |port| {
+                let config = format!(
+                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    \
+                     rootdirectory: \"{}\"\n  delete:\n    enabled: true\n  maintenance:\n    \
+                     uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  \
+                     secret: idpbuilder-push-tests\n{tls_yaml}{auth_yaml}",
+                    storage.display()
+                );
+                let config_path = dir.path().join("config.yml");
+                std::fs::write(&config_path, config).expect("write registry config.yml");
+                spawn(&config_path, &log_path)
+            },
+            |log, _| log.contains("listening on"),
+        );
+        Registry {
+            child,
+            port,
+            opts,
+            server_cert,
+            token_server,
+            log_path,
+            storage,
+            dir,
         }
-        panic!("registry found no free port: {failures:#?}");
     }
 
     /// `127.0.0.1:PORT`, the address every certificate covers.
@@ -342,14 +334,6 @@ fn auth_config(dir: &Path, auth: &Auth, token: Option<&TokenServer>) -> String {
     }
 }
 
-/// A port that was free a moment ago (the registry may still lose a race for it; we retry).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free port")
-        .port()
-}
-
 fn spawn(config: &Path, log_path: &Path) -> Child {
     let bin = std::env::var_os("IDPBUILDER_TEST_REGISTRY_BIN").unwrap_or(REGISTRY_BIN.into());
     let log = File::create(log_path).expect("create registry log");
@@ -371,28 +355,6 @@ fn spawn(config: &Path, log_path: &Path) -> Child {
                 Path::new(&bin).display()
             )
         })
-}
-
-/// Waits until the registry logs "listening on" (it does so after binding the socket, so a
-/// probe connection is not needed and would only log a TLS handshake error); `Err(log)` if it
-/// exits or the deadline passes.
-fn wait_ready(child: &mut Child, log_path: &Path) -> Result<(), String> {
-    let deadline = Instant::now() + READY_DEADLINE;
-    loop {
-        let log = std::fs::read_to_string(log_path).unwrap_or_default();
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("registry exited ({status}):\n{log}"));
-        }
-        if log.contains("listening on") {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "registry not ready after {READY_DEADLINE:?}:\n{log}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 pub(super) fn hex_of(digest: &str) -> &str {

@@ -21,9 +21,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::json;
 
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
 use super::certs::{self, IssuerCert, ServerCert};
 
 /// The `service` (JWT audience) the test registries are configured with.
@@ -80,13 +77,25 @@ impl TokenServer {
         cert: Option<&ServerCert>,
         anonymous_pull: bool,
     ) -> TokenServer {
-        TokenServer::start_with(issuer, user, pass, cert.map(tls_config), anonymous_pull)
+        TokenServer::start_with(
+            issuer,
+            user,
+            pass,
+            cert.map(certs::rustls_server_config),
+            anonymous_pull,
+        )
     }
 
     /// The same over TLS, presenting `cert` (the registry's own certificate, which covers
     /// 127.0.0.1).
     pub fn start_tls(issuer: IssuerCert, user: &str, pass: &str, cert: &ServerCert) -> TokenServer {
-        TokenServer::start_with(issuer, user, pass, Some(tls_config(cert)), false)
+        TokenServer::start_with(
+            issuer,
+            user,
+            pass,
+            Some(certs::rustls_server_config(cert)),
+            false,
+        )
     }
 
     fn start_with(
@@ -167,22 +176,6 @@ impl Drop for TokenServer {
             let _ = thread.join();
         }
     }
-}
-
-fn tls_config(cert: &ServerCert) -> Arc<rustls::ServerConfig> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert)
-        .expect("read token server certificate")
-        .collect::<Result<_, _>>()
-        .expect("parse token server certificate");
-    let key = PrivateKeyDer::from_pem_file(&cert.key).expect("read token server key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("token server TLS config");
-    Arc::new(config)
 }
 
 fn accept_loop(
