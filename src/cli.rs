@@ -117,15 +117,16 @@ pub struct PushArgs {
     #[arg(long)]
     pub password_stdin: bool,
 
-    /// Do not verify the registry's TLS certificate (prints a warning)
+    /// Do not verify the destination registry's TLS certificate (prints a warning)
     #[arg(long, conflicts_with = "plain_http")]
     pub insecure: bool,
 
-    /// Also trust the certificates in this PEM file (CA or self-signed)
+    /// Also trust the certificates in this PEM file (CA or self-signed) for the destination
+    /// registry (--src-ca-file for a docker:// source)
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
 
-    /// Talk HTTP, not HTTPS (local test registries)
+    /// Talk HTTP, not HTTPS, to the destination (local test registries)
     #[arg(long)]
     pub plain_http: bool,
 

@@ -58,6 +58,51 @@ pub fn is_ours(args: &[OsString]) -> bool {
 /// each other in a loop.
 pub const HANDED_OVER_BY: &str = "IDPBUILDER_PUSH_HANDED_OVER_BY";
 
+/// The word that made a command line not ours: the command `help` asks about, else the first.
+fn asked_for(args: &[OsString]) -> String {
+    let word = match args {
+        [help, next, ..] if help == "help" => next,
+        [first, ..] => first,
+        [] => return String::new(),
+    };
+    word.to_string_lossy().into_owned()
+}
+
+/// What to do about a command line that is not ours, with no cnoe-io idpbuilder to run it: a
+/// flag put before `push`, a mistyped `push` or `completion`, or cnoe-io's to install.
+fn not_ours_hint(asked: &str) -> String {
+    let install = format!(
+        "install cnoe-io's idpbuilder ({INSTALL_URL}, or https://github.com/cnoe-io/idpbuilder/releases) in a directory on PATH"
+    );
+    if asked.starts_with('-') {
+        return format!(
+            "flags of push go after it (idpbuilder push {asked} ...); for cnoe-io's commands, {install}"
+        );
+    }
+    match OUR_COMMANDS
+        .iter()
+        .find(|ours| **ours != "help" && edit_distance(asked, ours) <= 2)
+    {
+        Some(ours) => format!("did you mean idpbuilder {ours}? For cnoe-io's commands, {install}"),
+        None => install,
+    }
+}
+
+/// Levenshtein distance, for telling a typo of `push` from cnoe-io's commands.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
 /// Execs the next `idpbuilder` with `args`; returns only the error when it cannot.
 fn hand_over(args: &[OsString]) -> Error {
     let mut skip: Vec<PathBuf> = std::env::var_os(HANDED_OVER_BY)
@@ -72,12 +117,11 @@ fn hand_over(args: &[OsString]) -> Error {
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let Some(other) = next_on_path(&path, &skip) else {
+        let asked = asked_for(args);
         return Error::input(format!(
-            "{first:?} is not a command of this idpbuilder (push, completion), and no other idpbuilder is on PATH to hand it to"
+            "{asked:?} is not a command of this idpbuilder (push, completion), and no other idpbuilder is on PATH to hand it to"
         ))
-        .with_hint(format!(
-            "install cnoe-io's idpbuilder ({INSTALL_URL}, or https://github.com/cnoe-io/idpbuilder/releases) in a directory on PATH"
-        ));
+        .with_hint(not_ours_hint(&asked));
     };
     let error = run(&other, args, &skip);
     Error::input(format!("cannot run {} for {first:?}", other.display()))
@@ -166,6 +210,18 @@ mod tests {
         assert!(ours(&["-V"]));
         assert!(ours(&["help"]));
         assert!(ours(&["help", "push"]));
+    }
+
+    #[test]
+    fn a_command_line_not_ours_gets_the_hint_for_its_likely_mistake() {
+        let args = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(asked_for(&args(&["help", "create"])), "create");
+        assert_eq!(asked_for(&args(&["psuh", "app"])), "psuh");
+        assert!(not_ours_hint("psuh").starts_with("did you mean idpbuilder push?"));
+        assert!(not_ours_hint("completon").starts_with("did you mean idpbuilder completion?"));
+        assert!(not_ours_hint("--log-level").starts_with("flags of push go after it"));
+        assert!(not_ours_hint("create").starts_with("install cnoe-io's idpbuilder"));
+        assert!(not_ours_hint("get").starts_with("install cnoe-io's idpbuilder"));
     }
 
     #[test]

@@ -552,6 +552,37 @@ fn an_unknown_source_host_exits_2_at_once_naming_it() {
 }
 
 #[test]
+fn an_untrusted_source_certificate_exits_4_naming_the_source_flags() {
+    let (source, dest) = (basic_source(), plain_registry());
+    seed_app(&source, &[64]);
+    // The source's CA given as --ca-file, the destination's flag: the mistake the hint corrects.
+    let ca = source
+        .ca_file()
+        .expect("a TLS source")
+        .display()
+        .to_string();
+    let output = idpbuilder()
+        .args(["push", "--plain-http", "--ca-file", &ca])
+        .env("IDPBUILDER_SRC_USERNAME", SRC_USER)
+        .env("IDPBUILDER_SRC_PASSWORD", SRC_PASS)
+        .arg(format!("docker://{}/team/app:1.0", source.host()))
+        .arg(format!("{}/mirror/app:1.0", dest.host()))
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("run idpbuilder");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(4), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: the TLS certificate of the source registry {} is not trusted",
+            source.host()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint: pass --src-ca-file"), "{err}");
+}
+
+#[test]
 fn a_source_tag_or_digest_that_does_not_exist_exits_2_naming_the_image() {
     let (source, dest) = (basic_source(), plain_registry());
     seed_app(&source, &[1000]);

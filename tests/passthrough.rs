@@ -121,6 +121,34 @@ fn our_own_commands_are_not_handed_over() {
 }
 
 #[test]
+fn a_mistyped_push_or_help_about_another_command_is_named_in_the_error() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        let output = idpbuilder()
+            .env("PATH", path_of(&[&our_dir(), empty.path()]))
+            .args(args)
+            .output()
+            .expect("run idpbuilder");
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let typo = run(&["psuh", "./app"]);
+    assert!(
+        typo.starts_with("error: \"psuh\" is not a command"),
+        "{typo}"
+    );
+    assert!(
+        typo.contains("\nhint: did you mean idpbuilder push?"),
+        "{typo}"
+    );
+    let help = run(&["help", "create"]);
+    assert!(
+        help.starts_with("error: \"create\" is not a command"),
+        "{help}"
+    );
+}
+
+#[test]
 fn without_another_idpbuilder_on_path_it_exits_2_with_an_install_hint() {
     let empty = tempfile::tempdir().expect("temp dir");
     let output = idpbuilder()

@@ -444,6 +444,27 @@ fn insecure_skips_verification_with_a_warning() {
 }
 
 #[test]
+fn plain_http_to_a_tls_registry_exits_1_saying_to_drop_the_flag() {
+    let registry = basic_tls(Tls::CaSigned);
+    let work = tempfile::tempdir().expect("temp dir");
+    fixtures::oci_layout(&work.path().join("l"), &ImageSpec::new("1.0", &[1_000]));
+    let output = idpbuilder()
+        .args(["push", "--plain-http", "-u", USER, "--password-stdin"])
+        .write_stdin(PASS)
+        .arg(work.path().join("l"))
+        .arg(format!("{}/giteaadmin/app:1.0", registry.host()))
+        .output()
+        .expect("run idpbuilder");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("answered 400 Bad Request to /v2/"), "{err}");
+    assert!(
+        err.contains("hint: the registry may speak HTTPS on that port: drop --plain-http"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_registry_that_is_not_listening_exits_1() {
     let work = tempfile::tempdir().expect("temp dir");
     fixtures::oci_layout(&work.path().join("l"), &ImageSpec::new("1.0", &[1_000]));

@@ -32,6 +32,7 @@ impl Registry {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(60)));
         let request_path = response.url().path().to_string();
+        let plain_http = response.url().scheme() == "http";
         let detail = registry_message(response, self.timeouts().idle).await;
         let transient = matches!(status.as_u16(), 408 | 429) || status.is_server_error();
         let answered = || {
@@ -53,6 +54,12 @@ impl Registry {
                     self.repository()
                 ))
             }
+            // What an HTTPS server answers to plain HTTP (Go's: "Client sent an HTTP request to
+            // an HTTPS server").
+            StatusCode::BAD_REQUEST if plain_http => answered().with_hint(match self.role() {
+                Role::Source => "the source registry may speak HTTPS on that port: drop --src-plain-http",
+                Role::Destination => "the registry may speak HTTPS on that port: drop --plain-http (or http:// in DESTINATION)",
+            }),
             _ => answered(),
         };
         Err(Failure {
@@ -127,9 +134,25 @@ impl Registry {
             return Failure::fatal(err);
         }
         if let Some(tls) = find_tls_error(&error) {
-            let err = Error::tls(format!("the TLS certificate of {} is not trusted: {}", self.host(), describe_tls(tls)))
-                .with_hint("pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure")
-                .with_cause(error);
+            // The source registry has flags of its own: naming the destination's would send the
+            // user the wrong way.
+            let (whose, hint) = match self.role() {
+                Role::Source => (
+                    "the source registry ",
+                    "pass --src-ca-file with the source registry's CA or certificate, or --src-insecure (--ca-file and --insecure are the destination's)",
+                ),
+                Role::Destination => (
+                    "",
+                    "pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure",
+                ),
+            };
+            let err = Error::tls(format!(
+                "the TLS certificate of {whose}{} is not trusted: {}",
+                self.host(),
+                describe_tls(tls)
+            ))
+            .with_hint(hint)
+            .with_cause(error);
             return Failure::fatal(err);
         }
         let what = if error.is_connect() {

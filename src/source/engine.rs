@@ -20,6 +20,7 @@ use super::names::tag_of;
 use super::{ImageSource, Manifests, Platform, SourceBlob};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::reference::looks_like_host;
 
 const PREFIX: &str = "docker-daemon:";
 const HINT_LIST: &str = "docker images (or podman images) lists the engine's images";
@@ -200,9 +201,12 @@ fn unreachable(
         _ => String::new(),
     };
     let hint = if request.prefixed {
-        "start the engine (sudo systemctl start docker, or systemctl --user start podman.socket), or set DOCKER_HOST to its socket"
+        "start the engine (sudo systemctl start docker, or systemctl --user start podman.socket), or set DOCKER_HOST to its socket".to_string()
     } else {
-        "for a file, check the path; for an engine image, start the engine (sudo systemctl start docker) or set DOCKER_HOST"
+        format!(
+            "{}; for an engine image, start the engine (sudo systemctl start docker) or set DOCKER_HOST",
+            not_found_hint(&request.name)
+        )
     };
     Error::input(format!(
         "{what}: no engine answered at {}{why}",
@@ -266,8 +270,21 @@ async fn inspect_api(
             "{} is neither a file nor an image of the engine at {label}",
             request.name
         ))
-        .with_hint(format!("{HINT_LIST}; for a file, check the path")),
+        .with_hint(format!("{HINT_LIST}; {}", not_found_hint(&request.name))),
     })
+}
+
+/// For a bare IMAGE that is neither a file nor an engine's image: a mistyped path, or a
+/// registry image written without `docker://` (`example.com/team/app:1.0`).
+fn not_found_hint(name: &str) -> String {
+    let registry = name
+        .split_once('/')
+        .is_some_and(|(first, _)| looks_like_host(first));
+    if registry {
+        format!("to copy it from its registry, write docker://{name}; for a file, check the path")
+    } else {
+        "for a file, check the path".to_string()
+    }
 }
 
 /// `NAME:latest` for a name with neither tag nor digest, as docker resolves it.
@@ -308,8 +325,15 @@ async fn inspect_podman(request: &Request) -> Result<(String, Inspected)> {
                 request.name
             )
         };
-        return Err(Error::input(message)
-            .with_hint("podman images lists its images; for Docker, start it or set DOCKER_HOST"));
+        let hint = if request.prefixed {
+            "podman images lists its images; for Docker, start it or set DOCKER_HOST".to_string()
+        } else {
+            format!(
+                "{}; podman images lists its images; for Docker, start it or set DOCKER_HOST",
+                not_found_hint(&request.name)
+            )
+        };
+        return Err(Error::input(message).with_hint(hint));
     }
     #[derive(serde::Deserialize)]
     struct Image {
