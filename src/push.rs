@@ -24,6 +24,9 @@ pub struct Summary {
     pub blobs_skipped: usize,
     pub bytes_uploaded: u64,
     pub seconds: f64,
+    /// `--dry-run`: nothing was written; `blobs_uploaded` and `bytes_uploaded` are what a push
+    /// would send.
+    pub dry_run: bool,
 }
 
 /// The tag the root manifest is pushed under, or `None` for a push by digest.
@@ -145,6 +148,7 @@ impl Push<'_> {
             blobs_skipped: uploaded.len() - pushed.clone().count(),
             bytes_uploaded: pushed.map(|u| u.size).sum(),
             seconds: started.elapsed().as_secs_f64(),
+            dry_run: false,
         })
     }
 
@@ -224,10 +228,11 @@ impl Push<'_> {
             reference: self.shown(tag.as_deref(), &manifests.root.digest),
             digest: manifests.root.digest.to_string(),
             size: manifests.root.bytes.len() as u64,
-            blobs_uploaded: 0,
+            blobs_uploaded: missing.0,
             blobs_skipped: present.0,
-            bytes_uploaded: 0,
+            bytes_uploaded: missing.1,
             seconds: started.elapsed().as_secs_f64(),
+            dry_run: true,
         })
     }
 }

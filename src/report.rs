@@ -96,6 +96,7 @@ mod tests {
             blobs_skipped: 1,
             bytes_uploaded: 300,
             seconds: 0.5,
+            dry_run: false,
         }
     }
 
@@ -119,6 +120,7 @@ mod tests {
             "blobs_skipped",
             "bytes_uploaded",
             "seconds",
+            "dry_run",
         ] {
             assert!(v.get(key).is_some(), "{key}");
         }

@@ -222,7 +222,6 @@ fn extra_tags_and_the_digest_file() {
 }
 
 #[test]
-
 fn a_dry_run_writes_nothing() {
     let registry = plain_http_registry();
     let work = tempfile::tempdir().expect("temp dir");
@@ -231,9 +230,24 @@ fn a_dry_run_writes_nothing() {
     let destination = format!("{}/team/app:1.0", registry.host());
     let output = push(
         &registry,
-        &["--plain-http", "--dry-run", &layout, &destination],
+        &[
+            "--plain-http",
+            "--dry-run",
+            "-o",
+            "json",
+            &layout,
+            &destination,
+        ],
     );
     assert!(output.status.success(), "{}", stderr(&output));
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(result["dry_run"], true, "{result}");
+    assert_eq!(
+        result["blobs_uploaded"],
+        image.blob_digests.len(),
+        "what a push would send: {result}"
+    );
     assert!(registry.tags("team/app").is_empty(), "no tag");
     for blob in &image.blob_digests {
         assert!(!registry.blob_exists("team/app", blob), "no blob {blob}");
