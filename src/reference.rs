@@ -221,6 +221,9 @@ fn parse_full(text: &str, rest: &str, has_scheme: bool, plain_http: bool) -> Res
         None if has_scheme => return Err(bad("the repository is missing")),
         None => DEFAULT_HOST.to_string(),
     };
+    if let Some(owner) = repository.strip_suffix('/') {
+        return Err(bad(&format!("the NAME after {owner}/ is missing")));
+    }
     validate_repository(repository).map_err(|e| match e {
         RepoError::UpperCase => Error::input(format!(
             "repository {repository:?} in {text:?} has upper-case letters; OCI registries and Gitea require lower case"

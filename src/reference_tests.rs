@@ -505,3 +505,14 @@ fn pieces_of_every_form_parse_consistently() {
         }
     }
 }
+
+#[test]
+fn a_destination_ending_in_a_slash_after_the_owner_says_the_name_is_missing() {
+    let error = Destination::parse("127.0.0.1:5000/giteaadmin/").expect_err("no NAME");
+    assert!(
+        error
+            .message()
+            .ends_with("the NAME after giteaadmin/ is missing"),
+        "{error}"
+    );
+}

@@ -306,7 +306,7 @@ fn trust(
     }
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| {
-            Error::input(format!("cannot read {ca_flag} {}", path.display()))
+            Error::input(format!("cannot read {ca_flag} {}: {e}", path.display()))
                 .with_cause(e)
                 .with_hint("pass the path of a PEM certificate file")
         })?;

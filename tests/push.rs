@@ -480,7 +480,9 @@ fn a_registry_that_is_not_listening_exits_1() {
         .expect("run idpbuilder");
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains(&format!("error: cannot connect to 127.0.0.1:{port}")),
+        stderr(&output).contains(&format!(
+            "error: cannot connect to 127.0.0.1:{port} (connection refused)"
+        )),
         "{}",
         stderr(&output)
     );

@@ -156,7 +156,10 @@ impl Registry {
             return Failure::fatal(err);
         }
         let what = if error.is_connect() {
-            format!("cannot connect to {}", self.host())
+            let refused = find_source::<std::io::Error>(&error)
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+            let why = if refused { " (connection refused)" } else { "" };
+            format!("cannot connect to {}{why}", self.host())
         } else if error.is_timeout() {
             format!("{} did not answer in time", self.host())
         } else {

@@ -199,7 +199,7 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     // The network.
     row("registry not listening", 1, PUSH,
         "a_registry_that_is_not_listening_exits_1",
-        "`cannot connect to HOST` after `--retries` attempts"),
+        "`cannot connect to HOST (connection refused)` after `--retries` attempts"),
     row("repository without an owner (`app:1.0`) on Gitea", 1, GITEA,
         "names_gitea_would_refuse_fail_with_the_fix",
         "Gitea's `NAME_UNKNOWN`, with a hint naming an owner (`giteaadmin/app`)"),
