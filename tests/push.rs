@@ -388,7 +388,10 @@ fn wrong_password_exits_3_and_creates_no_tag() {
         err.starts_with("error: registry refused the credentials"),
         "{err}"
     );
-    assert!(err.contains("\nhint: "), "{err}");
+    assert!(
+        err.contains("\nhint: check --username and the password\n"),
+        "the hint names where the credentials came from, not the cluster: {err}"
+    );
     assert!(registry.tags("giteaadmin/app").is_empty());
 }
 

@@ -591,12 +591,23 @@ impl Registry {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))
                 .with_hint("check that the user may push to this owner; in Gitea the owner must be the user or one of its organisations")
         } else {
+            // Point at where the refused credentials came from.
+            let hint = match self.credentials.as_ref().map(Credentials::origin) {
+                Some(Origin::Cluster) => {
+                    "the cluster's gitea-credential secret was refused: check it (kubectl get secret -n gitea gitea-credential), or pass --username and --password-stdin"
+                }
+                Some(Origin::Environment) => {
+                    "check IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"
+                }
+                Some(Origin::DockerConfig) => {
+                    "the credentials came from docker's config.json: docker login again, or pass --username and --password-stdin"
+                }
+                _ => "check --username and the password",
+            };
             Error::auth(format!(
                 "registry refused the credentials for {target} ({status})"
             ))
-            .with_hint(
-                "check --username and the password, or the cluster's gitea-credential secret",
-            )
+            .with_hint(hint)
         }
     }
 }
