@@ -200,11 +200,20 @@ fn unreachable(
         [(_, Unreachable::Failed(reason))] => format!(" ({reason})"),
         _ => String::new(),
     };
-    let hint = if request.prefixed {
+    // With DOCKER_HOST or a context naming the engine, setting DOCKER_HOST is no advice.
+    let start = if endpoints.chosen {
+        format!(
+            "start the engine at {}, or point DOCKER_HOST (or the docker context) at one that runs",
+            endpoints.label()
+        )
+    } else {
         "start the engine (sudo systemctl start docker, or systemctl --user start podman.socket), or set DOCKER_HOST to its socket".to_string()
+    };
+    let hint = if request.prefixed {
+        start
     } else {
         format!(
-            "{}; for an engine image, start the engine (sudo systemctl start docker) or set DOCKER_HOST",
+            "{}; for an engine image, {start}",
             not_found_hint(&request.name)
         )
     };
