@@ -38,6 +38,20 @@ fn push(registry: &Registry, docker_host: &str, image: &str, dest: &str) -> asse
     cmd
 }
 
+/// Pushes the fake engine's `app:1.0` into a fresh registry as `giteaadmin/app:1.0`.
+fn push_app_from(fake: &FakeEngine) -> (Registry, std::process::Output) {
+    let registry = registry();
+    let output = push(
+        &registry,
+        &fake.host(),
+        "app:1.0",
+        &format!("{}/giteaadmin/app:1.0", registry.host()),
+    )
+    .output()
+    .expect("run");
+    (registry, output)
+}
+
 /// The layer digests of the manifest under `repo_tag`.
 fn layers(registry: &Registry, repo_tag: &str) -> Vec<String> {
     let (bytes, _) = registry.skopeo_inspect_raw(repo_tag);
@@ -301,15 +315,7 @@ fn a_docker_25_export_is_pushed_with_the_engines_own_manifest() {
     ];
     let (tar, manifest, inspect) = engine::docker25_export("app:1.0", &layers_in);
     let fake = FakeEngine::start("app:1.0", inspect, Export::Whole(tar));
-    let registry = registry();
-    let output = push(
-        &registry,
-        &fake.host(),
-        "app:1.0",
-        &format!("{}/giteaadmin/app:1.0", registry.host()),
-    )
-    .output()
-    .expect("run");
+    let (registry, output) = push_app_from(&fake);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(pushed_digest(&output), engine::digest(&manifest));
     let (bytes, _) = registry.skopeo_inspect_raw("giteaadmin/app:1.0");
@@ -324,15 +330,7 @@ fn an_engine_that_cuts_the_stream_mid_layer_exits_2_without_a_tag() {
     let big = engine::layer("bin/tool", &vec![1u8; 2_000_000]);
     let (tar, _, inspect) = engine::docker25_export("app:1.0", &[big]);
     let fake = FakeEngine::start("app:1.0", inspect, Export::CutAfter(tar, 1_000_000));
-    let registry = registry();
-    let output = push(
-        &registry,
-        &fake.host(),
-        "app:1.0",
-        &format!("{}/giteaadmin/app:1.0", registry.host()),
-    )
-    .output()
-    .expect("run");
+    let (registry, output) = push_app_from(&fake);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert_eq!(
@@ -352,15 +350,7 @@ fn a_corrupt_export_exits_2_without_a_tag() {
         *byte = 0x42;
     }
     let fake = FakeEngine::start("app:1.0", inspect, Export::Whole(tar));
-    let registry = registry();
-    let output = push(
-        &registry,
-        &fake.host(),
-        "app:1.0",
-        &format!("{}/giteaadmin/app:1.0", registry.host()),
-    )
-    .output()
-    .expect("run");
+    let (registry, output) = push_app_from(&fake);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert!(err.contains("not a valid image tar"), "{err}");
