@@ -158,7 +158,14 @@ impl Push<'_> {
         if wanted.is_empty() {
             return Ok(());
         }
-        let present: Vec<Option<Digest>> = futures_util::stream::iter(wanted)
+        let present = self.present_among(wanted).await?;
+        source.present(&present);
+        Ok(())
+    }
+
+    /// Which of `digests` the registry has, `HEAD`ing up to `--concurrency` at once.
+    async fn present_among(&self, digests: Vec<Digest>) -> Result<Vec<Digest>> {
+        let present: Vec<Option<Digest>> = futures_util::stream::iter(digests)
             .map(|digest| async move {
                 let there = self.registry.blob_exists(&digest).await?;
                 Ok::<_, Error>(there.then_some(digest))
@@ -166,9 +173,7 @@ impl Push<'_> {
             .buffer_unordered(self.concurrency.max(1))
             .try_collect()
             .await?;
-        let present: Vec<Digest> = present.into_iter().flatten().collect();
-        source.present(&present);
-        Ok(())
+        Ok(present.into_iter().flatten().collect())
     }
 
     fn shown(&self, tag: Option<&str>, digest: &Digest) -> String {
@@ -207,10 +212,13 @@ impl Push<'_> {
             &manifests.root.digest,
             source_tag.as_deref(),
         )?;
+        let there = self
+            .present_among(blobs.iter().map(|(digest, _)| digest.clone()).collect())
+            .await?;
         let mut missing = (0, 0);
         let mut present = (0, 0);
         for (digest, size) in blobs {
-            let counts = if self.registry.blob_exists(&digest).await? {
+            let counts = if there.contains(&digest) {
                 &mut present
             } else {
                 &mut missing
