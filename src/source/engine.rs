@@ -334,13 +334,11 @@ async fn inspect_podman(request: &Request) -> Result<(String, Inspected)> {
                 request.name
             )
         };
+        let podman = "podman images lists its images; for Docker, start it or set DOCKER_HOST";
         let hint = if request.prefixed {
-            "podman images lists its images; for Docker, start it or set DOCKER_HOST".to_string()
+            podman.to_string()
         } else {
-            format!(
-                "{}; podman images lists its images; for Docker, start it or set DOCKER_HOST",
-                not_found_hint(&request.name)
-            )
+            format!("{}; {podman}", not_found_hint(&request.name))
         };
         return Err(Error::input(message).with_hint(hint));
     }
