@@ -195,7 +195,7 @@ pub struct PushArgs {
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
-    /// Log detail on stderr
+    /// Log detail on stderr (trace: one line per HTTP request)
     #[arg(short, long, value_enum, default_value_t = LogLevel::Warn)]
     pub log_level: LogLevel,
 

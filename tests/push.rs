@@ -553,5 +553,15 @@ fn the_password_never_shows_even_at_trace_level() {
                 "{all}"
             );
         }
+        if how == "env" {
+            let manifest = format!(
+                "PUT https://{}/v2/giteaadmin/secret/manifests/1.0 -> 201 Created",
+                registry.host()
+            );
+            assert!(all.contains(&manifest), "every request is traced:\n{all}");
+            for line in all.lines().filter(|l| l.contains(" -> ")) {
+                assert!(!line.contains('?'), "a traced URL keeps its query: {line}");
+            }
+        }
     }
 }

@@ -2,13 +2,14 @@
 //! the registry's own error message), the mapping of transport errors (TLS trust, connection,
 //! a body cut short) to failures, and the idle timeout around every request.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::RETRY_AFTER;
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use url::Url;
 
 use super::client::{Attempt, Failure, Registry, Role};
-use super::origin::{Downgrade, Unresolved};
+use super::origin::{Downgrade, Unresolved, origin_text};
 use super::timeouts::Watch;
 use crate::error::Error;
 use crate::report::escape_controls;
@@ -78,15 +79,28 @@ impl Registry {
         watch: &Watch,
         request: RequestBuilder,
     ) -> Attempt<Response> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| self.transport_failure(e))?;
+        let line = request_line(request.method(), request.url());
+        let started = Instant::now();
         watch.touch();
-        match watch.within(self.timeouts().idle, request.send()).await {
+        let outcome = match watch
+            .within(self.timeouts().idle, client.execute(request))
+            .await
+        {
             Some(Ok(response)) => Ok(response),
             Some(Err(e)) => Err(Failure {
                 body_cut: watch.body_cut(),
                 ..self.transport_failure(e)
             }),
             None => Err(self.timed_out()),
+        };
+        let elapsed = started.elapsed().as_millis();
+        match &outcome {
+            Ok(response) => tracing::trace!("{line} -> {} ({elapsed} ms)", response.status()),
+            Err(failure) => tracing::trace!("{line} failed after {elapsed} ms: {}", failure.error),
         }
+        outcome
     }
 
     pub(super) fn timed_out(&self) -> Failure {
@@ -266,4 +280,10 @@ fn find_source<'a, T: std::error::Error + 'static>(
         };
     }
     None
+}
+
+/// `METHOD scheme://host[:port]/path` of a request, for the trace log: never the query, which
+/// may carry an upload's state or an object store's signature, nor user info.
+fn request_line(method: &Method, url: &Url) -> String {
+    format!("{method} {}{}", origin_text(url), url.path())
 }
