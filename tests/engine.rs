@@ -363,10 +363,12 @@ fn an_image_the_engine_does_not_have_exits_2_naming_it() {
     let fake = FakeEngine::start("app:1.0", serde_json::json!({}), Export::Whole(Vec::new()));
     for (image, expected) in [
         ("docker-daemon:nope:1.0", "has no image nope:1.0"),
+        ("docker-daemon:nope", "has no image nope:latest"),
         (
             "nope:1.0",
             "nope:1.0 is neither a file nor an image of the engine at",
         ),
+        ("nope", "(it has no nope:latest)"),
     ] {
         let output = idpbuilder()
             .env("DOCKER_HOST", fake.host())

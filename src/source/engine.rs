@@ -272,12 +272,13 @@ async fn inspect_api(
         .with_cause(e),
         None if request.prefixed => Error::input(format!(
             "the engine at {label} has no image {}",
-            request.name
+            with_latest(&request.name)
         ))
         .with_hint(HINT_LIST),
         None => Error::input(format!(
-            "{} is neither a file nor an image of the engine at {label}",
-            request.name
+            "{} is neither a file nor an image of the engine at {label}{}",
+            request.name,
+            looked_for(&request.name)
         ))
         .with_hint(format!("{HINT_LIST}; {}", not_found_hint(&request.name))),
     })
@@ -306,6 +307,17 @@ fn with_latest(name: &str) -> String {
     }
 }
 
+/// For a name the engine was asked for as `NAME:latest`, says so: users who typed `app` may
+/// have built `app:1.0`.
+fn looked_for(name: &str) -> String {
+    let asked = with_latest(name);
+    if asked == name {
+        String::new()
+    } else {
+        format!(" (it has no {asked})")
+    }
+}
+
 fn podman_on_path() -> bool {
     std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| dir.is_absolute() && dir.join("podman").is_file())
@@ -327,11 +339,12 @@ async fn inspect_podman(request: &Request) -> Result<(String, Inspected)> {
     if !output.status.success() {
         let said = last_line(&output.stderr);
         let message = if request.prefixed {
-            format!("podman has no image {} ({said})", request.name)
+            format!("podman has no image {name} ({said})")
         } else {
             format!(
-                "{} is neither a file nor an image of podman (no engine socket answered; {said})",
-                request.name
+                "{} is neither a file nor an image of podman{} (no engine socket answered; {said})",
+                request.name,
+                looked_for(&request.name)
             )
         };
         let podman = "podman images lists its images; for Docker, start it or set DOCKER_HOST";

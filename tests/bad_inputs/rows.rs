@@ -71,7 +71,7 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     // Engine images (`docker-daemon:`, or a name that is not a path).
     row("engine has no such image", 2, ENGINE,
         "an_image_the_engine_does_not_have_exits_2_naming_it",
-        "`the engine at SOCKET has no image nope:1.0` (bare name: `nope:1.0 is neither a file nor an image of the engine at SOCKET`), hint `docker images`"),
+        "`the engine at SOCKET has no image nope:1.0` (bare name: `nope:1.0 is neither a file nor an image of the engine at SOCKET`); without a tag, `has no image nope:latest` or `nope is neither … (it has no nope:latest)`; hint `docker images`"),
     row("permission denied on the engine socket", 2, ENGINE,
         "a_socket_without_permission_exits_2_naming_it",
         "`cannot read engine image app:1.0: permission denied on the engine socket SOCKET`, hint: the docker group or DOCKER_HOST"),
