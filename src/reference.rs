@@ -139,7 +139,7 @@ impl DestinationArg {
         };
         let Some(source_name) = source_name.map(str::trim).filter(|n| !n.is_empty()) else {
             return Err(cannot(
-                "the image has no name to take NAME:TAG from".to_string(),
+                "the image has no single name (none, or several) to take NAME:TAG from".to_string(),
             ));
         };
         let owner = user.to_lowercase();

@@ -408,7 +408,7 @@ fn registry_only_without_user_or_source_name_shows_the_full_form() {
             .complete(Some("giteaadmin"), source)
             .unwrap_err();
         assert_eq!(no_name.kind(), crate::error::Kind::Input);
-        assert!(no_name.message().contains("no name"), "{no_name:?}");
+        assert!(no_name.message().contains("no single name"), "{no_name:?}");
         assert_eq!(
             no_name.hint(),
             Some(

@@ -180,7 +180,7 @@ fn a_registry_only_destination_without_a_source_name_shows_the_full_form() {
     let output = push(&registry, &["--plain-http", &layout, &registry.host()]);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
-    assert!(err.contains("no name to take NAME:TAG from"), "{err}");
+    assert!(err.contains("no single name (none, or several) to take NAME:TAG from"), "{err}");
     assert!(
         err.contains(&format!(
             "idpbuilder push IMAGE {}/OWNER/NAME:TAG",

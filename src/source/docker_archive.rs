@@ -95,7 +95,7 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
             "manifest.json in {source} is not a docker archive manifest ({e})"
         ))
     })?;
-    let (entry, source_tag) = select(store, &entries, selection.reference.as_deref())?;
+    let (entry, name) = select(store, &entries, selection.reference.as_deref())?;
 
     let (config, diff_ids) = config(store, &entry.config)?;
     if let Some(platform) = &selection.platform {
@@ -129,14 +129,13 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
         blobs,
         children: Vec::new(),
         root,
-        source_name: source_tag
-            .as_ref()
-            .and_then(|_| single_name(entry.tags().iter())),
-        source_tag,
+        source_tag: name.as_deref().and_then(tag_of),
+        source_name: name.as_deref().and_then(super::full_name),
     })
 }
 
-/// The entry of `manifest.json` the REF names (a RepoTag), or the only one; with its tag.
+/// The entry of `manifest.json` the REF names (a RepoTag), or the only one; with the RepoTag
+/// that names it: the one the REF matched, or its only one.
 fn select<'a>(
     store: &Store,
     entries: &'a [Entry],
@@ -153,7 +152,7 @@ fn select<'a>(
     let hint = format!("pick one with docker-archive:{source}:REF");
     let Some(reference) = reference else {
         return match entries {
-            [entry] => Ok((entry, single_tag(entry.tags().iter()))),
+            [entry] => Ok((entry, single(entry.tags().iter()))),
             [] => Err(Error::input(format!(
                 "{source} holds no image (its manifest.json is empty)"
             ))),
@@ -179,7 +178,7 @@ fn select<'a>(
         .filter(|(_, tags)| !tags.is_empty())
         .collect();
     match found.as_slice() {
-        [(entry, tags)] => Ok((entry, single_tag(tags.iter().copied()))),
+        [(entry, tags)] => Ok((entry, single(tags.iter().copied()))),
         [] => Err(Error::input(format!(
             "no image {reference:?} in {source} (it holds: {})",
             labels()
@@ -196,17 +195,10 @@ fn select<'a>(
     }
 }
 
-/// The tag of the only name given, if there is exactly one.
-fn single_name<'a>(mut names: impl Iterator<Item = &'a String>) -> Option<String> {
+/// The only name given, if there is exactly one.
+fn single<'a>(mut names: impl Iterator<Item = &'a String>) -> Option<String> {
     match (names.next(), names.next()) {
-        (Some(name), None) => super::full_name(name),
-        _ => None,
-    }
-}
-
-fn single_tag<'a>(mut names: impl Iterator<Item = &'a String>) -> Option<String> {
-    match (names.next(), names.next()) {
-        (Some(name), None) => tag_of(name),
+        (Some(name), None) => Some(name.clone()),
         _ => None,
     }
 }

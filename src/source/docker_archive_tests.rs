@@ -179,8 +179,17 @@ fn a_ref_picks_an_image_by_repo_tag_in_short_or_full_form() {
         let image = open_archive(&path, Some(reference), None).unwrap();
         assert_eq!(image.blobs[1].digest, Digest::of(b"b"), "{reference}");
         assert_eq!(image.source_tag.as_deref(), Some("2.0"));
+        // The image has two RepoTags; the one the REF picked is its name.
+        assert_eq!(
+            image.source_name.as_deref(),
+            Some("docker.io/library/bar:2.0"),
+            "{reference}"
+        );
     }
+    let image = open_archive(&path, None, None);
+    assert!(image.is_err(), "two images need a REF");
     let image = open_archive(&path, Some("foo:1.0"), None).unwrap();
+    assert_eq!(image.source_name.as_deref(), Some("foo:1.0"));
     assert_eq!(image.blobs[1].digest, Digest::of(b"a"));
     let err = open_archive(&path, Some("baz:1"), None).unwrap_err();
     assert!(
