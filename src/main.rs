@@ -44,6 +44,9 @@ fn run(args: &PushArgs, color: bool) -> anyhow::Result<()> {
     let summary = result?;
     report::result(&mut std::io::stdout().lock(), &summary, args.output)
         .context("cannot write the result to standard output")?;
+    if let Some(path) = args.digestfile.as_deref().filter(|_| !summary.dry_run) {
+        session::write_digestfile(path, &summary.digest)?;
+    }
     Ok(())
 }
 

@@ -21,8 +21,13 @@ pub struct Summary {
     /// Size in bytes of the pushed manifest or index.
     pub size: u64,
     pub blobs_uploaded: usize,
+    /// Blobs the registry had already.
     pub blobs_skipped: usize,
+    /// Blobs mounted from another repository of the same registry: no byte sent.
+    pub blobs_mounted: usize,
     pub bytes_uploaded: u64,
+    /// Every tag written (or, in a dry run, that would be): the main one, then `--tag`s.
+    pub tags: Vec<String>,
     pub seconds: f64,
     /// `--dry-run`: nothing was written; `blobs_uploaded` and `bytes_uploaded` are what a push
     /// would send.
@@ -115,7 +120,7 @@ impl Push<'_> {
                     .await?;
                 self.reporter
                     .blob_finished(&uploaded.digest, uploaded.size, uploaded.outcome);
-                tracing::debug!("{:?} {}", uploaded.outcome, uploaded.digest);
+                tracing::trace!("{:?} {}", uploaded.outcome, uploaded.digest);
                 Ok::<_, Error>(uploaded)
             })
             .buffer_unordered(self.concurrency.max(1))
@@ -133,20 +138,29 @@ impl Push<'_> {
         }
         let reference = tag.clone().unwrap_or_else(|| root.digest.to_string());
         self.registry.put_manifest(&reference, &root).await?;
-        for extra in self.extra_tags {
-            if Some(extra) != tag.as_ref() {
-                self.registry.put_manifest(extra, &root).await?;
-            }
+        let tags = self.tags(tag.as_deref());
+        for extra in tags.iter().skip(usize::from(tag.is_some())) {
+            self.registry.put_manifest(extra, &root).await?;
+            self.reporter.note(&format!(
+                "tagged {}/{}:{extra}",
+                self.destination.host, self.destination.repository
+            ));
         }
 
-        let pushed = uploaded.iter().filter(|u| u.outcome == BlobOutcome::Pushed);
+        let count = |outcome| uploaded.iter().filter(|u| u.outcome == outcome).count();
         Ok(Summary {
             reference: self.shown(tag.as_deref(), &root.digest),
             digest: root.digest.to_string(),
             size: root.bytes.len() as u64,
-            blobs_uploaded: pushed.clone().count(),
-            blobs_skipped: uploaded.len() - pushed.clone().count(),
-            bytes_uploaded: pushed.map(|u| u.size).sum(),
+            blobs_uploaded: count(BlobOutcome::Pushed),
+            blobs_skipped: count(BlobOutcome::Exists),
+            blobs_mounted: count(BlobOutcome::Mounted),
+            bytes_uploaded: uploaded
+                .iter()
+                .filter(|u| u.outcome == BlobOutcome::Pushed)
+                .map(|u| u.size)
+                .sum(),
+            tags,
             seconds: started.elapsed().as_secs_f64(),
             dry_run: false,
         })
@@ -174,6 +188,17 @@ impl Push<'_> {
             .try_collect()
             .await?;
         Ok(present.into_iter().flatten().collect())
+    }
+
+    /// The main tag (none for a push by digest), then each `--tag` not already written.
+    fn tags(&self, tag: Option<&str>) -> Vec<String> {
+        let mut tags: Vec<String> = tag.map(str::to_string).into_iter().collect();
+        for extra in self.extra_tags {
+            if !tags.contains(extra) {
+                tags.push(extra.clone());
+            }
+        }
+        tags
     }
 
     fn shown(&self, tag: Option<&str>, digest: &Digest) -> String {
@@ -238,7 +263,9 @@ impl Push<'_> {
             size: manifests.root.bytes.len() as u64,
             blobs_uploaded: missing.0,
             blobs_skipped: present.0,
+            blobs_mounted: 0,
             bytes_uploaded: missing.1,
+            tags: self.tags(tag.as_deref()),
             seconds: started.elapsed().as_secs_f64(),
             dry_run: true,
         })

@@ -94,7 +94,9 @@ mod tests {
             size: 10,
             blobs_uploaded: 2,
             blobs_skipped: 1,
+            blobs_mounted: 0,
             bytes_uploaded: 300,
+            tags: vec!["1".into()],
             seconds: 0.5,
             dry_run: false,
         }
@@ -118,7 +120,9 @@ mod tests {
             "size",
             "blobs_uploaded",
             "blobs_skipped",
+            "blobs_mounted",
             "bytes_uploaded",
+            "tags",
             "seconds",
             "dry_run",
         ] {

@@ -167,11 +167,7 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         extra_tags: &args.tags,
         dry_run: args.dry_run,
     };
-    let summary = push.run(image, started).await?;
-    if let Some(path) = &args.digestfile {
-        write_digestfile(path, &summary.digest)?;
-    }
-    Ok(summary)
+    push.run(image, started).await
 }
 
 /// The image, opened already (files), or a registry image still to open.
@@ -264,8 +260,10 @@ async fn source_access(
     })
 }
 
-/// `--digestfile`: the digest alone, no newline, as skopeo and podman write it.
-fn write_digestfile(path: &std::path::Path, digest: &str) -> Result<()> {
+/// `--digestfile`: the digest alone, no newline, as skopeo and podman write it. Written after
+/// the result is printed, so a path that turns out unwritable does not hide what was pushed;
+/// a dry run writes none, since nothing was pushed.
+pub fn write_digestfile(path: &std::path::Path, digest: &str) -> Result<()> {
     std::fs::write(path, digest).map_err(|e| {
         Error::input(format!(
             "the image was pushed, but --digestfile {} cannot be written",

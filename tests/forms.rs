@@ -180,7 +180,10 @@ fn a_registry_only_destination_without_a_source_name_shows_the_full_form() {
     let output = push(&registry, &["--plain-http", &layout, &registry.host()]);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
-    assert!(err.contains("no single name (none, or several) to take NAME:TAG from"), "{err}");
+    assert!(
+        err.contains("no single name (none, or several) to take NAME:TAG from"),
+        "{err}"
+    );
     assert!(
         err.contains(&format!(
             "idpbuilder push IMAGE {}/OWNER/NAME:TAG",
@@ -209,6 +212,8 @@ fn extra_tags_and_the_digest_file() {
             "stable",
             "--digestfile",
             &digest_file.display().to_string(),
+            "-o",
+            "json",
             &layout,
             &destination,
         ],
@@ -219,10 +224,24 @@ fn extra_tags_and_the_digest_file() {
     assert_eq!(tags, ["1.0", "latest", "stable"]);
     let written = std::fs::read_to_string(&digest_file).expect("the digest file");
     assert_eq!(written.trim(), image.manifest_digest);
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(
+        result["tags"],
+        serde_json::json!(["1.0", "latest", "stable"]),
+        "every tag written: {result}"
+    );
+    let err = stderr(&output);
+    for tag in ["latest", "stable"] {
+        let line = format!("tagged {}/team/app:{tag}", registry.host());
+        assert!(err.lines().any(|l| l == line), "{line} in:\n{err}");
+    }
 }
 
+/// A digest file that cannot be written after the push: the push is not lost from view (its
+/// reference is still printed), and the exit code says the flag's value was bad.
 #[test]
-fn a_dry_run_writes_nothing() {
+fn an_unwritable_digest_file_still_prints_the_pushed_reference() {
     let registry = plain_http_registry();
     let work = tempfile::tempdir().expect("temp dir");
     let image = fixtures::oci_layout(&work.path().join("l"), &ImageSpec::new("1.0", &[3_000]));
@@ -232,14 +251,48 @@ fn a_dry_run_writes_nothing() {
         &registry,
         &[
             "--plain-http",
+            "--digestfile",
+            "/proc/version",
+            &layout,
+            &destination,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output)
+            .contains("the image was pushed, but --digestfile /proc/version cannot be written"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("{destination}@{}", image.manifest_digest)
+    );
+}
+
+#[test]
+fn a_dry_run_writes_nothing() {
+    let registry = plain_http_registry();
+    let work = tempfile::tempdir().expect("temp dir");
+    let image = fixtures::oci_layout(&work.path().join("l"), &ImageSpec::new("1.0", &[3_000]));
+    let layout = work.path().join("l").display().to_string();
+    let destination = format!("{}/team/app:1.0", registry.host());
+    let digest_file = work.path().join("app.digest");
+    let output = push(
+        &registry,
+        &[
+            "--plain-http",
             "--dry-run",
             "-o",
             "json",
+            "--digestfile",
+            &digest_file.display().to_string(),
             &layout,
             &destination,
         ],
     );
     assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!digest_file.exists(), "a dry run writes no digest file");
     let result: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("one JSON object");
     assert_eq!(result["dry_run"], true, "{result}");
