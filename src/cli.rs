@@ -7,7 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::reference;
 use crate::source::Platform;
 
-const PUSH_EXAMPLES: &str = "\
+/// The examples of `push -h`, and the start of `push --help` and its man page.
+macro_rules! push_examples {
+    () => {
+        "\
 Examples:
   # the local engine's image app:1.0 to idpbuilder's Gitea, as
   # gitea.cnoe.localtest.me:8443/giteaadmin/app:1.0 (owner: the user name;
@@ -31,15 +34,44 @@ Examples:
   idpbuilder push --platform linux/arm64 oci:./layout:app giteaadmin/app
 
   # a local test registry without TLS, machine-readable result
-  idpbuilder push -o json app.tar http://127.0.0.1:5000/team/app:dev";
+  idpbuilder push -o json app.tar http://127.0.0.1:5000/team/app:dev"
+    };
+}
+
+const PUSH_EXAMPLES: &str = push_examples!();
+
+/// `push --help` and the man page: the examples, then what a script needs besides the flags.
+const PUSH_LONG_HELP: &str = concat!(
+    push_examples!(),
+    "
+
+Environment:
+  IDPBUILDER_REGISTRY_USERNAME, IDPBUILDER_REGISTRY_PASSWORD
+                      credentials for the destination when no flag gives them
+  IDPBUILDER_SRC_USERNAME, IDPBUILDER_SRC_PASSWORD
+                      credentials for a docker:// source without --src-creds
+  KUBECONFIG          the cluster whose gitea-credential secret and certificate are used
+  DOCKER_CONFIG       the directory of docker's config.json (credentials, contexts)
+  DOCKER_HOST         the engine for engine images (else the docker context, then the
+                      usual sockets of Docker and Podman)
+  NO_COLOR            no colour on stderr
+
+Exit status:
+  0    pushed (or, with --dry-run, checked)
+  1    the push failed: a registry or network error, after retries
+  2    usage or input error: bad flags, bad reference, unreadable or invalid image
+  3    authentication or authorisation refused
+  4    TLS certificate not trusted
+  130  interrupted (Ctrl-C or SIGTERM); no tag is written"
+);
 
 const COMPLETION_HELP: &str = "\
 Install (restart the shell afterwards):
-  bash:  idpbuilder completion bash > ~/.local/share/bash-completion/completions/idpbuilder
-  zsh:   idpbuilder completion zsh > \"${fpath[1]}/_idpbuilder\"
-  fish:  idpbuilder completion fish > ~/.config/fish/completions/idpbuilder.fish
-  powershell: idpbuilder completion powershell >> $PROFILE
-  elvish: idpbuilder completion elvish >> ~/.config/elvish/rc.elv";
+  bash:        idpbuilder completion bash > ~/.local/share/bash-completion/completions/idpbuilder
+  zsh:         idpbuilder completion zsh > \"${fpath[1]}/_idpbuilder\"
+  fish:        idpbuilder completion fish > ~/.config/fish/completions/idpbuilder.fish
+  powershell:  idpbuilder completion powershell >> $PROFILE
+  elvish:      idpbuilder completion elvish >> ~/.config/elvish/rc.elv";
 
 const PASSTHROUGH_HELP: &str = "\
 This idpbuilder only pushes images. Other commands (create, get, delete, ...) are
@@ -66,7 +98,7 @@ pub struct Cli {
 )]
 pub enum Command {
     /// Push an image (file, engine or registry image) to a registry
-    #[command(after_help = PUSH_EXAMPLES)]
+    #[command(after_help = PUSH_EXAMPLES, after_long_help = PUSH_LONG_HELP)]
     Push(PushArgs),
     /// Print a shell completion script to standard output
     #[command(after_help = COMPLETION_HELP)]
@@ -562,6 +594,24 @@ mod tests {
     }
 
     #[test]
+    fn push_help_names_the_environment_and_exit_codes_only_in_its_long_form() {
+        let mut command = Cli::command();
+        let push = command.find_subcommand_mut("push").unwrap();
+        let long = push.render_long_help().to_string();
+        for text in [
+            "Examples:",
+            "IDPBUILDER_REGISTRY_USERNAME",
+            "KUBECONFIG",
+            "Exit status:",
+        ] {
+            assert!(long.contains(text), "{text} in --help:\n{long}");
+        }
+        let short = push.render_help().to_string();
+        assert!(short.contains("Examples:"), "{short}");
+        assert!(!short.contains("Exit status:"), "-h stays short:\n{short}");
+    }
+
+    #[test]
     fn man_pages_come_from_the_same_definitions() {
         // What `make man` (examples/man.rs) writes, rendered here.
         let dir = tempfile::tempdir().unwrap();
@@ -569,6 +619,15 @@ mod tests {
         let push = std::fs::read_to_string(dir.path().join("idpbuilder-push.1")).unwrap();
         assert!(push.contains("digestfile"), "{push}");
         assert!(push.contains("Examples:"), "{push}");
+        for section in [
+            "Environment:",
+            "IDPBUILDER_REGISTRY_PASSWORD",
+            "DOCKER_HOST",
+            "Exit status:",
+            "130",
+        ] {
+            assert!(push.contains(section), "{section} in the man page");
+        }
         let top = std::fs::read_to_string(dir.path().join("idpbuilder.1")).unwrap();
         assert!(
             top.contains("cnoe.io/docs/idpbuilder/installation"),
