@@ -73,7 +73,9 @@ impl Error {
     }
 
     pub fn interrupted() -> Self {
-        Self::new(Kind::Interrupted, "interrupted")
+        Self::new(Kind::Interrupted, "interrupted").with_hint(
+            "run the same command again: blobs the registry already has are skipped, and no tag was written",
+        )
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

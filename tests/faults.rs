@@ -539,6 +539,11 @@ fn interrupt_with(signal: &str) {
         "{}",
         stderr(&output)
     );
+    assert!(
+        stderr(&output).contains("hint: run the same command again"),
+        "{}",
+        stderr(&output)
+    );
     assert_no_tag(&registry, &repo, &image);
     assert!(
         !proxy.seen().iter().any(|s| s.path.contains("/manifests/")),
