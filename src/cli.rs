@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 use crate::reference;
 use crate::source::Platform;
@@ -133,7 +133,7 @@ pub struct PushArgs {
     pub destination: Option<String>,
 
     /// Registry user name
-    #[arg(short, long, value_name = "USER")]
+    #[arg(short, long, value_name = "USER", value_hint = ValueHint::Other)]
     pub username: Option<String>,
 
     /// Registry password (visible to other users; prefer --password-stdin)
@@ -141,6 +141,7 @@ pub struct PushArgs {
         short,
         long,
         value_name = "PASSWORD",
+        value_hint = ValueHint::Other,
         conflicts_with = "password_stdin"
     )]
     pub password: Option<Password>,
@@ -167,27 +168,27 @@ pub struct PushArgs {
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context (default: the current one)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other)]
     pub context: Option<String>,
 
     /// Push only this platform of a multi-platform image
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_hint = ValueHint::Other)]
     pub platform: Option<Platform>,
 
-    /// Blobs uploaded at once
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Blobs uploaded at once (1 to 64)
+    #[arg(long, value_name = "N", value_hint = ValueHint::Other, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
     /// Attempts per request on transient failure
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, value_name = "N", value_hint = ValueHint::Other, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub retries: u32,
 
     /// Upload blobs larger than SIZE in PATCH chunks of SIZE (e.g. 64MiB)
-    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_hint = ValueHint::Other, default_value = "512MiB", value_parser = parse_size)]
     pub chunk_size: u64,
 
     /// Also point TAG at the pushed image (repeatable)
-    #[arg(short = 't', long = "tag", value_name = "TAG", value_parser = tag)]
+    #[arg(short = 't', long = "tag", value_name = "TAG", value_hint = ValueHint::Other, value_parser = tag)]
     pub tags: Vec<String>,
 
     /// Write the pushed digest (sha256:...) to PATH
@@ -204,7 +205,7 @@ pub struct PushArgs {
     ///
     /// Without :PASSWORD the password is asked on the terminal. Also read from
     /// IDPBUILDER_SRC_USERNAME and IDPBUILDER_SRC_PASSWORD.
-    #[arg(long, value_name = "USER[:PASSWORD]", value_parser = SourceCredentialsParser)]
+    #[arg(long, value_name = "USER[:PASSWORD]", value_hint = ValueHint::Other, value_parser = SourceCredentialsParser)]
     pub src_creds: Option<SourceCredentials>,
 
     /// Also trust the certificates in this PEM file for the source registry

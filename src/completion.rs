@@ -56,4 +56,35 @@ mod tests {
             assert!(script.contains("digestfile"), "{shell}");
         }
     }
+
+    /// Flags whose values are not files complete to nothing rather than to file names; paths
+    /// (`--ca-file`, `--kubeconfig`, `--digestfile`) still complete as files.
+    #[test]
+    fn only_path_flags_complete_file_names_in_bash() {
+        let script = script(Shell::Bash);
+        let completes_files = |flag: &str| {
+            let start = script
+                .find(&format!("{flag})"))
+                .unwrap_or_else(|| panic!("{flag} in the script"));
+            let case = &script[start..];
+            let case = &case[..case.find(";;").unwrap_or(case.len())];
+            case.contains("compgen -f")
+        };
+        for flag in [
+            "--platform",
+            "--context",
+            "--username",
+            "--password",
+            "--tag",
+            "--src-creds",
+            "--concurrency",
+            "--retries",
+            "--chunk-size",
+        ] {
+            assert!(!completes_files(flag), "{flag} completes file names");
+        }
+        for flag in ["--ca-file", "--kubeconfig", "--digestfile"] {
+            assert!(completes_files(flag), "{flag} completes file names");
+        }
+    }
 }
