@@ -181,8 +181,7 @@ impl DestinationArg {
 }
 
 /// The usual hint for a malformed DESTINATION.
-const FORMS_HINT: &str =
-    "write it as [HOST[:PORT]/]OWNER/NAME[:TAG], e.g. giteaadmin/app:1.0, or only as HOST[:PORT]";
+const FORMS_HINT: &str = "write it as [HOST[:PORT]/]OWNER/NAME[:TAG][@sha256:DIGEST], e.g. giteaadmin/app:1.0, or only as HOST[:PORT]";
 
 impl Destination {
     /// Parses a DESTINATION that names a repository (a leading `https://`, `oci://` or

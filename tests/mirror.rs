@@ -643,10 +643,8 @@ fn a_wrong_source_password_exits_3_with_basic_and_with_bearer_auth() {
             "{err}"
         );
         assert!(
-            err.contains(
-                "hint: check the image name, and give credentials for the source with --src-creds"
-            ),
-            "{err}"
+            err.contains("hint: check the source's user name and password (-l debug names where they came from: --src-creds, IDPBUILDER_SRC_USERNAME/PASSWORD,"),
+            "the credentials given are the ones to check: {err}"
         );
         assert!(!err.contains("wrong-password"));
     }

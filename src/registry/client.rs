@@ -585,7 +585,7 @@ impl Registry {
             return Error::auth(format!(
                 "source registry refused the credentials for {target} ({status})"
             ))
-            .with_hint(SOURCE_CREDENTIALS_HINT);
+            .with_hint("check the source's user name and password (-l debug names where they came from: --src-creds, IDPBUILDER_SRC_USERNAME/PASSWORD, docker's config.json, or the destination's own on the same registry), and that the user may read the repository");
         }
         if status == StatusCode::FORBIDDEN {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))

@@ -144,7 +144,7 @@ pub const INPUT_CASES: &[InputCase] = &[
         "is for platform linux/amd64, not linux/arm64"),
     case("`--platform` not os/arch[/variant]", nothing,
         &["--platform", "linux", "a.tar", NOWHERE],
-        "invalid --platform \"linux\""),
+        "'linux' for '--platform <OS/ARCH[/VARIANT]>': expected os/arch or os/arch/variant, for example linux/amd64 or linux/arm64/v8"),
     // DESTINATION.
     case("upper-case letters in the repository", nothing,
         &["a.tar", "giteaadmin/MyApp:1.0"],

@@ -180,7 +180,7 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
         "`source image HOST/REPO:TAG does not exist (404 Not Found)`; nothing pushed"),
     row("wrong source password, Basic or Bearer", 3, MIRROR,
         "a_wrong_source_password_exits_3_with_basic_and_with_bearer_auth",
-        "`source registry refused the credentials for HOST/REPO (401 Unauthorized)`, hint naming `--src-creds`"),
+        "`source registry refused the credentials for HOST/REPO (401 Unauthorized)`, hint to check the source's user name and password, naming where they may come from"),
     row("`--src-creds USER` without a password, and no terminal to ask on", 2, MIRROR,
         "src_creds_without_a_password_and_no_terminal_exits_2_naming_the_other_ways",
         "`--src-creds names no password and there is no terminal to ask for it`"),
