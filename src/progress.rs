@@ -152,7 +152,7 @@ impl Bars {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
         let total = multi.add(
-            ProgressBar::new(0)
+            ProgressBar::no_length()
                 .with_style(total_style)
                 .with_prefix("total       "),
         );
@@ -290,8 +290,11 @@ mod tests {
     #[test]
     fn bars_track_restarts_without_a_terminal() {
         let bars = Bars::new(false);
+        // Until the push knows its size, the total has none: an empty bar, not a full 0/0 one.
+        assert_eq!(bars.total.length(), None);
         let d = Digest::of(b"y");
         bars.plan(&[(d.clone(), 100)]);
+        assert_eq!(bars.total.length(), Some(100));
         (bars.blob_progress_sink(&d))(60);
         assert_eq!(bars.total.position(), 60);
         bars.blob_restarted(&d);
