@@ -81,26 +81,11 @@ fn not_ours_hint(asked: &str) -> String {
     }
     match OUR_COMMANDS
         .iter()
-        .find(|ours| **ours != "help" && edit_distance(asked, ours) <= 2)
+        .find(|ours| **ours != "help" && strsim::levenshtein(asked, ours) <= 2)
     {
         Some(ours) => format!("did you mean idpbuilder {ours}? For cnoe-io's commands, {install}"),
         None => install,
     }
-}
-
-/// Levenshtein distance, for telling a typo of `push` from cnoe-io's commands.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 /// Execs the next `idpbuilder` with `args`; returns only the error when it cannot.

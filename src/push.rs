@@ -147,19 +147,15 @@ impl Push<'_> {
             ));
         }
 
-        let count = |outcome| uploaded.iter().filter(|u| u.outcome == outcome).count();
+        let with = |outcome| uploaded.iter().filter(move |u| u.outcome == outcome);
         Ok(Summary {
             reference: self.shown(tag.as_deref(), &root.digest),
             digest: root.digest.to_string(),
             size: root.bytes.len() as u64,
-            blobs_uploaded: count(BlobOutcome::Pushed),
-            blobs_skipped: count(BlobOutcome::Exists),
-            blobs_mounted: count(BlobOutcome::Mounted),
-            bytes_uploaded: uploaded
-                .iter()
-                .filter(|u| u.outcome == BlobOutcome::Pushed)
-                .map(|u| u.size)
-                .sum(),
+            blobs_uploaded: with(BlobOutcome::Pushed).count(),
+            blobs_skipped: with(BlobOutcome::Exists).count(),
+            blobs_mounted: with(BlobOutcome::Mounted).count(),
+            bytes_uploaded: with(BlobOutcome::Pushed).map(|u| u.size).sum(),
             tags,
             seconds: started.elapsed().as_secs_f64(),
             dry_run: false,

@@ -81,7 +81,9 @@ impl Registry {
     ) -> Attempt<Response> {
         let (client, request) = request.build_split();
         let request = request.map_err(|e| self.transport_failure(e))?;
-        let line = request_line(request.method(), request.url());
+        // Only formatted when it will be printed: this runs for every request of a push.
+        let line = tracing::enabled!(tracing::Level::TRACE)
+            .then(|| request_line(request.method(), request.url()));
         let started = Instant::now();
         watch.touch();
         let outcome = match watch
@@ -95,10 +97,14 @@ impl Registry {
             }),
             None => Err(self.timed_out()),
         };
-        let elapsed = started.elapsed().as_millis();
-        match &outcome {
-            Ok(response) => tracing::trace!("{line} -> {} ({elapsed} ms)", response.status()),
-            Err(failure) => tracing::trace!("{line} failed after {elapsed} ms: {}", failure.error),
+        if let Some(line) = line {
+            let elapsed = started.elapsed().as_millis();
+            match &outcome {
+                Ok(response) => tracing::trace!("{line} -> {} ({elapsed} ms)", response.status()),
+                Err(failure) => {
+                    tracing::trace!("{line} failed after {elapsed} ms: {}", failure.error)
+                }
+            }
         }
         outcome
     }
