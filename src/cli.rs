@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
+use crate::oci::Platform;
 use crate::reference;
-use crate::source::Platform;
 
 /// The examples of `push -h`, and the start of `push --help` and its man page.
 macro_rules! push_examples {

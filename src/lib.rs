@@ -8,6 +8,7 @@ pub mod completion;
 pub mod credentials;
 pub mod digest;
 pub mod error;
+pub mod oci;
 pub mod passthrough;
 pub mod progress;
 pub mod push;
@@ -17,3 +18,8 @@ pub mod report;
 pub mod session;
 pub mod source;
 pub mod terminal;
+pub mod text;
+
+#[cfg(test)]
+#[path = "layering_tests.rs"]
+mod layering_tests;

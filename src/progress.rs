@@ -11,7 +11,15 @@ use std::time::Duration;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::digest::Digest;
-use crate::registry::BlobOutcome;
+
+/// What happened to a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOutcome {
+    Pushed,
+    Exists,
+    /// Mounted from another repository of the same registry: no byte sent.
+    Mounted,
+}
 
 /// Events of a push, keyed by blob digest.
 pub trait Reporter: Send + Sync {
@@ -70,7 +78,7 @@ pub fn reporter(mode: Mode, color: bool) -> Arc<dyn Reporter> {
 
 /// `warning: ...` on stderr, the warning's word in yellow with colour.
 pub fn warning_line(message: &str, color: bool) -> String {
-    let message = crate::report::escape_controls(message);
+    let message = crate::text::escape_controls(message);
     if color {
         format!("\x1b[1;33mwarning:\x1b[0m {message}")
     } else {

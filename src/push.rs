@@ -8,10 +8,11 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::progress::Reporter;
+use crate::oci::Manifests;
+use crate::progress::{BlobOutcome, Reporter};
 use crate::reference::{Destination, Target, is_valid_tag};
-use crate::registry::{BlobOutcome, ChunkPolicy, Registry, Uploaded};
-use crate::source::{ImageSource, Manifests};
+use crate::registry::{ChunkPolicy, Registry, Uploaded};
+use crate::source::ImageSource;
 
 /// What a push did, for the result line and `-o json`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -283,7 +284,7 @@ mod tests {
         Image {
             root: Manifests {
                 children: vec![],
-                root: crate::source::Manifest {
+                root: crate::oci::Manifest {
                     media_type: "application/vnd.oci.image.manifest.v1+json".into(),
                     digest: Digest::of(&bytes),
                     bytes,
@@ -344,7 +345,7 @@ mod tests {
 
     #[test]
     fn an_index_inside_an_index_is_refused_before_anything_is_sent() {
-        let manifest = |media_type: &str, bytes: &[u8]| crate::source::Manifest {
+        let manifest = |media_type: &str, bytes: &[u8]| crate::oci::Manifest {
             media_type: media_type.into(),
             digest: Digest::of(bytes),
             bytes: bytes.to_vec(),

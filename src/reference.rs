@@ -493,6 +493,29 @@ pub fn is_valid_tag(tag: &str) -> bool {
     validate_tag(tag).is_ok()
 }
 
+/// The host name of `host[:port]` or `[v6]:port`, lower case, without a trailing dot.
+pub fn host_name(host: &str) -> String {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(inside, _)| inside)
+    } else {
+        match host.rsplit_once(':') {
+            // A bare IPv6 address has several colons and no port.
+            Some((name, port))
+                if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                name
+            }
+            _ => host,
+        }
+    };
+    normalise_host_name(name)
+}
+
+/// A host name as compared: trimmed, lower case, without a trailing dot.
+pub fn normalise_host_name(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
 #[cfg(test)]
 #[path = "reference_tests.rs"]
 mod tests;

@@ -516,3 +516,12 @@ fn a_destination_ending_in_a_slash_after_the_owner_says_the_name_is_missing() {
         "{error}"
     );
 }
+
+#[test]
+fn host_names_lose_ports_and_brackets() {
+    assert_eq!(host_name("localhost:5000"), "localhost");
+    assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+    assert_eq!(host_name("[::1]:8443"), "::1");
+    assert_eq!(host_name("::1"), "::1");
+    assert_eq!(host_name("Example.COM."), "example.com");
+}

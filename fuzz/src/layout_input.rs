@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use idpbuilder_push::source::Platform;
+use idpbuilder_push::oci::Platform;
 use sha2::{Digest as _, Sha256};
 
 pub const SEPARATOR: &[u8] = b"\n--\n";

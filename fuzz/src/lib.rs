@@ -89,7 +89,7 @@ pub fn archive(data: &[u8]) {
 }
 
 /// Opens the image; an error must be an input error with a message.
-fn check_open(argument: &str, platform: Option<source::Platform>) {
+fn check_open(argument: &str, platform: Option<idpbuilder_push::oci::Platform>) {
     if let Err(error) = source::open(argument, platform) {
         assert_eq!(error.kind(), Kind::Input, "{argument}: {error:?}");
         assert!(!error.message().is_empty(), "{argument}: empty message");

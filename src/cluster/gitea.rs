@@ -6,6 +6,8 @@ use std::fmt;
 
 use k8s_openapi::api::networking::v1::Ingress;
 
+use crate::reference::{host_name, normalise_host_name};
+
 /// idpbuilder's Gitea host names, used when the Ingresses cannot be read: the host of the default
 /// set-up and the one of `--use-path-routing`.
 pub const FALLBACK_HOSTS: [&str; 2] = ["gitea.cnoe.localtest.me", "cnoe.localtest.me"];
@@ -27,7 +29,7 @@ impl GiteaHosts {
             .filter_map(|ingress| ingress.spec.as_ref())
             .flat_map(|spec| spec.rules.iter().flatten())
             .filter_map(|rule| rule.host.as_deref())
-            .map(normalise)
+            .map(normalise_host_name)
             .filter(|host| !host.is_empty())
             .collect();
         hosts.sort();
@@ -60,28 +62,6 @@ impl fmt::Display for GiteaHosts {
             }
         }
     }
-}
-
-/// The host name of `host[:port]` or `[v6]:port`, lower case, without a trailing dot.
-pub fn host_name(host: &str) -> String {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split_once(']').map_or(rest, |(inside, _)| inside)
-    } else {
-        match host.rsplit_once(':') {
-            // A bare IPv6 address has several colons and no port.
-            Some((name, port))
-                if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                name
-            }
-            _ => host,
-        }
-    };
-    normalise(name)
-}
-
-fn normalise(name: &str) -> String {
-    name.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// Ingress host matching: exact, or `*.example.com` for exactly one more label.
@@ -157,14 +137,5 @@ mod tests {
         assert!(hosts.matches("gitea.example.com:443"));
         assert!(!hosts.matches("example.com"));
         assert!(!hosts.matches("a.b.example.com"));
-    }
-
-    #[test]
-    fn host_names_lose_ports_and_brackets() {
-        assert_eq!(host_name("localhost:5000"), "localhost");
-        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
-        assert_eq!(host_name("[::1]:8443"), "::1");
-        assert_eq!(host_name("::1"), "::1");
-        assert_eq!(host_name("Example.COM."), "example.com");
     }
 }

@@ -22,7 +22,7 @@ use tracing::instrument::{WithDispatch, WithSubscriber as _};
 use tracing::subscriber::NoSubscriber;
 
 pub use certificate::{ClusterCertificate, Place};
-pub use gitea::{GiteaHosts, host_name};
+pub use gitea::GiteaHosts;
 pub use kubeconfig::KubeconfigChoice;
 
 use crate::credentials::{self, Credentials};
@@ -268,7 +268,7 @@ fn describe(error: &kube::Error) -> String {
                 status.reason.as_str()
             };
             let text = format!("{} {reason}: {}", status.code, status.message);
-            crate::report::escape_controls(&text).into_owned()
+            crate::text::escape_controls(&text).into_owned()
         }
         other => {
             let mut text = other.to_string();
@@ -281,7 +281,7 @@ fn describe(error: &kube::Error) -> String {
                 }
                 cause = c.source();
             }
-            crate::report::escape_controls(&text).into_owned()
+            crate::text::escape_controls(&text).into_owned()
         }
     }
 }

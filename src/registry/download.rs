@@ -20,13 +20,9 @@ use reqwest::{Method, Response, StatusCode};
 use super::client::{Attempt, Failure, Registry};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::source::BlobReader;
+use crate::oci::BlobReader;
+use crate::oci::media_type::MANIFEST_ACCEPT;
 
-/// What a manifest GET accepts: OCI and Docker v2 image manifests and indexes (no schema 1).
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-    application/vnd.oci.image.manifest.v1+json, \
-    application/vnd.docker.distribution.manifest.list.v2+json, \
-    application/vnd.docker.distribution.manifest.v2+json";
 /// The largest manifest read: distribution's own limit.
 const MANIFEST_LIMIT: usize = 4 << 20;
 

@@ -14,4 +14,4 @@ pub use auth::{Challenge, parse_challenge};
 pub use client::{Connection, Registry, Role};
 pub use download::FetchedManifest;
 pub use tls::{HostPin, Trust, install_default_provider};
-pub use upload::{BlobOutcome, ChunkPolicy, Uploaded, read_through};
+pub use upload::{ChunkPolicy, Uploaded, read_through};

@@ -12,7 +12,7 @@ use super::client::{Attempt, Failure, Registry, Role};
 use super::origin::{Downgrade, Unresolved, origin_text};
 use super::timeouts::Watch;
 use crate::error::Error;
-use crate::report::escape_controls;
+use crate::text::escape_controls;
 
 impl Registry {
     /// Judges a response: the expected statuses pass; anything else becomes a `Failure` that

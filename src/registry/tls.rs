@@ -48,7 +48,7 @@ impl HostPin {
     /// Whether `server_name` is this pin's host.
     fn names(&self, server_name: &ServerName<'_>) -> bool {
         match server_name {
-            ServerName::DnsName(name) => crate::cluster::host_name(name.as_ref()) == self.host,
+            ServerName::DnsName(name) => crate::reference::host_name(name.as_ref()) == self.host,
             ServerName::IpAddress(ip) => self
                 .host
                 .parse::<std::net::IpAddr>()
@@ -69,7 +69,7 @@ impl Trust {
         host: &str,
         certificates: impl IntoIterator<Item = CertificateDer<'static>>,
     ) {
-        let host = crate::cluster::host_name(host);
+        let host = crate::reference::host_name(host);
         self.pinned
             .extend(certificates.into_iter().map(|certificate| HostPin {
                 host: host.clone(),

@@ -27,23 +27,14 @@ use super::client::{Attempt, Failure, Registry};
 use super::timeouts::Watch;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Kind, Result};
-use crate::progress::Reporter;
-use crate::source::{BlobBytes, BlobReader, Manifest, Reopen, SourceBlob};
+use crate::oci::{BlobBytes, BlobReader, Manifest, Reopen, SourceBlob};
+use crate::progress::{BlobOutcome, Reporter};
 
 const READ_BUFFER: usize = 256 * 1024;
 /// Below this, a proxy that refuses bodies is not worked around any further.
 const MIN_CHUNK: u64 = 1 << 20;
 /// The longest a failed upload's clean-up may hold up the retry.
 const CANCEL_LIMIT: Duration = Duration::from_secs(10);
-
-/// What happened to a blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlobOutcome {
-    Pushed,
-    Exists,
-    /// Mounted from another repository of the same registry: no byte sent.
-    Mounted,
-}
 
 /// How the registry answered a mount.
 enum Mount {

@@ -10,21 +10,20 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::names::{matches_name, tag_of};
-use super::platform::check_config;
 use super::store::{
     GZIP_MAGIC, JSON_LIMIT, Store, ZSTD_MAGIC, hash, hash_all, head, read_location,
 };
-use super::{Blob, Image, Location, Manifest, Selection, layout};
+use super::{Blob, Image, Location, Selection, layout};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-
-pub(crate) const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub(crate) const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-pub(crate) const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub(crate) const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+use crate::oci::media_type::{
+    OCI_CONFIG as CONFIG, OCI_LAYER as LAYER, OCI_LAYER_GZIP as LAYER_GZIP,
+    OCI_LAYER_ZSTD as LAYER_ZSTD, OCI_MANIFEST,
+};
+use crate::oci::{Manifest, OciDescriptor, OciManifest, check_config};
 
 /// One image of `manifest.json`.
 #[derive(Debug, Deserialize)]
@@ -64,25 +63,6 @@ struct RootFs {
     diff_ids: Option<Vec<String>>,
 }
 
-/// The OCI image manifest we write for a classic archive; field order is fixed so the same
-/// archive always gives the same digest.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct OciManifest<'a> {
-    pub(crate) schema_version: u32,
-    pub(crate) media_type: &'a str,
-    pub(crate) config: OciDescriptor<'a>,
-    pub(crate) layers: Vec<OciDescriptor<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct OciDescriptor<'a> {
-    pub(crate) media_type: &'a str,
-    pub(crate) digest: &'a str,
-    pub(crate) size: u64,
-}
-
 /// Reads the image the selection names from the docker archive in `store`.
 pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
     if store.exists("index.json") && store.exists("oci-layout") {
@@ -107,14 +87,14 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
 
     let manifest = OciManifest {
         schema_version: 2,
-        media_type: layout::OCI_MANIFEST,
+        media_type: OCI_MANIFEST,
         config: describe(&config),
         layers: layers.iter().map(describe).collect(),
     };
     let bytes = serde_json::to_vec(&manifest)
         .map_err(|e| Error::input(format!("cannot write a manifest for {source} ({e})")))?;
     let root = Manifest {
-        media_type: layout::OCI_MANIFEST.to_string(),
+        media_type: OCI_MANIFEST.to_string(),
         digest: Digest::of(&bytes),
         bytes,
     };

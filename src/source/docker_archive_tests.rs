@@ -71,7 +71,7 @@ fn a_classic_archive_gets_an_oci_manifest_over_its_exact_bytes() {
         expected
     );
     assert_eq!(image.root.digest, Digest::of(expected.as_bytes()));
-    assert_eq!(image.root.media_type, layout::OCI_MANIFEST);
+    assert_eq!(image.root.media_type, OCI_MANIFEST);
     assert_eq!(image.source_tag.as_deref(), Some("1.0"));
     assert!(image.children.is_empty());
     let again = open_archive(&path, None, None).unwrap();

@@ -14,12 +14,13 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
+use super::ImageSource;
 use super::engine_socket::{self, Endpoint, Endpoints, Environment, Unreachable};
 use super::engine_stream::{self, ByteStream, Plan};
 use super::names::tag_of;
-use super::{ImageSource, Manifests, Platform, SourceBlob};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::oci::{Manifests, Platform, SourceBlob};
 use crate::reference::looks_like_host;
 
 const PREFIX: &str = "docker-daemon:";

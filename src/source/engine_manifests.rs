@@ -14,15 +14,18 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::docker_archive::{CONFIG, LAYER, LAYER_GZIP, LAYER_ZSTD, OciDescriptor, OciManifest};
 use super::engine_stream::{Entry, HINT_DAMAGED, Plan, Seen};
-use super::layout::{Descriptor, Document, OCI_INDEX, OCI_MANIFEST};
 use super::names::matches_name;
-use super::platform::check_config;
 use super::store::{GZIP_MAGIC, ZSTD_MAGIC};
-use super::{Manifest, Manifests};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::oci::media_type::{
+    OCI_CONFIG as CONFIG, OCI_INDEX, OCI_LAYER as LAYER, OCI_LAYER_GZIP as LAYER_GZIP,
+    OCI_LAYER_ZSTD as LAYER_ZSTD, OCI_MANIFEST,
+};
+use crate::oci::{
+    Descriptor, Document, Manifest, Manifests, OciDescriptor, OciManifest, check_config,
+};
 
 const MAX_LINK_HOPS: usize = 16;
 

@@ -28,9 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::engine_manifests::{self, Resolved};
 use super::store::{JSON_LIMIT, normalise};
-use super::{BlobBytes, BlobReader, Manifests, Platform, Reopen, SourceBlob};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::oci::{BlobBytes, BlobReader, Manifests, Platform, Reopen, SourceBlob};
 
 /// Bytes read from the tar at a time.
 const CHUNK: usize = 256 << 10;

@@ -10,12 +10,10 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{
-    BlobBytes, BlobReader, Encoding, Image, ImageSource, Location, Manifests, Reopen, SourceBlob,
-    gz,
-};
+use super::{Encoding, Image, ImageSource, Location, gz};
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::oci::{BlobBytes, BlobReader, Manifests, Reopen, SourceBlob};
 
 impl ImageSource for Image {
     fn source_tag(&self) -> Option<String> {

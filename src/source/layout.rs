@@ -2,95 +2,18 @@
 //! one code path for layout directories, OCI archives and docker 25+ archives. Picks the image
 //! (by REF and `--platform`) and lists its manifests and blobs; only JSON is read.
 
-use std::collections::{BTreeMap, HashSet};
-
-use serde::Deserialize;
+use std::collections::HashSet;
 
 use super::names::{matches_name, tag_of};
-use super::platform::{PlatformJson, check_config};
 use super::store::{JSON_LIMIT, Store, read_location};
-use super::{Blob, Image, Manifest, Platform, Selection};
+use super::{Blob, Image, Selection};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::oci::media_type::{is_foreign_layer, is_index, is_schema1};
+use crate::oci::{Descriptor, Document, Manifest, Platform, check_config, pick_platform};
 
-pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub(super) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
-/// Docker marks its attestation manifests (provenance, SBOM) in an index this way.
-const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 /// How deep indexes may nest inside indexes.
 const MAX_DEPTH: usize = 4;
-
-/// An OCI content descriptor: only the fields we use.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Descriptor {
-    #[serde(default)]
-    pub(super) media_type: Option<String>,
-    pub(super) digest: String,
-    pub(super) size: u64,
-    #[serde(default)]
-    annotations: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub(super) platform: Option<PlatformJson>,
-}
-
-impl Descriptor {
-    /// The names this entry goes by: its ref name, then its containerd image name.
-    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
-        let annotations = self.annotations.as_ref();
-        [REF_NAME, CONTAINERD_NAME]
-            .into_iter()
-            .filter_map(move |key| annotations.and_then(|a| a.get(key)).map(String::as_str))
-    }
-
-    /// An attestation manifest of Docker's (provenance, SBOM), not an image.
-    pub(super) fn is_attestation(&self) -> bool {
-        self.annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(REFERENCE_TYPE))
-    }
-
-    /// How messages name this entry: a name, else its digest and platform.
-    pub(super) fn label(&self) -> String {
-        match (
-            self.names().next(),
-            self.platform.as_ref().and_then(PlatformJson::describe),
-        ) {
-            (Some(name), _) => name.to_string(),
-            (None, Some(platform)) => format!("{} ({platform})", self.digest),
-            (None, None) => self.digest.clone(),
-        }
-    }
-}
-
-/// A manifest or an index, as far as we need to walk it.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Document {
-    #[serde(default)]
-    pub(super) schema_version: Option<u32>,
-    #[serde(default)]
-    pub(super) media_type: Option<String>,
-    #[serde(default)]
-    pub(super) manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    pub(super) config: Option<Descriptor>,
-    #[serde(default)]
-    pub(super) layers: Option<Vec<Descriptor>>,
-}
-
-impl Document {
-    /// An index, by its media type or, without one, by its shape.
-    pub(super) fn is_index(&self) -> bool {
-        match self.media_type.as_deref() {
-            Some(media_type) => is_index(media_type),
-            None => self.manifests.is_some() && self.config.is_none(),
-        }
-    }
-}
 
 /// Reads the image the selection names from the layout in `store`. `prefix` (`oci`,
 /// `oci-archive`, `docker-archive`) is used in hints that show how to pick an image.
@@ -314,12 +237,13 @@ impl Walk<'_> {
                 "manifest {digest} in {source} is not valid JSON ({e})"
             ))
         })?;
-        let media_type = match (&document.media_type, &entry.media_type) {
-            (Some(t), _) | (None, Some(t)) if !t.is_empty() => t.clone(),
-            _ if document.manifests.is_some() => OCI_INDEX.to_string(),
-            _ => OCI_MANIFEST.to_string(),
-        };
-        if media_type.starts_with("application/vnd.docker.distribution.manifest.v1") {
+        // In a layout the document's own `mediaType` comes before its index entry's.
+        let given = document
+            .media_type
+            .as_deref()
+            .or(entry.media_type.as_deref());
+        let media_type = document.media_type_or(given);
+        if is_schema1(&media_type) {
             return Err(Error::input(format!(
                 "{source} holds a docker schema 1 manifest, which is not supported"
             ))
@@ -342,7 +266,7 @@ impl Walk<'_> {
             return Ok(());
         }
         let media_type = entry.media_type.clone().unwrap_or_default();
-        let foreign = media_type.contains("nondistributable") || media_type.contains("foreign");
+        let foreign = is_foreign_layer(&media_type);
         if foreign && self.store.locate(&blob_path(&digest))?.is_none() {
             return Ok(());
         }
@@ -373,45 +297,6 @@ impl Walk<'_> {
         }
         Ok(location)
     }
-}
-
-/// The entry of an index for the platform the user asked for; `source` names the image in
-/// messages.
-pub(super) fn pick_platform<'e>(
-    entries: &'e [Descriptor],
-    platform: &Platform,
-    source: &str,
-) -> Result<&'e Descriptor> {
-    let found: Vec<&Descriptor> = entries
-        .iter()
-        .filter(|d| d.platform.as_ref().is_some_and(|p| p.is(platform)))
-        .collect();
-    let digests: HashSet<&str> = found.iter().map(|d| d.digest.as_str()).collect();
-    let list = |entries: &mut dyn Iterator<Item = &Descriptor>| {
-        let mut names: Vec<String> = entries
-            .filter_map(|d| d.platform.as_ref().and_then(PlatformJson::describe))
-            .filter(|p| p != "unknown/unknown")
-            .collect();
-        names.dedup();
-        names.join(", ")
-    };
-    match digests.len() {
-        1 => Ok(found[0]),
-        0 => Err(Error::input(format!(
-            "{source} has no image for platform {platform} (it has: {})",
-            list(&mut entries.iter())
-        ))
-        .with_hint("pick one of those with --platform, or leave --platform out to push them all")),
-        _ => Err(Error::input(format!(
-            "several images in {source} match platform {platform}: {}",
-            list(&mut found.iter().copied())
-        ))
-        .with_hint("give the variant too, as in --platform linux/arm/v7")),
-    }
-}
-
-pub(super) fn is_index(media_type: &str) -> bool {
-    media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
 
 fn blob_path(digest: &Digest) -> String {

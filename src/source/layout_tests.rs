@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::oci::media_type::OCI_MANIFEST;
 use crate::source::testing::{INDEX, Layout, digests, named};
 
 fn open_dir(layout: &Layout, reference: Option<&str>, platform: Option<&str>) -> Result<Image> {

@@ -8,15 +8,15 @@
 //! [`RegistryImage`](registry::RegistryImage): manifests read at open, blobs streamed by GET.
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use tokio::io::AsyncRead;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+pub use crate::oci::Platform;
+use crate::oci::{BlobReader, Manifest, Manifests, SourceBlob};
 
 mod docker_archive;
 mod engine;
@@ -29,7 +29,6 @@ mod image_ref;
 mod layout;
 mod names;
 mod oci_archive;
-mod platform;
 mod registry;
 mod store;
 #[cfg(test)]
@@ -38,7 +37,6 @@ mod testing;
 use store::Store;
 
 pub use image_ref::ImageReference;
-pub use platform::Platform;
 pub use registry::RemoteAccess;
 
 /// Where a blob's bytes lie: `len` bytes at `offset` of `file`, a plain file or an entry of a
@@ -106,14 +104,6 @@ pub struct Blob {
     pub location: Location,
 }
 
-/// A manifest or index, kept as the exact bytes of the source so its digest does not change.
-#[derive(Debug, Clone)]
-pub struct Manifest {
-    pub media_type: String,
-    pub digest: Digest,
-    pub bytes: Vec<u8>,
-}
-
 /// An image as the push pipeline reads it, whatever holds it: local files, a stream from an
 /// engine, another registry. Blobs come first, in the order the source can give them; the
 /// manifests after the last blob (a tar stream may hold its manifest at the end).
@@ -156,61 +146,6 @@ pub struct MountSource {
     /// `host[:port]`.
     pub host: String,
     pub repository: String,
-}
-
-/// The manifests a push writes: platform manifests of an index first, then the root.
-#[derive(Debug, Clone)]
-pub struct Manifests {
-    /// Platform manifests of an index (pushed before the index); empty for a single image.
-    pub children: Vec<Manifest>,
-    /// The manifest or index the tag will point at.
-    pub root: Manifest,
-}
-
-impl Manifests {
-    /// A platform manifest that is itself an index: an index nested in the root index.
-    pub fn nested_index(&self) -> Option<&Manifest> {
-        self.children.iter().find(|child| {
-            child.media_type == "application/vnd.oci.image.index.v1+json"
-                || child.media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
-        })
-    }
-}
-
-/// Bytes of a blob, read as a stream.
-pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
-
-/// A blob whose bytes can be read again from any offset (a file, a registry).
-pub trait Reopen: Send + Sync {
-    fn open_at(&self, offset: u64) -> BoxFuture<'static, std::io::Result<BlobReader>>;
-}
-
-/// How a blob's bytes can be had.
-pub enum BlobBytes {
-    /// Again and again: a failed upload starts over and reads the blob anew.
-    Reopenable(Arc<dyn Reopen>),
-    /// Once, as a stream goes by: a failure after its first byte cannot be retried.
-    Once(BlobReader),
-}
-
-/// One blob to push.
-pub struct SourceBlob {
-    /// `None` when the source learns the digest only by hashing the bytes.
-    pub digest: Option<Digest>,
-    pub size: u64,
-    pub bytes: BlobBytes,
-    /// Where the bytes come from, for messages: a file, an engine socket.
-    pub origin: Arc<str>,
-}
-
-impl std::fmt::Debug for SourceBlob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SourceBlob")
-            .field("digest", &self.digest)
-            .field("size", &self.size)
-            .field("origin", &self.origin)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A name that says more than a tag (`app:1.0`, `example.com/app`), not a bare tag (`1.0`).

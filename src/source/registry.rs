@@ -13,15 +13,15 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
 use super::image_ref::ImageReference;
-use super::layout::{Descriptor, Document, OCI_INDEX, OCI_MANIFEST, is_index, pick_platform};
-use super::platform::check_config;
-use super::{
-    BlobBytes, BlobReader, ImageSource, Manifest, Manifests, MountSource, Platform, Reopen,
-    SourceBlob,
-};
+use super::{ImageSource, MountSource};
 use crate::credentials::Credentials;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::oci::media_type::{is_foreign_layer, is_index, is_manifest_family, is_schema1};
+use crate::oci::{
+    BlobBytes, BlobReader, Descriptor, Document, Manifest, Manifests, Platform, Reopen, SourceBlob,
+    check_config, pick_platform,
+};
 use crate::progress::Reporter;
 use crate::registry::{Connection, Registry, Role, Trust};
 
@@ -147,9 +147,7 @@ async fn read_manifest(
         ))
     })?;
     let media_type = media_type(fetched.content_type.as_deref(), &document);
-    if media_type.starts_with("application/vnd.docker.distribution.manifest.v1")
-        || document.schema_version == Some(1)
-    {
+    if is_schema1(&media_type) || document.schema_version == Some(1) {
         return Err(Error::input(format!(
             "{name} is a docker schema 1 image, which is not supported"
         ))
@@ -189,17 +187,8 @@ fn media_type(content_type: Option<&str>, document: &Document) -> String {
     let content_type = content_type
         .and_then(|c| c.split(';').next())
         .map(str::trim)
-        .filter(|c| {
-            c.starts_with("application/vnd.oci.image.")
-                || c.starts_with("application/vnd.docker.distribution.manifest.")
-        });
-    match (content_type, &document.media_type) {
-        (Some(t), _) => t.to_string(),
-        (None, Some(t)) if !t.is_empty() => t.clone(),
-        // A docker v2 manifest always names itself; an OCI one need not.
-        _ if document.manifests.is_some() => OCI_INDEX.to_string(),
-        _ => OCI_MANIFEST.to_string(),
-    }
+        .filter(|c| is_manifest_family(c));
+    document.media_type_or(content_type)
 }
 
 /// The image config, read whole (it is small) to check `--platform`.
@@ -254,7 +243,7 @@ impl Walk<'_> {
         self.add(config);
         for layer in document.layers.as_deref().unwrap_or_default() {
             let media_type = layer.media_type.as_deref().unwrap_or_default();
-            if media_type.contains("nondistributable") || media_type.contains("foreign") {
+            if is_foreign_layer(media_type) {
                 continue;
             }
             self.add((parse_digest(&layer.digest, self.name)?, layer.size));
@@ -349,8 +338,7 @@ impl Reopen for RemoteBlob {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    use crate::oci::media_type::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
     fn document(json: &str) -> Document {
         serde_json::from_str(json).expect("document")

@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 
 use crate::digest::Digest;
 
-pub(crate) const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub(crate) const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub(crate) const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub(crate) const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub(crate) use crate::oci::media_type::{
+    OCI_CONFIG as CONFIG, OCI_INDEX as INDEX, OCI_LAYER_GZIP as LAYER_GZIP,
+    OCI_MANIFEST as MANIFEST,
+};
 
 /// An OCI layout directory being written.
 pub(crate) struct Layout {

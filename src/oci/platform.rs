@@ -1,11 +1,13 @@
 //! `--platform os/arch[/variant]`: parsing, display, and matching against the platform of an
 //! index entry or an image config.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Deserialize;
 
+use super::document::Descriptor;
 use crate::error::{Error, Result};
 
 /// A platform the user asked for. The architecture is normalised (`x86_64` is `amd64`,
@@ -69,7 +71,7 @@ impl Platform {
 }
 
 /// `os/arch[/variant]`, as listed in messages.
-pub(crate) fn describe(os: &str, architecture: &str, variant: Option<&str>) -> String {
+pub fn describe(os: &str, architecture: &str, variant: Option<&str>) -> String {
     match variant {
         Some(v) if !v.is_empty() => format!("{os}/{architecture}/{v}"),
         _ => format!("{os}/{architecture}"),
@@ -78,25 +80,25 @@ pub(crate) fn describe(os: &str, architecture: &str, variant: Option<&str>) -> S
 
 /// The platform fields of an index entry or an image config.
 #[derive(Debug, Default, Deserialize)]
-pub(crate) struct PlatformJson {
+pub struct PlatformJson {
     #[serde(default)]
-    pub(crate) os: Option<String>,
+    pub os: Option<String>,
     #[serde(default)]
-    pub(crate) architecture: Option<String>,
+    pub architecture: Option<String>,
     #[serde(default)]
-    pub(crate) variant: Option<String>,
+    pub variant: Option<String>,
 }
 
 impl PlatformJson {
     /// `os/arch[/variant]`, or `None` when os or architecture is not given.
-    pub(crate) fn describe(&self) -> Option<String> {
+    pub fn describe(&self) -> Option<String> {
         match (&self.os, &self.architecture) {
             (Some(os), Some(arch)) => Some(describe(os, arch, self.variant.as_deref())),
             _ => None,
         }
     }
 
-    pub(crate) fn is(&self, wanted: &Platform) -> bool {
+    pub fn is(&self, wanted: &Platform) -> bool {
         match (&self.os, &self.architecture) {
             (Some(os), Some(arch)) => wanted.matches(os, arch, self.variant.as_deref()),
             _ => false,
@@ -106,7 +108,7 @@ impl PlatformJson {
 
 /// Checks that an image config (its JSON `bytes`) is for the `wanted` platform. A config that
 /// names no platform (an artifact) passes.
-pub(crate) fn check_config(wanted: &Platform, config: &[u8], image: &str) -> Result<()> {
+pub fn check_config(wanted: &Platform, config: &[u8], image: &str) -> Result<()> {
     let found: PlatformJson = serde_json::from_slice(config).unwrap_or_default();
     match found.describe() {
         Some(name) if !found.is(wanted) => Err(Error::input(format!(
@@ -114,6 +116,41 @@ pub(crate) fn check_config(wanted: &Platform, config: &[u8], image: &str) -> Res
         ))
         .with_hint(format!("leave out --platform to push it anyway as {name}"))),
         _ => Ok(()),
+    }
+}
+
+/// The entry of an index for the platform the user asked for; `source` names the image in
+/// messages.
+pub fn pick_platform<'e>(
+    entries: &'e [Descriptor],
+    platform: &Platform,
+    source: &str,
+) -> Result<&'e Descriptor> {
+    let found: Vec<&Descriptor> = entries
+        .iter()
+        .filter(|d| d.platform.as_ref().is_some_and(|p| p.is(platform)))
+        .collect();
+    let digests: HashSet<&str> = found.iter().map(|d| d.digest.as_str()).collect();
+    let list = |entries: &mut dyn Iterator<Item = &Descriptor>| {
+        let mut names: Vec<String> = entries
+            .filter_map(|d| d.platform.as_ref().and_then(PlatformJson::describe))
+            .filter(|p| p != "unknown/unknown")
+            .collect();
+        names.dedup();
+        names.join(", ")
+    };
+    match digests.len() {
+        1 => Ok(found[0]),
+        0 => Err(Error::input(format!(
+            "{source} has no image for platform {platform} (it has: {})",
+            list(&mut entries.iter())
+        ))
+        .with_hint("pick one of those with --platform, or leave --platform out to push them all")),
+        _ => Err(Error::input(format!(
+            "several images in {source} match platform {platform}: {}",
+            list(&mut found.iter().copied())
+        ))
+        .with_hint("give the variant too, as in --platform linux/arm/v7")),
     }
 }
 

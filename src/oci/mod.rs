@@ -1,0 +1,14 @@
+//! The OCI model every source and destination shares: media types, descriptors, manifests and
+//! indexes as read from JSON, platforms, and the blob and manifest values that move between a
+//! source, the copy policy and a destination. A leaf: it builds on `digest` and `error` only.
+
+mod blob;
+mod document;
+mod manifest;
+pub mod media_type;
+mod platform;
+
+pub use blob::{BlobBytes, BlobReader, Reopen, SourceBlob};
+pub use document::{Descriptor, Document, OciDescriptor, OciManifest};
+pub use manifest::{Manifest, Manifests};
+pub use platform::{Platform, PlatformJson, check_config, describe, pick_platform};
