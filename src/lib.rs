@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cluster;
 pub mod completion;
 pub mod credentials;
+pub mod destination;
 pub mod digest;
 pub mod error;
 pub mod oci;

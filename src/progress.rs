@@ -12,6 +12,14 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 
 use crate::digest::Digest;
 
+/// A blob that is at the destination now, under the digest its bytes hash to.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub digest: Digest,
+    pub size: u64,
+    pub outcome: BlobOutcome,
+}
+
 /// What happened to a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobOutcome {

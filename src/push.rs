@@ -1,17 +1,19 @@
-//! The plan and order of a push: every blob (up to `--concurrency` at once), then the platform
-//! manifests, then the index or manifest under its tag. Nothing is tagged until everything it
-//! points at is in the registry.
+//! The copy policy of a push: every blob (up to `--concurrency` at once), then the platform
+//! manifests, then the index or manifest under its tags, from any source to any destination.
+//! Nothing is tagged until everything it points at is at the destination; a dry run asks
+//! instead of writing.
 
 use std::time::Instant;
 
 use futures_util::{StreamExt, TryStreamExt};
 
+use crate::destination::ImageDestination;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::Manifests;
-use crate::progress::{BlobOutcome, Reporter};
+use crate::oci::{Manifests, SourceBlob};
+use crate::progress::{BlobOutcome, Reporter, Uploaded};
 use crate::reference::{Destination, Target, is_valid_tag};
-use crate::registry::{ChunkPolicy, Registry, Uploaded};
+use crate::registry::read_through;
 use crate::source::ImageSource;
 
 /// What a push did, for the result line and `-o json`.
@@ -66,23 +68,11 @@ fn check_digest(destination: &Destination, root: &Digest, digest: &Digest) -> Re
     .with_hint("drop @DIGEST from the destination, or pick the image with that digest"))
 }
 
-/// Gitea refuses an index inside an index, after the blobs went up; say so before that.
-fn check_flat(manifests: &Manifests) -> Result<()> {
-    match manifests.nested_index() {
-        None => Ok(()),
-        Some(nested) => Err(Error::input(format!(
-            "the image's index {} holds another index ({}); Gitea and other registries refuse nested indexes",
-            manifests.root.digest, nested.digest
-        ))
-        .with_hint("push one platform with --platform os/arch, or flatten the index first")),
-    }
-}
-
 pub struct Push<'a> {
-    pub registry: &'a Registry,
-    pub destination: &'a Destination,
+    pub destination: &'a dyn ImageDestination,
+    /// The reference the image is pushed to, for its tag and the result line.
+    pub target: &'a Destination,
     pub concurrency: usize,
-    pub chunks: &'a ChunkPolicy,
     pub reporter: &'a dyn Reporter,
     /// `--tag`: more tags for the same manifest, written after the main one.
     pub extra_tags: &'a [String],
@@ -91,34 +81,38 @@ pub struct Push<'a> {
 }
 
 impl Push<'_> {
-    /// Pushes every blob of `source`, then its manifests, then the tag. Manifests a source
-    /// knows up front are checked before anything is uploaded.
+    /// Pushes every blob of `source`, then its manifests, then the tags. Manifests a source
+    /// knows up front are checked before anything is uploaded. A dry run goes the same way,
+    /// asking the destination what it has instead of writing: a blob the source can name only
+    /// by hashing it (an engine's export) is read through for its digest.
     pub async fn run(&self, mut source: Box<dyn ImageSource>, started: Instant) -> Result<Summary> {
-        let source_tag = source.source_tag();
-        if let Some(manifests) = source.manifests_known() {
-            tag_for(
-                self.destination,
-                &manifests.root.digest,
-                source_tag.as_deref(),
-            )?;
+        let plan = source.plan().clone();
+        if let Some(manifests) = &plan.manifests {
+            tag_for(self.target, &manifests.root.digest, plan.tag.as_deref())?;
         }
-        self.registry.login().await?;
-        if self.dry_run {
-            return self.dry_run(source, started).await;
+        self.destination.open().await?;
+        if let Some(manifests) = &plan.manifests {
+            self.destination.check(manifests)?;
         }
 
-        self.check_presence(source.as_mut()).await?;
-        self.reporter.plan(&source.planned_blobs());
-        if let Some(total) = source.planned_total() {
-            self.reporter.plan_total(total);
+        let present = if self.dry_run {
+            Vec::new()
+        } else {
+            self.present_among(plan.ask_first.clone()).await?
+        };
+        if !self.dry_run {
+            self.reporter.plan(&plan.blobs);
+            if let Some(total) = plan.total {
+                self.reporter.plan_total(total);
+            }
         }
-        let uploaded: Vec<Uploaded> = source
-            .blobs()
+        let blobs: Vec<Uploaded> = source
+            .blobs(&present)
             .map(|blob| async move {
-                let uploaded = self
-                    .registry
-                    .upload_blob(blob?, self.chunks, self.reporter)
-                    .await?;
+                if self.dry_run {
+                    return self.would_send(blob?).await;
+                }
+                let uploaded = self.destination.put_blob(blob?, self.reporter).await?;
                 self.reporter
                     .blob_finished(&uploaded.digest, uploaded.size, uploaded.outcome);
                 tracing::trace!("{:?} {}", uploaded.outcome, uploaded.digest);
@@ -129,27 +123,14 @@ impl Push<'_> {
             .await?;
 
         let manifests = source.manifests().await?;
-        check_flat(&manifests)?;
+        if plan.manifests.is_none() {
+            self.destination.check(&manifests)?;
+        }
         let Manifests { children, root } = manifests;
-        let tag = tag_for(self.destination, &root.digest, source_tag.as_deref())?;
-        for child in &children {
-            self.registry
-                .put_manifest(child.digest.as_str(), child)
-                .await?;
-        }
-        let reference = tag.clone().unwrap_or_else(|| root.digest.to_string());
-        self.registry.put_manifest(&reference, &root).await?;
+        let tag = tag_for(self.target, &root.digest, plan.tag.as_deref())?;
         let tags = self.tags(tag.as_deref());
-        for extra in tags.iter().skip(usize::from(tag.is_some())) {
-            self.registry.put_manifest(extra, &root).await?;
-            self.reporter.note(&format!(
-                "tagged {}/{}:{extra}",
-                self.destination.host, self.destination.repository
-            ));
-        }
-
-        let with = |outcome| uploaded.iter().filter(move |u| u.outcome == outcome);
-        Ok(Summary {
+        let with = |outcome| blobs.iter().filter(move |u| u.outcome == outcome);
+        let summary = Summary {
             reference: self.shown(tag.as_deref(), &root.digest),
             digest: root.digest.to_string(),
             size: root.bytes.len() as u64,
@@ -158,27 +139,59 @@ impl Push<'_> {
             blobs_mounted: with(BlobOutcome::Mounted).count(),
             bytes_uploaded: with(BlobOutcome::Pushed).map(|u| u.size).sum(),
             tags,
+            seconds: 0.0,
+            dry_run: self.dry_run,
+        };
+        if self.dry_run {
+            self.reporter.note(&format!(
+                "dry run: would send {} blobs ({}), {} already present; nothing was written",
+                summary.blobs_uploaded,
+                indicatif::HumanBytes(summary.bytes_uploaded),
+                summary.blobs_skipped
+            ));
+        } else {
+            for child in &children {
+                self.destination.put_manifest(child).await?;
+            }
+            self.destination.commit(&root, &summary.tags).await?;
+            for extra in summary.tags.iter().skip(usize::from(tag.is_some())) {
+                self.reporter.note(&format!(
+                    "tagged {}/{}:{extra}",
+                    self.target.host, self.target.repository
+                ));
+            }
+        }
+        Ok(Summary {
             seconds: started.elapsed().as_secs_f64(),
-            dry_run: false,
+            ..summary
         })
     }
 
-    /// `HEAD`s the blobs a source asks about before it is read, and tells it which are there.
-    async fn check_presence(&self, source: &mut dyn ImageSource) -> Result<()> {
-        let wanted = source.presence_wanted();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let present = self.present_among(wanted).await?;
-        source.present(&present);
-        Ok(())
+    /// What a dry run learns of one blob: `Exists` when the destination has it, else `Pushed`
+    /// (it would be sent). A blob without a digest is read through to learn it.
+    async fn would_send(&self, blob: SourceBlob) -> Result<Uploaded> {
+        let size = blob.size;
+        let digest = match blob.digest.clone() {
+            Some(digest) => digest,
+            None => read_through(blob).await?,
+        };
+        let outcome = if self.destination.has_blob(&digest).await? {
+            BlobOutcome::Exists
+        } else {
+            BlobOutcome::Pushed
+        };
+        Ok(Uploaded {
+            digest,
+            size,
+            outcome,
+        })
     }
 
-    /// Which of `digests` the registry has, `HEAD`ing up to `--concurrency` at once.
+    /// Which of `digests` the destination has, asking about up to `--concurrency` at once.
     async fn present_among(&self, digests: Vec<Digest>) -> Result<Vec<Digest>> {
         let present: Vec<Option<Digest>> = futures_util::stream::iter(digests)
             .map(|digest| async move {
-                let there = self.registry.blob_exists(&digest).await?;
+                let there = self.destination.has_blob(&digest).await?;
                 Ok::<_, Error>(there.then_some(digest))
             })
             .buffer_unordered(self.concurrency.max(1))
@@ -201,71 +214,11 @@ impl Push<'_> {
     fn shown(&self, tag: Option<&str>, digest: &Digest) -> String {
         let Destination {
             host, repository, ..
-        } = self.destination;
+        } = self.target;
         match tag {
             Some(tag) => format!("{host}/{repository}:{tag}@{digest}"),
             None => format!("{host}/{repository}@{digest}"),
         }
-    }
-
-    /// What a push would send: `HEAD` for every blob, one line on stderr, the reference on
-    /// stdout. A source whose manifests are known only once read (an engine's export) is read
-    /// through, its blobs hashed and dropped. No request that writes is made.
-    async fn dry_run(&self, mut source: Box<dyn ImageSource>, started: Instant) -> Result<Summary> {
-        let source_tag = source.source_tag();
-        let (manifests, blobs) = match source.manifests_known() {
-            Some(manifests) => (manifests, source.planned_blobs()),
-            None => {
-                let blobs: Vec<(Digest, u64)> = source
-                    .blobs()
-                    .and_then(|blob| async move {
-                        let size = blob.size;
-                        Ok((crate::registry::read_through(blob).await?, size))
-                    })
-                    .try_collect()
-                    .await?;
-                let manifests = source.manifests().await?;
-                check_flat(&manifests)?;
-                (manifests, blobs)
-            }
-        };
-        let tag = tag_for(
-            self.destination,
-            &manifests.root.digest,
-            source_tag.as_deref(),
-        )?;
-        let there = self
-            .present_among(blobs.iter().map(|(digest, _)| digest.clone()).collect())
-            .await?;
-        let mut missing = (0, 0);
-        let mut present = (0, 0);
-        for (digest, size) in blobs {
-            let counts = if there.contains(&digest) {
-                &mut present
-            } else {
-                &mut missing
-            };
-            counts.0 += 1;
-            counts.1 += size;
-        }
-        self.reporter.note(&format!(
-            "dry run: would send {} blobs ({}), {} already present; nothing was written",
-            missing.0,
-            indicatif::HumanBytes(missing.1),
-            present.0
-        ));
-        Ok(Summary {
-            reference: self.shown(tag.as_deref(), &manifests.root.digest),
-            digest: manifests.root.digest.to_string(),
-            size: manifests.root.bytes.len() as u64,
-            blobs_uploaded: missing.0,
-            blobs_skipped: present.0,
-            blobs_mounted: 0,
-            bytes_uploaded: missing.1,
-            tags: self.tags(tag.as_deref()),
-            seconds: started.elapsed().as_secs_f64(),
-            dry_run: true,
-        })
     }
 }
 
@@ -341,33 +294,5 @@ mod tests {
             tag_for(&wrong, &img).is_err(),
             "a tag with the wrong digest is refused"
         );
-    }
-
-    #[test]
-    fn an_index_inside_an_index_is_refused_before_anything_is_sent() {
-        let manifest = |media_type: &str, bytes: &[u8]| crate::oci::Manifest {
-            media_type: media_type.into(),
-            digest: Digest::of(bytes),
-            bytes: bytes.to_vec(),
-        };
-        let flat = Manifests {
-            children: vec![manifest("application/vnd.oci.image.manifest.v1+json", b"a")],
-            root: manifest("application/vnd.oci.image.index.v1+json", b"i"),
-        };
-        assert!(check_flat(&flat).is_ok());
-        let nested = Manifests {
-            children: vec![
-                manifest("application/vnd.oci.image.manifest.v1+json", b"a"),
-                manifest(
-                    "application/vnd.docker.distribution.manifest.list.v2+json",
-                    b"n",
-                ),
-            ],
-            ..flat
-        };
-        let error = check_flat(&nested).expect_err("nested");
-        assert_eq!(error.kind(), crate::error::Kind::Input);
-        assert!(error.message().contains("nested"), "{error}");
-        assert!(error.hint().is_some_and(|h| h.contains("--platform")));
     }
 }

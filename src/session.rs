@@ -9,11 +9,12 @@ use crate::cli::PushArgs;
 use crate::cluster::{self, ToRead};
 use crate::credentials::source as source_credentials;
 use crate::credentials::{self, Credentials, FlagInput};
+use crate::destination::RegistryDestination;
 use crate::error::{Error, Result};
 use crate::progress::{self, Reporter};
 use crate::push::{Push, Summary};
 use crate::reference::DestinationArg;
-use crate::registry::{ChunkPolicy, Connection, Registry, Role, Trust};
+use crate::registry::{Connection, Registry, Role, Trust};
 use crate::source::{self, ImageReference, ImageSource, RemoteAccess};
 
 /// Runs the push `args` describe, printing progress and warnings on stderr (`color` for
@@ -132,7 +133,7 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     };
     let destination = target.complete(
         credentials.as_ref().map(|c| c.username.as_str()),
-        image.source_name().as_deref(),
+        image.plan().name.as_deref(),
     )?;
 
     let mut registry = Registry::new(
@@ -148,7 +149,9 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     )?
     .with_reporter(reporter.clone());
     if let Some(mount) = image
-        .mount_source()
+        .plan()
+        .mount_from
+        .clone()
         .filter(|m| source_credentials::same_registry(&m.host, &destination.host))
     {
         tracing::debug!(
@@ -157,12 +160,16 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         );
         registry = registry.with_mount_from(mount.repository);
     }
-    let chunks = ChunkPolicy::new(args.chunk_size);
+    // Without a cluster reading, idpbuilder's default host names are its Gitea.
+    let is_clusters_gitea = found.as_ref().map_or_else(
+        || cluster::GiteaHosts::Fallback.matches(&destination.host),
+        |found| found.hosts.matches(&destination.host),
+    );
+    let writer = RegistryDestination::new(registry, args.chunk_size, is_clusters_gitea);
     let push = Push {
-        registry: &registry,
-        destination: &destination,
+        destination: &writer,
+        target: &destination,
         concurrency: usize::from(args.concurrency),
-        chunks: &chunks,
         reporter: reporter.as_ref(),
         extra_tags: &args.tags,
         dry_run: args.dry_run,

@@ -211,6 +211,39 @@ fn json_report(stdout: &str) -> serde_json::Value {
 mod distribution {
     use super::*;
 
+    /// An index inside an index is an image distribution takes: it arrives whole (the inner
+    /// index and its platform manifests by digest, then the outer one under the tag), where
+    /// it once went up blob by blob and then failed.
+    #[test]
+    fn a_nested_index_goes_up_whole() {
+        let registry = distribution();
+        let work = tempfile::tempdir().expect("temp dir");
+        let dir = work.path().join("nested");
+        let image = fixtures::nested_index_layout(&dir);
+        let output = push_cmd(&registry, &path_text(&dir), "giteaadmin/nested:1.0")
+            .output()
+            .expect("run idpbuilder");
+        assert!(
+            output.status.success(),
+            "{}\nregistry log:\n{}",
+            stderr(&output),
+            registry.log()
+        );
+        let (_, digest) = registry.skopeo_inspect_raw("giteaadmin/nested:1.0");
+        assert_eq!(
+            digest, image.manifest_digest,
+            "the outer index, byte for byte"
+        );
+        let inner = &image.children[0];
+        assert!(
+            registry.manifest_exists("giteaadmin/nested", inner),
+            "inner index"
+        );
+        for blob in &image.blob_digests {
+            assert!(registry.blob_exists("giteaadmin/nested", blob), "{blob}");
+        }
+    }
+
     #[test]
     fn an_oci_layout_arrives_with_its_digests() {
         an_oci_layout(&distribution());

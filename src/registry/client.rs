@@ -57,7 +57,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn fatal(error: Error) -> Self {
+    pub(super) fn fatal(error: Error) -> Self {
         Failure {
             error,
             transient: false,
@@ -163,11 +163,11 @@ impl Registry {
         self
     }
 
-    pub fn mount_from(&self) -> Option<&str> {
+    pub(super) fn mount_from(&self) -> Option<&str> {
         self.mount_from.as_deref()
     }
 
-    pub fn role(&self) -> Role {
+    pub(super) fn role(&self) -> Role {
         self.connection.role
     }
 
@@ -190,7 +190,7 @@ impl Registry {
         self
     }
 
-    pub fn timeouts(&self) -> Timeouts {
+    pub(super) fn timeouts(&self) -> Timeouts {
         self.timeouts
     }
 
@@ -203,14 +203,14 @@ impl Registry {
     }
 
     /// `https://HOST/v2/REPOSITORY/<suffix>`.
-    pub fn url(&self, suffix: &str) -> Result<Url> {
+    pub(super) fn url(&self, suffix: &str) -> Result<Url> {
         self.base
             .join(&format!("v2/{}/{suffix}", self.connection.repository))
             .map_err(|e| Error::input("cannot build a registry URL").with_cause(e))
     }
 
     /// Resolves a `Location` header, which may be relative (Gitea) or absolute (distribution).
-    pub fn resolve_location(&self, location: &str) -> Result<Url> {
+    pub(super) fn resolve_location(&self, location: &str) -> Result<Url> {
         self.base.join(location).map_err(|e| {
             Error::registry(format!(
                 "{} returned an invalid upload location",
@@ -220,7 +220,7 @@ impl Registry {
         })
     }
 
-    pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
+    pub(super) fn request(&self, method: Method, url: Url) -> RequestBuilder {
         self.http.request(method, url)
     }
 
@@ -242,8 +242,16 @@ impl Registry {
         .await
     }
 
+    /// The `service` of the registry's Bearer challenge, once a request has met it.
+    pub async fn token_service(&self) -> Option<String> {
+        match &*self.auth.lock().await {
+            AuthState::Bearer { service, .. } => service.clone(),
+            _ => None,
+        }
+    }
+
     /// Runs `attempt` until it succeeds, fails for good, or the retry budget is spent.
-    pub async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T>
+    pub(super) async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Attempt<T>>,
@@ -270,12 +278,12 @@ impl Registry {
 
     /// The delays between attempts, for a caller that runs its own attempts; `None` once the
     /// budget is spent.
-    pub fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+    pub(super) fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
         backon::BackoffBuilder::build(self.backoff_policy())
     }
 
     /// One `warning:` line through the reporter: what failed, and when we try again.
-    pub fn notify_retry(&self, what: &str, failure: &Failure, delay: Duration) {
+    pub(super) fn notify_retry(&self, what: &str, failure: &Failure, delay: Duration) {
         self.notices.warn(&format!(
             "{what}: {}; retrying in {:.1}s",
             failure.error,
@@ -284,7 +292,7 @@ impl Registry {
     }
 
     /// Warnings about this registry, through the push's reporter.
-    pub fn warn(&self, message: &str) {
+    pub(super) fn warn(&self, message: &str) {
         self.notices.warn(message);
     }
 
@@ -297,7 +305,7 @@ impl Registry {
     /// are kept to the registry's own origin: a request to another scheme, host or port (an
     /// upload `Location` elsewhere) goes without `Authorization`, and a plain-HTTP URL for a
     /// TLS registry is refused before anything is sent.
-    pub async fn send<M, Fut>(&self, make: M, expected: &[StatusCode]) -> Attempt<Response>
+    pub(super) async fn send<M, Fut>(&self, make: M, expected: &[StatusCode]) -> Attempt<Response>
     where
         M: Fn(Watch) -> Fut,
         Fut: Future<Output = Result<RequestBuilder>>,

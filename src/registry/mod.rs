@@ -2,8 +2,10 @@
 //! read steps of a copy from another registry.
 
 mod auth;
+mod chunks;
 mod client;
 mod download;
+mod feed;
 mod origin;
 mod status;
 mod timeouts;
@@ -11,7 +13,8 @@ mod tls;
 mod upload;
 
 pub use auth::{Challenge, parse_challenge};
+pub use chunks::ChunkPolicy;
 pub use client::{Connection, Registry, Role};
 pub use download::FetchedManifest;
+pub use feed::read_through;
 pub use tls::{HostPin, Trust, install_default_provider};
-pub use upload::{ChunkPolicy, Uploaded, read_through};

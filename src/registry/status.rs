@@ -17,7 +17,7 @@ use crate::text::escape_controls;
 impl Registry {
     /// Judges a response: the expected statuses pass; anything else becomes a `Failure` that
     /// says whether retrying could help, with the registry's own error message when it sent one.
-    pub async fn check_status(
+    pub(super) async fn check_status(
         &self,
         response: Response,
         expected: &[StatusCode],
@@ -122,7 +122,7 @@ impl Registry {
 
     /// Maps a transport error: TLS trust problems are exit 4 and final, and so is a redirect
     /// from HTTPS to plain HTTP; connection trouble and timeouts are worth retrying.
-    pub fn transport_failure(&self, error: reqwest::Error) -> Failure {
+    pub(super) fn transport_failure(&self, error: reqwest::Error) -> Failure {
         if let Some(downgrade) = find_source::<Downgrade>(&error) {
             let err = Error::registry(format!(
                 "{} redirected a request to plain HTTP ({}); a TLS registry is never followed to plain HTTP",

@@ -14,10 +14,10 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
-use super::ImageSource;
 use super::engine_socket::{self, Endpoint, Endpoints, Environment, Unreachable};
-use super::engine_stream::{self, ByteStream, Plan};
+use super::engine_stream::{self, ByteStream, ExportPlan};
 use super::names::tag_of;
+use super::{ImageSource, Plan};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Manifests, Platform, SourceBlob};
@@ -123,9 +123,9 @@ pub(crate) struct EngineImage {
     /// The name the engine is asked for (`app:latest` for `app`).
     api_name: String,
     exporter: Option<Exporter>,
-    plan: Plan,
-    /// The image's size as the engine reports it, for the progress total.
-    size: Option<u64>,
+    plan: ExportPlan,
+    /// What is known before the export is read: names and the size the engine reports.
+    known: Plan,
     manifests: Option<oneshot::Receiver<Result<Manifests>>>,
 }
 
@@ -406,7 +406,16 @@ impl EngineImage {
             inspected.diff_ids.len(),
             inspected.size.unwrap_or_default()
         );
-        let plan = Plan {
+        let known = Plan {
+            tag: (!request.name.contains('@'))
+                .then(|| tag_of(&with_latest(&request.name)))
+                .flatten(),
+            name: Some(with_latest(&request.name)).filter(|n| !n.starts_with("sha256:")),
+            total: inspected.size,
+            ask_first: inspected.diff_ids.clone(),
+            ..Plan::default()
+        };
+        let plan = ExportPlan {
             image: request.name.clone(),
             origin: origin.into(),
             diff_ids: inspected.diff_ids,
@@ -418,7 +427,7 @@ impl EngineImage {
             api_name,
             exporter: Some(exporter),
             plan,
-            size: inspected.size,
+            known,
             manifests: None,
         }
     }
@@ -510,40 +519,15 @@ fn podman_save(name: String, image: String) -> ByteStream {
 }
 
 impl ImageSource for EngineImage {
-    fn source_tag(&self) -> Option<String> {
-        if self.request.name.contains('@') {
-            return None;
-        }
-        tag_of(&with_latest(&self.request.name))
+    fn plan(&self) -> &Plan {
+        &self.known
     }
 
-    fn source_name(&self) -> Option<String> {
-        Some(with_latest(&self.request.name)).filter(|n| !n.starts_with("sha256:"))
-    }
-
-    fn planned_blobs(&self) -> Vec<(Digest, u64)> {
-        Vec::new()
-    }
-
-    fn planned_total(&self) -> Option<u64> {
-        self.size
-    }
-
-    fn manifests_known(&self) -> Option<Manifests> {
-        None
-    }
-
-    fn presence_wanted(&self) -> Vec<Digest> {
-        self.plan.diff_ids.clone()
-    }
-
-    fn present(&mut self, present: &[Digest]) {
+    fn blobs(&mut self, present: &[Digest]) -> BoxStream<'static, Result<SourceBlob>> {
+        // Every layer there already: the export is read through, nothing is sent.
         let present: HashSet<&Digest> = present.iter().collect();
         self.plan.read_through = !self.plan.diff_ids.is_empty()
             && self.plan.diff_ids.iter().all(|d| present.contains(d));
-    }
-
-    fn blobs(&mut self) -> BoxStream<'static, Result<SourceBlob>> {
         let bytes = self.export();
         let export = engine_stream::read(bytes, self.plan.clone());
         self.manifests = Some(export.manifests);

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::engine_stream::{Entry, HINT_DAMAGED, Plan, Seen};
+use super::engine_stream::{Entry, ExportPlan, HINT_DAMAGED, Seen};
 use super::names::matches_name;
 use super::store::{GZIP_MAGIC, ZSTD_MAGIC};
 use crate::digest::Digest;
@@ -47,7 +47,7 @@ struct Item {
 }
 
 /// Works out the manifests of the export `seen`, for the image `plan` names.
-pub(crate) fn resolve(seen: &Seen, plan: &Plan) -> Result<Resolved> {
+pub(crate) fn resolve(seen: &Seen, plan: &ExportPlan) -> Result<Resolved> {
     let view = View::new(seen, plan);
     let index: Option<Document> = match seen.files.get("index.json") {
         Some(bytes) => Some(view.parse(bytes, "index.json")?),
@@ -89,12 +89,12 @@ pub(crate) fn resolve(seen: &Seen, plan: &Plan) -> Result<Resolved> {
 /// The export, looked up by path and by digest.
 struct View<'a> {
     seen: &'a Seen,
-    plan: &'a Plan,
+    plan: &'a ExportPlan,
     by_digest: HashMap<Digest, &'a Entry>,
 }
 
 impl<'a> View<'a> {
-    fn new(seen: &'a Seen, plan: &'a Plan) -> View<'a> {
+    fn new(seen: &'a Seen, plan: &'a ExportPlan) -> View<'a> {
         let mut by_digest = HashMap::new();
         for entry in seen.entries.values() {
             // Prefer an entry held in memory when the same bytes came twice.

@@ -46,7 +46,7 @@ pub(crate) type ByteStream = BoxStream<'static, io::Result<Bytes>>;
 
 /// What is known before the export is read.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub(crate) struct ExportPlan {
     /// The image as the user named it (`app:1.0`), for picking it in the export.
     pub(crate) image: String,
     /// How messages name the source: `image app:1.0 of the engine at unix:///...`.
@@ -66,7 +66,7 @@ pub(crate) struct Export {
 }
 
 /// Starts reading `bytes` on a blocking thread; the blobs come out as the push asks for them.
-pub(crate) fn read(bytes: ByteStream, plan: Plan) -> Export {
+pub(crate) fn read(bytes: ByteStream, plan: ExportPlan) -> Export {
     let failure: Arc<Mutex<Option<Error>>> = Arc::default();
     let slot = failure.clone();
     // The first error of the stream itself (the engine cut it, podman failed) is kept here: the
@@ -153,7 +153,7 @@ pub(crate) struct Seen {
 
 /// The reading of one export.
 struct Pass {
-    plan: Plan,
+    plan: ExportPlan,
     out: mpsc::Sender<Result<SourceBlob>>,
     failure: Arc<Mutex<Option<Error>>>,
     seen: Seen,

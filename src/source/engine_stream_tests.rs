@@ -6,8 +6,8 @@ use super::*;
 use crate::source::Manifest;
 use crate::source::testing::tar_bytes;
 
-fn plan(diff_ids: &[&[u8]]) -> Plan {
-    Plan {
+fn plan(diff_ids: &[&[u8]]) -> ExportPlan {
+    ExportPlan {
         image: "app:1.0".into(),
         origin: "image app:1.0 of the engine at unix:///test.sock".into(),
         diff_ids: diff_ids.iter().map(|l| Digest::of(l)).collect(),
@@ -23,7 +23,7 @@ struct Pushed {
     stream_error: Option<Error>,
 }
 
-async fn push(stream: ByteStream, plan: Plan) -> Pushed {
+async fn push(stream: ByteStream, plan: ExportPlan) -> Pushed {
     use tokio::io::AsyncReadExt;
     let Export {
         mut blobs,

@@ -10,36 +10,45 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{Encoding, Image, ImageSource, Location, gz};
+use super::{Encoding, Image, ImageSource, Location, Plan, gz};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::oci::{BlobBytes, BlobReader, Manifests, Reopen, SourceBlob};
 
-impl ImageSource for Image {
-    fn source_tag(&self) -> Option<String> {
-        self.source_tag.clone()
+/// Local files opened: the image and what it tells before reading.
+pub(super) struct FileImage {
+    image: Image,
+    plan: Plan,
+}
+
+impl FileImage {
+    pub(super) fn new(image: Image) -> FileImage {
+        let plan = Plan {
+            tag: image.source_tag.clone(),
+            name: image.source_name.clone(),
+            blobs: image
+                .blobs
+                .iter()
+                .map(|b| (b.digest.clone(), b.size))
+                .collect(),
+            manifests: Some(Manifests {
+                children: image.children.clone(),
+                root: image.root.clone(),
+            }),
+            ..Plan::default()
+        };
+        FileImage { image, plan }
+    }
+}
+
+impl ImageSource for FileImage {
+    fn plan(&self) -> &Plan {
+        &self.plan
     }
 
-    fn source_name(&self) -> Option<String> {
-        self.source_name.clone()
-    }
-
-    fn planned_blobs(&self) -> Vec<(Digest, u64)> {
-        self.blobs
-            .iter()
-            .map(|b| (b.digest.clone(), b.size))
-            .collect()
-    }
-
-    fn manifests_known(&self) -> Option<Manifests> {
-        Some(Manifests {
-            children: self.children.clone(),
-            root: self.root.clone(),
-        })
-    }
-
-    fn blobs(&mut self) -> BoxStream<'static, Result<SourceBlob>> {
+    fn blobs(&mut self, _present: &[Digest]) -> BoxStream<'static, Result<SourceBlob>> {
         let blobs: Vec<Result<SourceBlob>> = self
+            .image
             .blobs
             .iter()
             .map(|blob| {
@@ -57,7 +66,7 @@ impl ImageSource for Image {
     }
 
     fn manifests(self: Box<Self>) -> BoxFuture<'static, Result<Manifests>> {
-        let Image { children, root, .. } = *self;
+        let Image { children, root, .. } = self.image;
         futures_util::future::ready(Ok(Manifests { children, root })).boxed()
     }
 }

@@ -104,40 +104,40 @@ pub struct Blob {
     pub location: Location,
 }
 
-/// An image as the push pipeline reads it, whatever holds it: local files, a stream from an
-/// engine, another registry. Blobs come first, in the order the source can give them; the
-/// manifests after the last blob (a tar stream may hold its manifest at the end).
-pub trait ImageSource: Send {
+/// What a source knows once opened, before any blob is read.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
     /// The source's own tag (ref name annotation, RepoTag, engine tag), when it names one.
-    fn source_tag(&self) -> Option<String>;
+    pub tag: Option<String>,
     /// The source's own name as a reference (`app:1.0`, `example.com/team/app:2.5`), when it
     /// has one that is more than a bare tag: a registry-only destination takes NAME:TAG from it.
-    fn source_name(&self) -> Option<String>;
+    pub name: Option<String>,
     /// Blobs whose digest and size are known before reading, for progress and for `HEAD`.
-    fn planned_blobs(&self) -> Vec<(Digest, u64)>;
+    pub blobs: Vec<(Digest, u64)>,
     /// About how many bytes the blobs hold in all, when only the total is known up front.
-    fn planned_total(&self) -> Option<u64> {
-        None
-    }
+    pub total: Option<u64>,
     /// The manifests, when known before any blob is read, so they can be checked before
     /// anything is uploaded.
-    fn manifests_known(&self) -> Option<Manifests>;
-    /// Digests the source wants checked against the registry before [`blobs`](Self::blobs) is
-    /// called: an engine stream whose layers only hashing names.
-    fn presence_wanted(&self) -> Vec<Digest> {
-        Vec::new()
-    }
-    /// Which of [`presence_wanted`](Self::presence_wanted) the registry has.
-    fn present(&mut self, _present: &[Digest]) {}
-    /// Every blob once, with a reader of its bytes. Called once.
-    fn blobs(&mut self) -> BoxStream<'static, Result<SourceBlob>>;
+    pub manifests: Option<Manifests>,
+    /// Digests to check at the destination before the blobs are read: an engine stream whose
+    /// layers only hashing names can then pass over the ones already there.
+    pub ask_first: Vec<Digest>,
+    /// The registry repository the blobs are read from: a push to the same registry mounts
+    /// them from there instead of sending them.
+    pub mount_from: Option<MountSource>,
+}
+
+/// An image as a copy reads it, whatever holds it: local files, a stream from an engine,
+/// another registry. Blobs come first, in the order the source can give them; the manifests
+/// after the last blob (a tar stream may hold its manifest at the end).
+pub trait ImageSource: Send {
+    /// What is known before reading.
+    fn plan(&self) -> &Plan;
+    /// Every blob once, with a reader of its bytes. Called once. `present`: which of
+    /// [`Plan::ask_first`] the destination has.
+    fn blobs(&mut self, present: &[Digest]) -> BoxStream<'static, Result<SourceBlob>>;
     /// The manifests, once every blob has been read.
     fn manifests(self: Box<Self>) -> BoxFuture<'static, Result<Manifests>>;
-    /// The registry repository the blobs are read from, when they are: a push to the same
-    /// registry mounts them from there instead of sending them.
-    fn mount_source(&self) -> Option<MountSource> {
-        None
-    }
 }
 
 /// A repository of a registry that holds the source's blobs.
@@ -176,7 +176,7 @@ pub async fn open_source(
     let files = tokio::task::spawn_blocking(move || open(&argument, platform))
         .await
         .map_err(|e| Error::input("reading the image failed").with_cause(e))??;
-    Ok(Box::new(files))
+    Ok(Box::new(files::FileImage::new(files)))
 }
 
 /// An image in local files (layout, OCI archive, docker archive): everything is known at once.

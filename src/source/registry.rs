@@ -13,7 +13,7 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
 use super::image_ref::ImageReference;
-use super::{ImageSource, MountSource};
+use super::{ImageSource, MountSource, Plan};
 use crate::credentials::Credentials;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -45,9 +45,7 @@ pub struct RemoteAccess {
 pub struct RegistryImage {
     reference: ImageReference,
     registry: Arc<Registry>,
-    blobs: Vec<(Digest, u64)>,
-    children: Vec<Manifest>,
-    root: Manifest,
+    plan: Plan,
 }
 
 /// Reads the manifests of `reference` (one platform of an index with `platform`) and lists
@@ -123,13 +121,21 @@ pub(super) async fn open(
         walk.image(&root, &document)?;
         root
     };
-    let blobs = walk.blobs;
+    let plan = Plan {
+        tag: reference.tag.clone(),
+        name: Some(reference.given.clone()),
+        blobs: walk.blobs,
+        manifests: Some(Manifests { children, root }),
+        mount_from: Some(MountSource {
+            host: reference.host.clone(),
+            repository: reference.repository.clone(),
+        }),
+        ..Plan::default()
+    };
     Ok(RegistryImage {
         reference,
         registry,
-        blobs,
-        children,
-        root,
+        plan,
     })
 }
 
@@ -259,36 +265,15 @@ impl Walk<'_> {
 }
 
 impl ImageSource for RegistryImage {
-    fn source_tag(&self) -> Option<String> {
-        self.reference.tag.clone()
+    fn plan(&self) -> &Plan {
+        &self.plan
     }
 
-    fn source_name(&self) -> Option<String> {
-        Some(self.reference.given.clone())
-    }
-
-    fn planned_blobs(&self) -> Vec<(Digest, u64)> {
-        self.blobs.clone()
-    }
-
-    fn manifests_known(&self) -> Option<Manifests> {
-        Some(Manifests {
-            children: self.children.clone(),
-            root: self.root.clone(),
-        })
-    }
-
-    fn mount_source(&self) -> Option<MountSource> {
-        Some(MountSource {
-            host: self.reference.host.clone(),
-            repository: self.reference.repository.clone(),
-        })
-    }
-
-    fn blobs(&mut self) -> BoxStream<'static, Result<SourceBlob>> {
+    fn blobs(&mut self, _present: &[Digest]) -> BoxStream<'static, Result<SourceBlob>> {
         let origin: Arc<str> =
             format!("{}/{}", self.reference.host, self.reference.repository).into();
         let blobs: Vec<Result<SourceBlob>> = self
+            .plan
             .blobs
             .iter()
             .map(|(digest, size)| {
@@ -308,8 +293,10 @@ impl ImageSource for RegistryImage {
     }
 
     fn manifests(self: Box<Self>) -> BoxFuture<'static, Result<Manifests>> {
-        let RegistryImage { children, root, .. } = *self;
-        futures_util::future::ready(Ok(Manifests { children, root })).boxed()
+        let manifests = self.plan.manifests.ok_or_else(|| {
+            Error::input(format!("the manifests of {} were not read", self.reference))
+        });
+        futures_util::future::ready(manifests).boxed()
     }
 }
 

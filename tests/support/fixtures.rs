@@ -393,3 +393,29 @@ pub fn blob_path(dir: &Path, digest: &str) -> PathBuf {
     dir.join("blobs/sha256")
         .join(digest.trim_start_matches("sha256:"))
 }
+
+/// Writes the two-platform layout of [`multi_platform_layout`] wrapped in one more index: the
+/// one `index.json` entry (ref name `multi`) is an index whose only manifest is the
+/// two-platform index. Returns the outer index as `manifest_digest` and the inner one as the
+/// only child.
+pub fn nested_index_layout(dir: &Path) -> FixtureImage {
+    let inner = multi_platform_layout(dir, &[("linux", "amd64"), ("linux", "arm64")]);
+    let inner_bytes = std::fs::read(blob_path(dir, &inner.manifest_digest)).expect("inner index");
+    let outer = json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": [descriptor(INDEX, &inner.manifest_digest, inner_bytes.len() as u64)],
+    })
+    .to_string();
+    let (digest, size) = put_blob(dir, outer.as_bytes());
+    let mut entry = descriptor(INDEX, &digest, size);
+    entry["annotations"] = json!({ REF_NAME: "multi" });
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [entry]});
+    std::fs::write(dir.join("index.json"), index.to_string()).expect("write index.json");
+    FixtureImage {
+        manifest_digest: digest,
+        blob_digests: inner.blob_digests,
+        ref_name: "multi".to_string(),
+        children: vec![inner.manifest_digest],
+    }
+}
