@@ -12,6 +12,7 @@ pub mod engine;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod gitea_fake;
+pub mod gitea_model;
 pub mod kube_api;
 pub mod launch;
 pub mod mock_registry;
