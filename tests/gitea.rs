@@ -377,6 +377,7 @@ fn twelve_pushes_at_once_into_one_image_all_succeed() {
         .iter()
         .filter(|r| r.method == "PUT" && r.path.contains("/manifests/") && r.status == 500)
         .count();
+    eprintln!("manifest writes answered 500: {overlaps}");
     for (i, output) in outputs.iter().enumerate() {
         assert!(
             output.status.success(),
