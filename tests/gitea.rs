@@ -392,3 +392,50 @@ fn twelve_pushes_at_once_into_one_image_all_succeed() {
         );
     }
 }
+
+/// A connection cut part-way through a chunk's body: Gitea keeps the bytes that arrived in the
+/// session's file without counting them, so every later `PATCH`/`PUT` of that session answers
+/// 500 ("offset mismatch between file and model"). The push must still get through, by starting
+/// the blob over in a new session.
+#[test]
+fn a_chunk_cut_mid_body_on_gitea_still_gets_the_blob_up() {
+    use support::fault_proxy::{Fault, FaultProxy, Rule};
+    let model = gitea(Options {
+        tls: false,
+        ..Options::default()
+    });
+    let proxy = FaultProxy::start(
+        &model.host(),
+        vec![
+            Rule::on("PATCH", "/blobs/uploads/")
+                .body_over(500_000)
+                .after(1)
+                .fault(Fault::ResetAfter(300_000)),
+        ],
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let image = raw_layout(&work.path().join("big"), &[2_600_000], 6);
+    let mut cmd = idpbuilder_process();
+    cmd.env("IDPBUILDER_REGISTRY_USERNAME", OWNER)
+        .env("IDPBUILDER_REGISTRY_PASSWORD", PASSWORD)
+        .args(["push", "--plain-http", "--chunk-size", "1MiB"])
+        .arg(&image.dir)
+        .arg(format!("{}/giteaadmin/cut:1.0", proxy.host()));
+    let output = output_within(&mut cmd, Duration::from_secs(120));
+    let state = model.state();
+    assert_eq!(proxy.faults_injected(), 1);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stderr(&output),
+        state.transcript()
+    );
+    let layer = &image.blobs[1].0;
+    assert_eq!(
+        state
+            .blob("giteaadmin/cut", layer)
+            .map(|b| sha256(&b))
+            .as_ref(),
+        Some(layer)
+    );
+}
