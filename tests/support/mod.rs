@@ -1,6 +1,7 @@
 //! Shared test support: the one way to launch the binary (`launch`), real registries
 //! (distribution and container-registry), wiremock registries, a fault-injecting proxy, a
-//! Gitea-shaped fake, certificates, a token server and small images.
+//! stateful model of Gitea's registry (and a wiremock Gitea fake), certificates, a token server
+//! and small images.
 //!
 //! Each test binary says `mod support;` and uses what it needs, so unused items are normal here.
 #![allow(dead_code)]
@@ -12,6 +13,7 @@ pub mod engine;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod gitea_fake;
+pub mod gitea_model;
 pub mod kube_api;
 pub mod launch;
 pub mod mock_registry;
