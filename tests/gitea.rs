@@ -439,3 +439,30 @@ fn a_chunk_cut_mid_body_on_gitea_still_gets_the_blob_up() {
         Some(layer)
     );
 }
+
+/// Gitea refuses an index inside an index. The refusal comes before any upload (exit 2, one
+/// `error:` with a `hint:`), where it once came after every blob had gone up; distribution
+/// takes the same layout whole (tests/registries.rs).
+#[test]
+fn a_nested_index_is_refused_before_any_upload() {
+    let model = gitea(Options::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = work.path().join("nested");
+    fixtures::nested_index_layout(&dir);
+    let output = push(&model, &dir, "giteaadmin/nested:1.0", &[]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("index inside an index"), "{err}");
+    assert!(err.contains("hint: "), "{err}");
+    let state = model.state();
+    let writes: Vec<&Logged> = state
+        .log
+        .iter()
+        .filter(|l| l.method != "GET" && l.method != "HEAD")
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "no blob or manifest was sent:\n{}",
+        state.transcript()
+    );
+}
