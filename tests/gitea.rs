@@ -229,7 +229,6 @@ fn names_gitea_would_refuse_fail_with_the_fix() {
 /// secret) with a bare 401: no `WWW-Authenticate`, so a client that renews only on a challenge
 /// gives up. With the challenge (the fake's flow), `fake_token` shows the renewal works.
 #[test]
-#[ignore = "needs token renewal on a 401 without a challenge in src (issue #20)"]
 fn an_expired_gitea_token_is_renewed_once_and_the_push_succeeds() {
     let model = gitea(Options {
         expire_first_token_after: Some(4),

@@ -474,7 +474,25 @@ impl Registry {
                     token: None,
                 };
             }
-            None => return Err(self.refused(StatusCode::UNAUTHORIZED).into()),
+            None => {
+                // Gitea answers an expired or unknown token with a bare 401 (no challenge):
+                // a refused bearer token is dropped, and the next attempt fetches a new one
+                // from the realm named before. A second refusal is final (`send`).
+                let sent_token = sent.filter(|s| s.starts_with("Bearer "));
+                let AuthState::Bearer { token, .. } = &mut *auth else {
+                    return Err(self.refused(StatusCode::UNAUTHORIZED).into());
+                };
+                if sent_token.is_none() {
+                    return Err(self.refused(StatusCode::UNAUTHORIZED).into());
+                }
+                if token.as_ref().map(Token::header_value).as_deref() == sent_token {
+                    tracing::debug!(
+                        "{} refused its token without a challenge; fetching a new one",
+                        self.host()
+                    );
+                    *token = None;
+                }
+            }
         }
         Ok(())
     }
