@@ -21,7 +21,7 @@ const CONTAINERD_NAME: &str = "io.containerd.image.name";
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
 /// An OCI content descriptor: only the fields we use.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     #[serde(default)]

@@ -79,7 +79,7 @@ pub fn describe(os: &str, architecture: &str, variant: Option<&str>) -> String {
 }
 
 /// The platform fields of an index entry or an image config.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct PlatformJson {
     #[serde(default)]
     pub os: Option<String>,

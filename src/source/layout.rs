@@ -1,19 +1,20 @@
 //! OCI image layouts (`oci-layout`, `index.json`, `blobs/sha256/...`) read through a [`Store`]:
 //! one code path for layout directories, OCI archives and docker 25+ archives. Picks the image
-//! (by REF and `--platform`) and lists its manifests and blobs; only JSON is read.
+//! (by REF) and reads manifests and configs for the one walk (`oci::walk`), then finds each blob
+//! it names; only JSON is read.
 
 use std::collections::HashSet;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 
 use super::names::{matches_name, tag_of};
 use super::store::{JSON_LIMIT, Store, read_location};
 use super::{Blob, Image, Selection};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::media_type::{is_foreign_layer, is_index, is_schema1};
-use crate::oci::{Descriptor, Document, Manifest, Platform, check_config, pick_platform};
-
-/// How deep indexes may nest inside indexes.
-const MAX_DEPTH: usize = 4;
+use crate::oci::media_type::{is_foreign_layer, is_schema1};
+use crate::oci::{Descriptor, Document, Manifest, ReadManifests, walk};
 
 /// Reads the image the selection names from the layout in `store`. `prefix` (`oci`,
 /// `oci-archive`, `docker-archive`) is used in hints that show how to pick an image.
@@ -41,17 +42,21 @@ pub(crate) fn open(store: &Store, selection: &Selection, prefix: &str) -> Result
         [name] => super::full_name(name),
         _ => None,
     };
-    let mut walk = Walk {
-        store,
-        blobs: Vec::new(),
-        seen: HashSet::new(),
-        children: Vec::new(),
-    };
-    let root = walk.root(chosen[0], selection.platform.as_ref())?;
+    let reader = Reader { store };
+    let root = reader.read_manifest(chosen[0], false)?;
+    // Every read of a layout is a file read, done by the time its future is polled: the walk
+    // completes in one poll.
+    let walked = walk(&reader, root, selection.platform.as_ref())
+        .now_or_never()
+        .unwrap_or_else(|| Err(Error::input("reading the layout did not complete")))?;
+    let mut blobs = Vec::new();
+    for entry in &walked.blobs {
+        blobs.extend(reader.blob(entry)?);
+    }
     Ok(Image {
-        blobs: walk.blobs,
-        children: walk.children,
-        root,
+        blobs,
+        children: walked.children,
+        root: walked.root,
         source_tag,
         source_name,
     })
@@ -114,107 +119,14 @@ fn select<'a>(
     }
 }
 
-/// Reading one image's manifests and blobs.
-struct Walk<'a> {
+/// How the walk reads a layout: manifests and configs from its blob files.
+struct Reader<'a> {
     store: &'a Store,
-    blobs: Vec<Blob>,
-    seen: HashSet<Digest>,
-    children: Vec<Manifest>,
 }
 
-impl Walk<'_> {
-    /// The manifest or index the tag will point at, after collecting everything below it.
-    fn root(&mut self, entry: &Descriptor, platform: Option<&Platform>) -> Result<Manifest> {
-        let (manifest, document) = self.manifest(entry, false)?;
-        if !is_index(&manifest.media_type) {
-            self.image(&manifest, &document, platform)?;
-            return Ok(manifest);
-        }
-        let children = document.manifests.as_deref().unwrap_or_default();
-        match platform {
-            None => {
-                self.tree(children, 0)?;
-                Ok(manifest)
-            }
-            Some(platform) => {
-                let child = self.pick(children, platform)?;
-                let (child_manifest, child_document) = self.manifest(child, true)?;
-                if is_index(&child_manifest.media_type) {
-                    return Err(Error::input(format!(
-                        "the {platform} entry of {} is itself an index, which --platform cannot pick from",
-                        self.store.source().display()
-                    ))
-                    .with_hint("leave out --platform to push the whole index"));
-                }
-                self.image(&child_manifest, &child_document, None)?;
-                Ok(child_manifest)
-            }
-        }
-    }
-
-    /// Every manifest under an index (nested indexes first), and their blobs.
-    fn tree(&mut self, entries: &[Descriptor], depth: usize) -> Result<()> {
-        for entry in entries {
-            let (manifest, document) = self.manifest(entry, true)?;
-            if self.children.iter().any(|c| c.digest == manifest.digest) {
-                continue;
-            }
-            if is_index(&manifest.media_type) {
-                if depth >= MAX_DEPTH {
-                    return Err(Error::input(format!(
-                        "indexes in {} are nested too deeply",
-                        self.store.source().display()
-                    )));
-                }
-                self.tree(document.manifests.as_deref().unwrap_or_default(), depth + 1)?;
-            } else {
-                self.image(&manifest, &document, None)?;
-            }
-            self.children.push(manifest);
-        }
-        Ok(())
-    }
-
-    /// The blobs of one image manifest; checks its config against `platform` when given.
-    fn image(
-        &mut self,
-        manifest: &Manifest,
-        document: &Document,
-        platform: Option<&Platform>,
-    ) -> Result<()> {
-        let source = self.store.source().display();
-        let config = document.config.as_ref().ok_or_else(|| {
-            Error::input(format!(
-                "manifest {} in {source} has no config: it is not an OCI or docker v2 image manifest",
-                manifest.digest
-            ))
-        })?;
-        if let Some(platform) = platform {
-            let digest = parse_digest(self.store, &config.digest)?;
-            let location = self.present(&digest, config.size, "config")?;
-            let path = blob_path(&digest);
-            let bytes =
-                read_location(&location, JSON_LIMIT).map_err(|e| self.store.corrupt(&path, e))?;
-            check_config(platform, &bytes, &source.to_string())?;
-        }
-        self.blob(config)?;
-        for layer in document.layers.as_deref().unwrap_or_default() {
-            self.blob(layer)?;
-        }
-        Ok(())
-    }
-
-    /// The index entry for the platform the user asked for.
-    fn pick<'e>(&self, entries: &'e [Descriptor], platform: &Platform) -> Result<&'e Descriptor> {
-        pick_platform(
-            entries,
-            platform,
-            &self.store.source().display().to_string(),
-        )
-    }
-
+impl Reader<'_> {
     /// Reads and checks a manifest or index blob. `child`: it is listed by an index.
-    fn manifest(&self, entry: &Descriptor, child: bool) -> Result<(Manifest, Document)> {
+    fn read_manifest(&self, entry: &Descriptor, child: bool) -> Result<(Manifest, Document)> {
         let source = self.store.source().display();
         let digest = parse_digest(self.store, &entry.digest)?;
         let location = self.present(&digest, entry.size, "manifest").map_err(|e| {
@@ -259,26 +171,20 @@ impl Walk<'_> {
         ))
     }
 
-    /// Adds a config or layer blob, once per digest.
-    fn blob(&mut self, entry: &Descriptor) -> Result<()> {
+    /// Where a config or layer blob lies; `None` for a foreign layer the layout leaves out.
+    fn blob(&self, entry: &Descriptor) -> Result<Option<Blob>> {
         let digest = parse_digest(self.store, &entry.digest)?;
-        if self.seen.contains(&digest) {
-            return Ok(());
-        }
         let media_type = entry.media_type.clone().unwrap_or_default();
-        let foreign = is_foreign_layer(&media_type);
-        if foreign && self.store.locate(&blob_path(&digest))?.is_none() {
-            return Ok(());
+        if is_foreign_layer(&media_type) && self.store.locate(&blob_path(&digest))?.is_none() {
+            return Ok(None);
         }
         let location = self.present(&digest, entry.size, "blob")?;
-        self.seen.insert(digest.clone());
-        self.blobs.push(Blob {
+        Ok(Some(Blob {
             digest,
             size: entry.size,
             media_type,
             location,
-        });
-        Ok(())
+        }))
     }
 
     /// The blob file of `digest`, which must exist and be `size` bytes long.
@@ -296,6 +202,30 @@ impl Walk<'_> {
             .with_hint("the image is corrupt or truncated; export it again"));
         }
         Ok(location)
+    }
+}
+
+impl ReadManifests for Reader<'_> {
+    fn manifest<'a>(
+        &'a self,
+        entry: &'a Descriptor,
+        child: bool,
+    ) -> BoxFuture<'a, Result<(Manifest, Document)>> {
+        futures_util::future::ready(self.read_manifest(entry, child)).boxed()
+    }
+
+    fn config<'a>(&'a self, config: &'a Descriptor) -> BoxFuture<'a, Result<Vec<u8>>> {
+        let read = || {
+            let digest = parse_digest(self.store, &config.digest)?;
+            let location = self.present(&digest, config.size, "config")?;
+            read_location(&location, JSON_LIMIT)
+                .map_err(|e| self.store.corrupt(&blob_path(&digest), e))
+        };
+        futures_util::future::ready(read()).boxed()
+    }
+
+    fn name(&self) -> String {
+        self.store.source().display().to_string()
     }
 }
 

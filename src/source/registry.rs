@@ -4,12 +4,11 @@
 //! uploaded; each blob is a GET streamed straight into the upload, opened afresh (from an
 //! offset, with `Range`) for each attempt. Nothing goes to disk and no blob is held in memory.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use futures_util::{FutureExt, StreamExt, TryStreamExt};
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use super::image_ref::ImageReference;
@@ -17,16 +16,14 @@ use super::{ImageSource, MountSource, Plan};
 use crate::credentials::Credentials;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::media_type::{is_foreign_layer, is_index, is_manifest_family, is_schema1};
+use crate::oci::media_type::{is_foreign_layer, is_manifest_family, is_schema1};
 use crate::oci::{
-    BlobBytes, BlobReader, Descriptor, Document, Manifest, Manifests, Platform, Reopen, SourceBlob,
-    check_config, pick_platform,
+    BlobBytes, BlobReader, Descriptor, Document, Manifest, Manifests, Platform, ReadManifests,
+    Reopen, SourceBlob, walk,
 };
 use crate::progress::Reporter;
 use crate::registry::{Connection, Registry, Role, Trust};
 
-/// Manifests of an index read at once.
-const MANIFEST_READS: usize = 4;
 /// The largest image config read to check `--platform`.
 const CONFIG_LIMIT: u64 = 8 << 20;
 
@@ -67,64 +64,18 @@ pub(super) async fn open(
         Registry::new(connection, access.credentials)?.with_reporter(access.reporter.clone()),
     );
     let name = reference.to_string();
-    let (root, document) = read_manifest(&registry, &reference.reference(), &name).await?;
-    let mut walk = Walk {
+    let root = read_manifest(&registry, &reference.reference(), &name).await?;
+    let reader = Reader {
+        registry: &registry,
         name: &name,
-        blobs: Vec::new(),
-        seen: HashSet::new(),
     };
-    let mut children = Vec::new();
-    let root = if is_index(&root.media_type) {
-        let entries = document.manifests.unwrap_or_default();
-        match &platform {
-            Some(platform) => {
-                let entry = pick_platform(&entries, platform, &name)?;
-                let (child, child_document) = read_child(&registry, entry, &name).await?;
-                if is_index(&child.media_type) {
-                    return Err(Error::input(format!(
-                        "the {platform} entry of {name} is itself an index, which --platform cannot pick from"
-                    ))
-                    .with_hint("leave out --platform to copy the whole index"));
-                }
-                walk.image(&child, &child_document)?;
-                child
-            }
-            None => {
-                let read: Vec<(Manifest, Document)> = futures_util::stream::iter(&entries)
-                    .map(|entry| read_child(&registry, entry, &name))
-                    .buffered(MANIFEST_READS)
-                    .try_collect()
-                    .await?;
-                for (child, child_document) in read {
-                    if children.iter().any(|c: &Manifest| c.digest == child.digest) {
-                        continue;
-                    }
-                    if is_index(&child.media_type) {
-                        return Err(Error::input(format!(
-                            "the index {} of {name} holds another index ({}); Gitea and other registries refuse nested indexes",
-                            root.digest, child.digest
-                        ))
-                        .with_hint("copy one platform with --platform os/arch"));
-                    }
-                    walk.image(&child, &child_document)?;
-                    children.push(child);
-                }
-                root
-            }
-        }
-    } else {
-        if let Some(platform) = &platform {
-            let config = walk.config(&root, &document)?;
-            let bytes = read_config(&registry, &config).await?;
-            check_config(platform, &bytes, &name)?;
-        }
-        walk.image(&root, &document)?;
-        root
-    };
+    let walked = walk(&reader, root, platform.as_ref()).await?;
+    let blobs = distributable(&walked.blobs, &name)?;
+    let (children, root) = (walked.children, walked.root);
     let plan = Plan {
         tag: reference.tag.clone(),
         name: Some(reference.given.clone()),
-        blobs: walk.blobs,
+        blobs,
         manifests: Some(Manifests { children, root }),
         mount_from: Some(MountSource {
             host: reference.host.clone(),
@@ -224,43 +175,41 @@ fn parse_digest(text: &str, name: &str) -> Result<Digest> {
     Digest::parse(text).map_err(|e| Error::input(format!("{} in {name}", e.message())))
 }
 
-/// Collecting the blobs of the image manifests, each digest once.
-struct Walk<'a> {
-    name: &'a str,
-    blobs: Vec<(Digest, u64)>,
-    seen: HashSet<Digest>,
+/// The blobs a registry holds of those the walk found: foreign (non-distributable) layers are
+/// not in the registry and stay where their URLs say.
+fn distributable(blobs: &[Descriptor], name: &str) -> Result<Vec<(Digest, u64)>> {
+    blobs
+        .iter()
+        .filter(|entry| !is_foreign_layer(entry.media_type.as_deref().unwrap_or_default()))
+        .map(|entry| Ok((parse_digest(&entry.digest, name)?, entry.size)))
+        .collect()
 }
 
-impl Walk<'_> {
-    fn config(&self, manifest: &Manifest, document: &Document) -> Result<(Digest, u64)> {
-        let config = document.config.as_ref().ok_or_else(|| {
-            Error::input(format!(
-                "manifest {} of {} has no config: it is not an OCI or docker v2 image manifest",
-                manifest.digest, self.name
-            ))
-        })?;
-        Ok((parse_digest(&config.digest, self.name)?, config.size))
+/// How the walk reads a registry image: manifests by digest, configs by GET.
+struct Reader<'a> {
+    registry: &'a Registry,
+    name: &'a str,
+}
+
+impl ReadManifests for Reader<'_> {
+    fn manifest<'a>(
+        &'a self,
+        entry: &'a Descriptor,
+        _child: bool,
+    ) -> BoxFuture<'a, Result<(Manifest, Document)>> {
+        read_child(self.registry, entry, self.name).boxed()
     }
 
-    /// The config and layers of one image manifest. Foreign (non-distributable) layers are
-    /// not in the registry and are left where their URLs say.
-    fn image(&mut self, manifest: &Manifest, document: &Document) -> Result<()> {
-        let config = self.config(manifest, document)?;
-        self.add(config);
-        for layer in document.layers.as_deref().unwrap_or_default() {
-            let media_type = layer.media_type.as_deref().unwrap_or_default();
-            if is_foreign_layer(media_type) {
-                continue;
-            }
-            self.add((parse_digest(&layer.digest, self.name)?, layer.size));
+    fn config<'a>(&'a self, config: &'a Descriptor) -> BoxFuture<'a, Result<Vec<u8>>> {
+        async move {
+            let digest = parse_digest(&config.digest, self.name)?;
+            read_config(self.registry, &(digest, config.size)).await
         }
-        Ok(())
+        .boxed()
     }
 
-    fn add(&mut self, (digest, size): (Digest, u64)) {
-        if self.seen.insert(digest.clone()) {
-            self.blobs.push((digest, size));
-        }
+    fn name(&self) -> String {
+        self.name.to_string()
     }
 }
 
@@ -362,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn blobs_are_listed_once_and_foreign_layers_left_out() {
+    fn foreign_layers_are_left_out() {
         let name = "docker://r.example/app:1";
         let d = |b: &[u8]| Digest::of(b).to_string();
         let json = format!(
@@ -377,22 +326,14 @@ mod tests {
             d(b"f")
         );
         let doc = document(&json);
-        let manifest = Manifest {
-            media_type: OCI_MANIFEST.into(),
-            digest: Digest::of(json.as_bytes()),
-            bytes: json.into_bytes(),
-        };
-        let mut walk = Walk {
-            name,
-            blobs: Vec::new(),
-            seen: HashSet::new(),
-        };
-        walk.image(&manifest, &doc).expect("image");
-        let digests: Vec<String> = walk.blobs.iter().map(|(d, _)| d.to_string()).collect();
+        let mut listed = doc.config.iter().cloned().collect::<Vec<_>>();
+        listed.extend(doc.layers.iter().flatten().cloned());
+        listed.dedup_by(|a, b| a.digest == b.digest);
+        let digests: Vec<String> = distributable(&listed, name)
+            .expect("blobs")
+            .iter()
+            .map(|(d, _)| d.to_string())
+            .collect();
         assert_eq!(digests, vec![d(b"c"), d(b"l")]);
-
-        let no_config = document(r#"{"schemaVersion":2,"layers":[]}"#);
-        let error = walk.image(&manifest, &no_config).expect_err("no config");
-        assert!(error.message().contains("has no config"), "{error}");
     }
 }

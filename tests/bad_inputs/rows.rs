@@ -34,6 +34,7 @@ const CLUSTER: &str = "tests/cluster/bad_data.rs";
 const ZERO_CONFIG: &str = "tests/cluster/zero_config.rs";
 const DOCKER: &str = "tests/docker_config.rs";
 const GITEA: &str = "tests/gitea.rs";
+const GITEA_TOKEN: &str = "tests/gitea/fake_token.rs";
 const LOCATIONS: &str = "tests/security/locations.rs";
 const REALMS: &str = "tests/security/realms.rs";
 const PLAIN_HTTP: &str = "tests/security/plain_http.rs";
@@ -88,10 +89,10 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("wrong password, Bearer token auth", 3, PUSH,
         "token_auth_runs_the_bearer_flow_for_real",
         "`error:` line, exit 3"),
-    row("bearer token expired or refused mid-push, once", 0, GITEA,
+    row("bearer token expired or refused mid-push, once", 0, GITEA_TOKEN,
         "an_expired_token_is_renewed_once_and_the_push_succeeds",
         "the token is renewed once and the request repeated; pushed"),
-    row("bearer token refused again after renewal", 3, GITEA,
+    row("bearer token refused again after renewal", 3, GITEA_TOKEN,
         "a_token_refused_again_after_renewal_exits_3_without_a_tag",
         "one `error:` line naming the refused credentials, a `hint:`; no manifest, no tag"),
     row("registry asks for credentials, none given", 3, HERE,
