@@ -7,12 +7,29 @@
 //! test binary of its own would say `mod support;`, and reaches the helpers as `support::...`.
 //! A file dropped at the top of `tests/` still builds, as a test binary of its own that
 //! compiles `tests/support` again: fold it in here instead.
+//!
+//! The one exception is `tests/peak_rss/`: tests that read a child's peak RSS need a small test
+//! process (its `main.rs` says why).
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bad_inputs;
 mod cli;
+mod cluster;
 mod completion;
+mod concurrency;
+mod docker_config;
+mod engine;
+mod faults;
+mod forms;
+mod gitea;
+mod harness;
 mod library;
+mod mirror;
 mod passthrough;
+mod progress;
+mod push;
+mod registries;
+mod security;
 mod unreachable;
