@@ -26,22 +26,22 @@ const fn row(
     }
 }
 
-const PUSH: &str = "tests/push.rs";
-const ENGINE: &str = "tests/engine.rs";
-const FAULTS: &str = "tests/faults.rs";
-const HERE: &str = "tests/bad_inputs/registry_faults.rs";
-const CLUSTER: &str = "tests/cluster/bad_data.rs";
-const ZERO_CONFIG: &str = "tests/cluster/zero_config.rs";
-const DOCKER: &str = "tests/docker_config.rs";
-const GITEA: &str = "tests/gitea.rs";
-const GITEA_TOKEN: &str = "tests/gitea/fake_token.rs";
-const LOCATIONS: &str = "tests/security/locations.rs";
-const REALMS: &str = "tests/security/realms.rs";
-const PLAIN_HTTP: &str = "tests/security/plain_http.rs";
-const REGISTRY_TEXT: &str = "tests/security/registry_text.rs";
-const CLUSTER_CERT: &str = "tests/security/cluster_certificate.rs";
-const SAFETY: &str = "tests/source_safety.rs";
-const MIRROR: &str = "tests/mirror.rs";
+const PUSH: &str = "tests/e2e/push.rs";
+const ENGINE: &str = "tests/e2e/engine.rs";
+const FAULTS: &str = "tests/e2e/faults.rs";
+const HERE: &str = "tests/e2e/bad_inputs/registry_faults.rs";
+const CLUSTER: &str = "tests/e2e/cluster/bad_data.rs";
+const ZERO_CONFIG: &str = "tests/e2e/cluster/zero_config.rs";
+const DOCKER: &str = "tests/e2e/docker_config.rs";
+const GITEA: &str = "tests/e2e/gitea.rs";
+const GITEA_TOKEN: &str = "tests/e2e/gitea/fake_token.rs";
+const LOCATIONS: &str = "tests/e2e/security/locations.rs";
+const REALMS: &str = "tests/e2e/security/realms.rs";
+const PLAIN_HTTP: &str = "tests/e2e/security/plain_http.rs";
+const REGISTRY_TEXT: &str = "tests/e2e/security/registry_text.rs";
+const CLUSTER_CERT: &str = "tests/e2e/security/cluster_certificate.rs";
+const SAFETY: &str = "tests/peak_rss/source_safety.rs";
+const MIRROR: &str = "tests/e2e/mirror.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
 

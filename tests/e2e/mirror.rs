@@ -4,7 +4,7 @@
 //! download cut short and for counting what a copy inside one registry sends; wiremock for
 //! a source that serves wrong bytes or redirects a blob elsewhere.
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 use std::time::{Duration, Instant};
