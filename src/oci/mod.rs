@@ -6,11 +6,13 @@ mod blob;
 mod document;
 mod manifest;
 pub mod media_type;
+mod partial;
 mod platform;
 mod walk;
 
 pub use blob::{BlobBytes, BlobReader, Reopen, SourceBlob};
 pub use document::{Descriptor, Document, OciDescriptor, OciManifest};
 pub use manifest::{Manifest, Manifests};
+pub use partial::{Part, present_part};
 pub use platform::{Platform, PlatformJson, check_config, describe, pick_platform};
 pub use walk::{MAX_DEPTH, ReadManifests, Walked, walk};

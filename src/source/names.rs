@@ -16,6 +16,20 @@ pub(crate) fn tag_of(name: &str) -> Option<String> {
     is_valid_tag(tag).then(|| tag.to_string())
 }
 
+/// A docker `RepoTag` as docker reads it: one without a tag (`app`, `localhost:5000/app`) is
+/// `:latest`.
+pub(crate) fn with_default_tag(name: &str) -> String {
+    let tagged = name.contains('@')
+        || name
+            .rfind(':')
+            .is_some_and(|colon| !name[colon..].contains('/'));
+    if tagged {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
 /// Whether REF (from `PATH:REF`) picks an image going by `name`: the same text, the same docker
 /// name once normalised (`foo:1.0` is `docker.io/library/foo:1.0`), or, for a bare tag REF, the
 /// tag of a full name.
@@ -81,6 +95,20 @@ mod tests {
         assert_eq!(tag_of("foo/bar"), None);
         assert_eq!(tag_of("-bad"), None);
         assert_eq!(tag_of(""), None);
+    }
+
+    #[test]
+    fn a_repo_tag_without_a_tag_is_latest_as_docker_reads_it() {
+        assert_eq!(with_default_tag("test_image_1"), "test_image_1:latest");
+        assert_eq!(
+            with_default_tag("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(with_default_tag("app:1.0"), "app:1.0");
+        assert_eq!(
+            with_default_tag("localhost:5000/app:2"),
+            "localhost:5000/app:2"
+        );
     }
 
     #[test]

@@ -134,6 +134,56 @@ fn text_and_zstd_files_are_refused() {
 }
 
 #[test]
+fn xz_and_bzip2_files_are_refused_with_the_command_that_decompresses_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, bytes, kind, command) in [
+        (
+            "a.tar.xz",
+            &b"\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4\x46"[..],
+            "xz",
+            "xz -d -k",
+        ),
+        (
+            "a.tar.bz2",
+            &b"BZh91AY&SY\x00\x01"[..],
+            "bzip2",
+            "bunzip2 -k",
+        ),
+    ] {
+        let path = write(tmp.path(), name, bytes);
+        let err = Store::archive(&path).unwrap_err();
+        assert!(
+            err.message().ends_with(&format!(
+                "{name} is {kind}-compressed, which is not supported"
+            )),
+            "{}",
+            err.message()
+        );
+        let hint = err.hint().unwrap_or_default();
+        assert!(
+            hint.contains(&format!("{command} {}", path.display())),
+            "{hint}"
+        );
+    }
+}
+
+#[test]
+fn a_tar_cut_inside_an_entrys_padding_is_truncated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = tar_bytes(&[("blob", &[7u8; 700]), ("index.json", b"{}")], &[]);
+    // The first entry's data ends 700 bytes after its header; its padding runs to 1024.
+    let path = write(tmp.path(), "cut.tar", &bytes[..512 + 800]);
+    let err = Store::archive(&path).unwrap_err();
+    assert!(
+        err.message().contains(
+            "cut.tar is not a readable tar archive (blob is cut short: the file is truncated)"
+        ),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
 fn oversized_json_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("index.json"), b"[1,2,3]").unwrap();

@@ -15,6 +15,7 @@
 mod support;
 
 mod cases;
+mod found;
 mod registry_faults;
 mod rows;
 
