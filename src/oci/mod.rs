@@ -8,6 +8,7 @@ mod manifest;
 pub mod media_type;
 mod partial;
 mod platform;
+mod resuming;
 mod walk;
 
 pub use blob::{BlobBytes, BlobReader, Reopen, SourceBlob};
@@ -15,4 +16,5 @@ pub use document::{Descriptor, Document, OciDescriptor, OciManifest};
 pub use manifest::{Manifest, Manifests};
 pub use partial::{Part, present_part};
 pub use platform::{Platform, PlatformJson, check_config, describe, pick_platform};
+pub use resuming::{reading_on, resuming};
 pub use walk::{MAX_DEPTH, ReadManifests, Walked, walk};
