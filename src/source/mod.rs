@@ -21,7 +21,6 @@ use crate::oci::{BlobReader, Manifest, Manifests, SourceBlob};
 mod docker_archive;
 mod engine;
 mod files;
-mod gz;
 mod image_ref;
 mod layout;
 mod names;
@@ -51,7 +50,7 @@ pub struct Location {
     /// files read in place.
     pub head: Held,
     /// Decoders a `.tar.gz` shares between its ranges; `None` for files read in place.
-    pub(crate) parked: Option<Arc<gz::Parked>>,
+    pub(crate) parked: Option<Arc<store::gz::Parked>>,
 }
 
 impl Location {

@@ -13,9 +13,11 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Encoding, Held, Location, gz};
+use super::{Encoding, Held, Location};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+
+pub(super) mod gz;
 
 /// The most we read into memory for one JSON file (manifest, index, config, manifest.json).
 pub(crate) const JSON_LIMIT: u64 = 4 << 20;
@@ -481,5 +483,4 @@ pub(super) fn index_entries<R: Read>(
 }
 
 #[cfg(test)]
-#[path = "store_tests.rs"]
 mod tests;
