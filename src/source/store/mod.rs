@@ -1,6 +1,6 @@
 //! Where an image's files live: a layout directory, or a tar archive indexed once so that every
 //! file in it is a byte range of the tar. A gzip'd tar is never decompressed to disk: it is
-//! indexed in one streaming pass ([`super::gz`]), and its files are ranges of the decompressed
+//! indexed in one streaming pass ([`gz`]), and its files are ranges of the decompressed
 //! stream, read by decompressing again.
 //!
 //! Nothing outside the source is ever read: a layout's files (links included) must resolve
@@ -483,4 +483,5 @@ pub(super) fn index_entries<R: Read>(
 }
 
 #[cfg(test)]
+#[path = "store_tests.rs"]
 mod tests;

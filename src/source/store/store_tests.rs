@@ -396,3 +396,36 @@ fn a_layout_file_linked_outside_the_layout_is_an_error_naming_it() {
     let store = Store::dir(&tmp.path().join("alias"));
     assert_eq!(read(&store, "blobs/sha256/in"), b"inside");
 }
+
+#[test]
+fn the_files_in_a_folder_are_listed_alike_from_a_directory_and_a_tar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    std::fs::create_dir_all(dir.join("blobs/sha256/nested")).unwrap();
+    for name in [
+        "blobs/sha256/bb",
+        "blobs/sha256/aa",
+        "blobs/sha256/nested/cc",
+        "index.json",
+    ] {
+        std::fs::write(dir.join(name), b"x").unwrap();
+    }
+    let bytes = tar_bytes(
+        &[
+            ("./blobs/sha256/bb", b"x"),
+            ("blobs/sha256/aa", b"x"),
+            ("blobs/sha256/nested/cc", b"x"),
+            ("index.json", b"x"),
+        ],
+        &[("blobs/sha256/link", "aa", tar::EntryType::Symlink)],
+    );
+    let tar = write(tmp.path(), "layout.tar", &bytes);
+    for store in [Store::dir(&dir), Store::archive(&tar).unwrap()] {
+        assert_eq!(
+            store.files_in("blobs/sha256"),
+            ["blobs/sha256/aa", "blobs/sha256/bb"],
+            "{store:?}"
+        );
+        assert!(store.files_in("missing").is_empty());
+    }
+}
