@@ -216,3 +216,25 @@ fn an_oci_layout_holding_part_of_its_index_needs_platform() {
     let image = layout::open(&store, &picked, "oci").unwrap();
     assert_eq!(image.root.digest.as_str(), children[0]["digest"]);
 }
+
+#[test]
+fn an_index_missing_only_attestations_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, children) = partial(tmp.path(), &["amd64", "arm64", "s390x"]);
+    let attestation = layout
+        .dir
+        .join(blob_path(children[3]["digest"].as_str().unwrap()));
+    std::fs::remove_file(attestation).unwrap();
+    let path = archive_of(&layout, tmp.path());
+    let err = open_archive(&path, None).unwrap_err();
+    assert!(
+        err.message()
+            .ends_with("but not all its attestation manifests"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        err.hint(),
+        Some("pick one of those present with --platform: linux/amd64, linux/arm64, linux/s390x")
+    );
+}

@@ -266,11 +266,17 @@ impl Reader<'_> {
             .with_hint(format!("it holds {}: pick one with --platform", here.join(", "))));
         }
         let images = children.iter().filter(|c| !c.is_attestation()).count();
-        Err(Error::input(format!(
-            "{source} holds only {} of the {images} images index {digest} names",
-            here.len()
-        ))
-        .with_hint(format!(
+        let what = if here.len() == images {
+            format!(
+                "{source} holds the images of index {digest} but not all its attestation manifests"
+            )
+        } else {
+            format!(
+                "{source} holds only {} of the {images} images index {digest} names",
+                here.len()
+            )
+        };
+        Err(Error::input(what).with_hint(format!(
             "pick one of those present with --platform: {}",
             here.join(", ")
         )))
