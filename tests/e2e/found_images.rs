@@ -118,3 +118,59 @@ fn an_index_its_layout_calls_a_docker_list_is_pushed_as_the_oci_index_it_is() {
         &index,
     );
 }
+
+/// A `.tar.xz` and a `.tar.bz2` docker archive (compressed by the real `xz` and `bzip2`) are
+/// refused (exit 2, one ASCII `error:` line) with the command that decompresses them; that command, run
+/// as the hint gives it, leaves an archive that pushes with its digests.
+#[test]
+fn xz_and_bzip2_archives_are_refused_with_a_command_that_makes_them_pushable() {
+    let registry = distribution();
+    for (compressor, suffix) in [("xz", "xz"), ("bzip2", "bz2")] {
+        let work = tempfile::tempdir().expect("temp dir");
+        let tar = work.path().join("app.tar");
+        let image = fixtures::classic_docker_archive(
+            &tar,
+            &["app:1.0"],
+            &ImageSpec::new("x", &[2_000]).seed(23),
+        );
+        let status = std::process::Command::new(compressor)
+            .arg(&tar)
+            .status()
+            .expect("run the compressor");
+        assert!(status.success(), "{compressor}");
+        let compressed = work.path().join(format!("app.tar.{suffix}"));
+        let output = push_cmd(
+            &registry,
+            &compressed.display().to_string(),
+            "giteaadmin/compressed:1.0",
+        )
+        .output()
+        .expect("run idpbuilder");
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: {} is {compressor}-compressed, which is not supported",
+                compressed.display()
+            )),
+            "{err}"
+        );
+        assert!(err.is_ascii(), "no binary bytes: {err}");
+        let command = err
+            .lines()
+            .find_map(|l| l.strip_prefix("hint: decompress it first: "))
+            .expect("a hint with the command");
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let status = std::process::Command::new(words[0])
+            .args(&words[1..])
+            .status()
+            .expect("run the hint's command");
+        assert!(status.success(), "{command}");
+        push_and_verify(
+            &registry,
+            &tar.display().to_string(),
+            &format!("giteaadmin/compressed-{suffix}:1.0"),
+            &image,
+        );
+    }
+}
