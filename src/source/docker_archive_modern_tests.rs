@@ -80,11 +80,16 @@ fn a_repo_tag_without_a_tag_is_latest() {
     let image = open_archive(&path, None).unwrap();
     assert_eq!(image.source_tag.as_deref(), Some("latest"));
     assert_eq!(image.source_name.as_deref(), Some("test_image_1:latest"));
-    let by_name = Selection {
-        reference: Some("test_image_1:latest".into()),
-        platform: None,
-    };
-    assert!(open(&Store::archive(&path).unwrap(), &by_name).is_ok());
+    for reference in ["test_image_1:latest", "test_image_1", "latest"] {
+        let by_name = Selection {
+            reference: Some(reference.into()),
+            platform: None,
+        };
+        assert!(
+            open(&Store::archive(&path).unwrap(), &by_name).is_ok(),
+            "{reference}"
+        );
+    }
 }
 
 #[test]

@@ -31,8 +31,8 @@ pub(crate) fn with_default_tag(name: &str) -> String {
 }
 
 /// Whether REF (from `PATH:REF`) picks an image going by `name`: the same text, the same docker
-/// name once normalised (`foo:1.0` is `docker.io/library/foo:1.0`), or, for a bare tag REF, the
-/// tag of a full name.
+/// name once normalised (`foo:1.0` is `docker.io/library/foo:1.0`, `foo` is `foo:latest`), or,
+/// for a bare tag REF, the tag of a full name.
 pub(crate) fn matches_name(name: &str, reference: &str) -> bool {
     if name == reference {
         return true;
@@ -40,7 +40,8 @@ pub(crate) fn matches_name(name: &str, reference: &str) -> bool {
     if is_valid_tag(reference) && tag_of(name).as_deref() == Some(reference) {
         return true;
     }
-    has_repository(name) && has_repository(reference) && normalise(name) == normalise(reference)
+    // A bare REF may be a name too: `app` picks `app:latest`, as `docker run app` does.
+    has_repository(name) && normalise(name) == normalise(reference)
 }
 
 /// Whether `text` looks like `repository:tag` or `host/repository...` rather than a bare tag.
@@ -129,6 +130,8 @@ mod tests {
         assert!(!matches_name(full, "foo:2.0"));
         assert!(!matches_name("quay.io/foo:1.0", "foo:1.0"));
         assert!(!matches_name("1.0", "2.0"));
+        assert!(matches_name("test_image_1:latest", "test_image_1"));
+        assert!(!matches_name("test_image_1:2", "test_image_1"));
     }
 
     #[test]
