@@ -24,6 +24,7 @@ pub mod raw_image;
 pub mod registry;
 pub mod server_process;
 pub mod skopeo;
+pub mod slow_link;
 pub mod token_server;
 
 use std::io::Write as _;
