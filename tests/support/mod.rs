@@ -12,6 +12,8 @@ pub mod container_registry;
 pub mod engine;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod fixtures_docker;
+pub mod fixtures_shapes;
 pub mod gitea_fake;
 pub mod gitea_model;
 pub mod kube_api;
