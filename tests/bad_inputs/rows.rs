@@ -42,6 +42,7 @@ const REGISTRY_TEXT: &str = "tests/security/registry_text.rs";
 const CLUSTER_CERT: &str = "tests/security/cluster_certificate.rs";
 const SAFETY: &str = "tests/source_safety.rs";
 const MIRROR: &str = "tests/mirror.rs";
+const HOSTILE: &str = "tests/hostile.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
 
@@ -270,4 +271,11 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("Ctrl-C (SIGINT) while a `.tar.gz` is read, or while one of its layers uploads", 130, SAFETY,
         "ctrl_c_during_a_tar_gz_push_leaves_tmpdir_as_it_was",
         "`TMPDIR` left exactly as it was, no tag"),
+    // Hostile peers (issue 22): bounded memory (peak RSS under 64 MiB) and time, the peer named.
+    row("token realm answering `{\"token\":\"aaaa…` without end", 1, HOSTILE,
+        "an_endless_token_answer_is_cut_at_64_kib",
+        "`the token service URL of HOST sent an answer larger than 64 KiB`; peak RSS 24 MiB (was 3 GB in 13 s), nothing pushed"),
+    row("token realm trickling its answer a byte at a time", 1, HOSTILE,
+        "a_trickling_token_answer_ends_at_the_idle_time",
+        "`the token service URL of HOST did not send its token within Ns` (the idle time bounds the whole answer); nothing pushed"),
 ];

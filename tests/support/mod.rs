@@ -14,6 +14,7 @@ pub mod fault_proxy;
 pub mod fixtures;
 pub mod gitea_fake;
 pub mod gitea_model;
+pub mod hostile;
 pub mod kube_api;
 pub mod launch;
 pub mod mock_registry;
