@@ -5,10 +5,13 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use support::hostile::{Hostile, assert_refused, endless, measured, respond};
+use support::hostile::{Hostile, assert_refused, endless, measured, measured_with_input, respond};
 use support::launch::idpbuilder_process;
 
 /// A registry whose every answer is a bearer challenge naming a realm on itself, and whose
@@ -96,4 +99,145 @@ fn a_trickling_token_answer_ends_at_the_idle_time() {
         "{}",
         run.stderr()
     );
+}
+
+/// A registry that wants Basic credentials for everything (none of which will do).
+fn basic_only() -> Hostile {
+    Hostile::start(|_, conn| {
+        respond(
+            conn,
+            "401 Unauthorized",
+            &[("WWW-Authenticate", r#"Basic realm="hostile""#)],
+            b"{}",
+        )
+    })
+}
+
+/// `--password-stdin` fed from `/dev/zero`: refused after 64 KiB, before any request.
+#[test]
+fn password_stdin_without_end_is_refused_after_64_kib() {
+    let peer = basic_only();
+    let work = tempfile::tempdir().expect("temp dir");
+    let (layout, _) = support::tiny_layout(work.path());
+    let zero = std::fs::File::open("/dev/zero").expect("open /dev/zero");
+    let run = measured_with_input(
+        idpbuilder_process()
+            .args([
+                "push",
+                "-q",
+                "--plain-http",
+                "--username",
+                "u",
+                "--password-stdin",
+            ])
+            .arg(&layout)
+            .arg(format!("{}/team/app:1.0", peer.host())),
+        Stdio::from(zero),
+        Duration::from_secs(60),
+    );
+    assert_refused(
+        &run,
+        2,
+        "--password-stdin read more than 64 KiB",
+        Duration::from_secs(10),
+    );
+    assert!(peer.requests().is_empty(), "{:?}", peer.requests());
+}
+
+/// Writes `config.json` naming `helper` for the peer, and `docker-credential-NAME` scripts into
+/// `bin`; returns the command with `DOCKER_CONFIG` and `PATH` set, at debug level.
+fn with_helper(work: &Path, peer: &Hostile, helper: &str, scripts: &[(&str, String)]) -> Command {
+    let docker = work.join("docker");
+    let bin = work.join("bin");
+    std::fs::create_dir_all(&docker).expect("mkdir docker");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    let config = format!(r#"{{"credHelpers":{{"{}":"{helper}"}}}}"#, peer.host());
+    std::fs::write(docker.join("config.json"), config).expect("config.json");
+    for (name, script) in scripts {
+        let path = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(&path, script).expect("write helper");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let (layout, _) = support::tiny_layout(work);
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_CONFIG", &docker)
+        .env("PATH", format!("{}:{path}", bin.display()))
+        .args(["push", "-l", "debug", "--plain-http"])
+        .arg(&layout)
+        .arg(format!("{}/team/app:1.0", peer.host()));
+    cmd
+}
+
+/// A helper that answers without end (`yes`): read to 1 MiB, then stopped; the push goes on
+/// without its credentials and is refused by the registry (exit 3).
+#[test]
+fn a_credential_helper_answering_without_end_is_cut_at_1_mib() {
+    let peer = basic_only();
+    let work = tempfile::tempdir().expect("temp dir");
+    let script = "#!/bin/sh\nexec yes\n".to_string();
+    let run = measured(
+        &mut with_helper(work.path(), &peer, "chatty", &[("chatty", script)]),
+        Duration::from_secs(60),
+    );
+    assert_refused(&run, 3, "requires credentials", Duration::from_secs(20));
+    assert!(
+        run.stderr()
+            .contains("docker-credential-chatty answered with more than 1024 KiB"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// A helper that starts a child and waits: at the (test-sized) timeout the whole group is
+/// killed, the child included.
+#[test]
+fn a_credential_helper_that_hangs_is_killed_with_its_children() {
+    let peer = basic_only();
+    let work = tempfile::tempdir().expect("temp dir");
+    let pid_file = work.path().join("child.pid");
+    let script = format!(
+        "#!/bin/sh\nsleep 600 &\necho $! > '{}'\nwait\n",
+        pid_file.display()
+    );
+    let mut cmd = with_helper(work.path(), &peer, "slow", &[("slow", script)]);
+    cmd.env("IDPBUILDER_TEST_HELPER_TIMEOUT_MS", "500");
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(&run, 3, "requires credentials", Duration::from_secs(20));
+    assert!(
+        run.stderr()
+            .contains("docker-credential-slow did not answer within 0.5s"),
+        "{}",
+        run.stderr()
+    );
+    let pid = std::fs::read_to_string(&pid_file).expect("the helper ran");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z"),
+        "the helper's child survived: {stat}"
+    );
+}
+
+/// `"credHelpers": {"HOST": "x/evil"}` would run `./docker-credential-x/evil` from wherever the
+/// push started; the name is refused and nothing runs.
+#[test]
+fn a_credential_helper_name_with_a_slash_runs_nothing() {
+    let peer = basic_only();
+    let work = tempfile::tempdir().expect("temp dir");
+    let marker = work.path().join("ran");
+    let mut cmd = with_helper(work.path(), &peer, "x/evil", &[]);
+    let evil = work.path().join("docker-credential-x");
+    std::fs::create_dir_all(&evil).expect("mkdir");
+    std::fs::write(
+        evil.join("evil"),
+        format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+    )
+    .expect("write");
+    std::fs::set_permissions(evil.join("evil"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    cmd.current_dir(work.path());
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(&run, 3, "requires credentials", Duration::from_secs(20));
+    assert!(!marker.exists(), "the helper at a relative path ran");
+    assert!(run.stderr().contains("is not a name"), "{}", run.stderr());
 }

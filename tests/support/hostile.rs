@@ -239,11 +239,16 @@ impl Measured {
     }
 }
 
-/// Runs `cmd` (stdin empty, stdout and stderr collected), killing it after `limit`; reports
+/// Runs `cmd` (standard input empty, stdout and stderr collected), killing it after `limit`; reports
 /// its peak RSS from `wait4`'s rusage and how long it ran.
 pub fn measured(cmd: &mut Command, limit: Duration) -> Measured {
+    measured_with_input(cmd, Stdio::null(), limit)
+}
+
+/// [`measured`] with `stdin` as standard input (`/dev/zero`: input without end).
+pub fn measured_with_input(cmd: &mut Command, stdin: Stdio, limit: Duration) -> Measured {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
