@@ -2,7 +2,7 @@
 //! blob. A wiremock registry records when each request arrives; every blob's closing `PUT` is
 //! answered after a fixed delay, so each upload occupies a known interval.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

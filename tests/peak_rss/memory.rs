@@ -1,7 +1,7 @@
 //! Memory stays flat: pushing a 256 MiB image must not hold layers in memory. The child's peak
 //! RSS comes from `wait4`'s rusage, so only the pushing process is measured.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::Path;

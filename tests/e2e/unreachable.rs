@@ -2,7 +2,7 @@
 //! not resolve fails at once (no retries) and says so; idpbuilder's own host points at
 //! idpbuilder not running.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

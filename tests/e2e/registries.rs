@@ -6,7 +6,7 @@
 //! container-registry takes only the upload flow docker and skopeo send (`POST`, `PATCH` with
 //! the body, then an empty `PUT ?digest=`); it answers 500 to a final `PUT` that carries a body.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

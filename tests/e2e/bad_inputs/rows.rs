@@ -26,22 +26,22 @@ const fn row(
     }
 }
 
-const PUSH: &str = "tests/push.rs";
-const ENGINE: &str = "tests/engine.rs";
-const FAULTS: &str = "tests/faults.rs";
-const HERE: &str = "tests/bad_inputs/registry_faults.rs";
-const CLUSTER: &str = "tests/cluster/bad_data.rs";
-const ZERO_CONFIG: &str = "tests/cluster/zero_config.rs";
-const DOCKER: &str = "tests/docker_config.rs";
-const GITEA: &str = "tests/gitea.rs";
-const GITEA_TOKEN: &str = "tests/gitea/fake_token.rs";
-const LOCATIONS: &str = "tests/security/locations.rs";
-const REALMS: &str = "tests/security/realms.rs";
-const PLAIN_HTTP: &str = "tests/security/plain_http.rs";
-const REGISTRY_TEXT: &str = "tests/security/registry_text.rs";
-const CLUSTER_CERT: &str = "tests/security/cluster_certificate.rs";
-const SAFETY: &str = "tests/source_safety.rs";
-const MIRROR: &str = "tests/mirror.rs";
+const PUSH: &str = "tests/e2e/push.rs";
+const ENGINE: &str = "tests/e2e/engine.rs";
+const FAULTS: &str = "tests/e2e/faults.rs";
+const HERE: &str = "tests/e2e/bad_inputs/registry_faults.rs";
+const CLUSTER: &str = "tests/e2e/cluster/bad_data.rs";
+const ZERO_CONFIG: &str = "tests/e2e/cluster/zero_config.rs";
+const DOCKER: &str = "tests/e2e/docker_config.rs";
+const GITEA: &str = "tests/e2e/gitea.rs";
+const GITEA_TOKEN: &str = "tests/e2e/gitea/fake_token.rs";
+const LOCATIONS: &str = "tests/e2e/security/locations.rs";
+const REALMS: &str = "tests/e2e/security/realms.rs";
+const PLAIN_HTTP: &str = "tests/e2e/security/plain_http.rs";
+const REGISTRY_TEXT: &str = "tests/e2e/security/registry_text.rs";
+const CLUSTER_CERT: &str = "tests/e2e/security/cluster_certificate.rs";
+const SAFETY: &str = "tests/peak_rss/source_safety.rs";
+const MIRROR: &str = "tests/e2e/mirror.rs";
 const HOSTILE: &str = "tests/hostile.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
@@ -193,8 +193,12 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
         "a_source_blob_whose_bytes_do_not_match_exits_2_and_tags_nothing",
         "`blob ... of the image does not match its digest`; the blob is never committed, no tag"),
     row("source blob download reset mid-body, once", 0, MIRROR,
-        "a_reset_in_the_middle_of_a_blob_download_is_survived_with_the_digests_intact",
-        "one `warning:` line; the blob is read and uploaded again; pushed with the source's digests"),
+        "a_reset_in_the_middle_of_a_blob_download_reads_on_from_the_byte_reached",
+        "the download goes on from the byte reached (`Range`), the upload it feeds is not restarted; \
+         `-l debug` says from where; pushed with the source's digests"),
+    row("source blob download reset mid-body, six times", 0, MIRROR,
+        "six_resets_inside_one_download_cost_the_bytes_in_flight_not_the_blob",
+        "each cut reads on from the byte reached: the source sends the blob's size, not more; pushed"),
     row("source blob redirected to another host (object storage)", 0, MIRROR,
         "a_blob_redirected_to_another_host_is_fetched_without_the_source_credentials",
         "followed without `Authorization`; pushed"),

@@ -1,7 +1,7 @@
 //! What a push shows while it runs: one plain line per blob when stderr is not a terminal, bars
 //! on a terminal, only the result with `-q`, and nothing but the result on stdout.
 
-mod support;
+use crate::support;
 
 use support::fault_proxy::{Fault, FaultProxy, Rule};
 use support::fixtures::{self, ImageSpec};

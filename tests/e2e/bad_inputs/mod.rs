@@ -5,14 +5,13 @@
 //!   with a destination nobody listens on, and must exit 2 with one `error:` line holding the
 //!   expected text, before any connection. Their rows are the lines the tool really printed.
 //! - Registry, network and cluster faults (`rows.rs`) are proven by named tests in
-//!   `tests/push.rs`, `tests/faults.rs`, the cluster tests and `registry_faults.rs` here;
+//!   `tests/e2e/push.rs`, `tests/e2e/faults.rs`, the cluster tests and `registry_faults.rs` here;
 //!   the check makes sure each named test exists.
 //!
-//! `UPDATE_DOCS=1 cargo test --test bad_inputs` rewrites the document after a change to a case
-//! or to a message.
+//! `UPDATE_DOCS=1 cargo test --test e2e bad_inputs::` rewrites the document after a change to a
+//! case or to a message.
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 
 mod cases;
 mod registry_faults;
@@ -134,9 +133,9 @@ Every bad input and every fault the tests try, with the exit code and what the t
 codes are the SPEC's: 0 pushed, 1 registry or network failure after retries, 2 usage or input
 error, 3 authentication or authorisation refused, 4 TLS certificate not trusted, 130 interrupted.
 
-Generated and checked by `tests/bad_inputs/main.rs`, so it cannot drift from the tool: change a
-case in `tests/bad_inputs/cases.rs` or `rows.rs` (or a message in the code), then run
-`UPDATE_DOCS=1 cargo test --test bad_inputs`.
+Generated and checked by `tests/e2e/bad_inputs/mod.rs`, so it cannot drift from the tool: change a
+case in `tests/e2e/bad_inputs/cases.rs` or `rows.rs` (or a message in the code), then run
+`UPDATE_DOCS=1 cargo test --test e2e bad_inputs::`.
 
 ## Input errors
 
@@ -236,7 +235,7 @@ fn every_input_case_fails_as_the_table_says_and_the_table_is_current() {
             .find(|(_, (want, have))| want != have)
             .unwrap_or((0, ("", "")));
         panic!(
-            "{DOC} is out of date: run UPDATE_DOCS=1 cargo test --test bad_inputs\n\
+            "{DOC} is out of date: run UPDATE_DOCS=1 cargo test --test e2e bad_inputs::\n\
              first difference, line {}:\n  expected: {want}\n  found:    {have}",
             line + 1
         );

@@ -1,7 +1,7 @@
 //! The command line as a user meets it: help, version, and every bad input ending in one
 //! `error:` line, a `hint:` where there is one, and the SPEC's exit code, before any network.
 
-mod support;
+use crate::support;
 
 use predicates::prelude::*;
 use support::fixtures::{self, ImageSpec};

@@ -2,7 +2,7 @@
 //! tests rely on (distribution in each shape, and container-registry) really starts, accepts the
 //! right credentials, refuses wrong ones and stops.
 
-mod support;
+use crate::support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;

@@ -1,6 +1,6 @@
 //! `idpbuilder completion SHELL` and the man pages: both made from the clap definitions.
 
-mod support;
+use crate::support;
 
 use support::idpbuilder;
 

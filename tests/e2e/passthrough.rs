@@ -2,7 +2,7 @@
 //! the same arguments, to the next `idpbuilder` on PATH, whose exit code is the result; with none
 //! there, exit 2 and a hint to install it. A stand-in script plays cnoe-io's idpbuilder.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;

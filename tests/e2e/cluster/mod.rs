@@ -8,8 +8,7 @@
 //! `security` (what goes where, source precedence), `bad_data` (broken cluster data and flags),
 //! `mirror` (copies out of and within the cluster's Gitea).
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 
 mod bad_data;
 mod mirror;

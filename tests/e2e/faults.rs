@@ -6,7 +6,7 @@
 //! The tool's idle timeout is lowered to [`IDLE_MS`] through `IDPBUILDER_TEST_READ_TIMEOUT_MS`
 //! so that "the registry stops answering" costs a second, not two minutes.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

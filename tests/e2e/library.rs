@@ -1,7 +1,7 @@
 //! The push as a library: a whole push driven in-process through `session::push`, into a real
 //! registry, checked with skopeo.
 
-mod support;
+use crate::support;
 
 #[allow(unused_imports, reason = "the skopeo checks of a registry")]
 use support::skopeo::TestRegistry;

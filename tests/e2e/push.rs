@@ -1,7 +1,7 @@
 //! End-to-end: `idpbuilder push` into a real distribution registry (TLS + htpasswd, token auth,
 //! plain HTTP), every input kind, checked with skopeo.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! save` when no socket answers); Docker 25+'s OCI form and a broken engine are a fake engine on
 //! a Unix socket serving a recorded export.
 
-mod support;
+use crate::support;
 
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;

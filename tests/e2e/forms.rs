@@ -4,7 +4,7 @@
 //! `DestinationArg`, `-t`, `--digestfile` and `--dry-run`; they are written ahead of it and
 //! are un-ignored when it does.
 
-mod support;
+use crate::support;
 
 #[allow(unused_imports, reason = "the skopeo checks of a registry")]
 use support::skopeo::TestRegistry;

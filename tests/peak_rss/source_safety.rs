@@ -10,7 +10,7 @@
 //!   upload checks: a wrong one stops the push (exit 2) before any tag;
 //! - a blob file cut short while it uploads is an input error naming the file (exit 2).
 
-mod support;
+use crate::support;
 
 use support::skopeo::TestRegistry;
 

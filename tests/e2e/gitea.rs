@@ -6,13 +6,10 @@
 //! expires mid-push; and a proxy's 8 MiB body cap in front of it. The model's own rules are
 //! tested in `gitea/model_rules.rs`.
 
-mod support;
+use crate::support;
 
-#[path = "gitea/client.rs"]
 mod client;
-#[path = "gitea/fake_token.rs"]
 mod fake_token;
-#[path = "gitea/model_rules.rs"]
 mod model_rules;
 
 use std::path::Path;
@@ -441,7 +438,7 @@ fn a_chunk_cut_mid_body_on_gitea_still_gets_the_blob_up() {
 
 /// Gitea refuses an index inside an index. The refusal comes before any upload (exit 2, one
 /// `error:` with a `hint:`), where it once came after every blob had gone up; distribution
-/// takes the same layout whole (tests/registries.rs).
+/// takes the same layout whole (tests/e2e/registries.rs).
 #[test]
 fn a_nested_index_is_refused_before_any_upload() {
     let model = gitea(Options::default());

@@ -3,7 +3,7 @@
 //! PATH, a `credsStore` whose helper is missing, and a missing or malformed file (passed over:
 //! the push goes anonymous and is refused with exit 3). No cluster: HOME is empty.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;

@@ -11,8 +11,7 @@
 //! `realms` (token realms), `plain_http` (credentials over plain HTTP), `registry_text`,
 //! `cluster_certificate` (idpbuilder's certificate pinned for its Gitea host).
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 
 #[allow(unused_imports, reason = "the skopeo checks of a registry")]
 use support::skopeo::TestRegistry;

@@ -230,8 +230,8 @@ fn the_cluster_is_not_read_when_credentials_and_trust_are_given() {
 }
 
 /// Not a check: serves a fake idpbuilder (cluster + registry) for a push by hand, printing the
-/// command to try. Run with `cargo test --test cluster -- --ignored --nocapture manual`; it
-/// stops after 5 minutes or when the file it names is removed.
+/// command to try. Run with `cargo test --test e2e -- --ignored --nocapture manual_zero_config`;
+/// it stops after 5 minutes or when the file it names is removed.
 #[test]
 #[ignore]
 fn manual_zero_config_set_up() {
