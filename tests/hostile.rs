@@ -241,3 +241,61 @@ fn a_credential_helper_name_with_a_slash_runs_nothing() {
     assert!(!marker.exists(), "the helper at a relative path ran");
     assert!(run.stderr().contains("is not a name"), "{}", run.stderr());
 }
+
+/// A wrapper `idpbuilder` first on PATH that hands every command to "the first other
+/// idpbuilder", which is us: we hand `create` to it once, it hands it back, and we stop there
+/// (it used to go round until the mark outgrew the argument space, ~70 s, then blame cnoe's).
+#[test]
+fn a_wrapper_that_hands_the_command_back_is_run_once() {
+    let ours = Path::new(env!("CARGO_BIN_EXE_idpbuilder"));
+    let our_dir = ours.parent().expect("binary directory");
+    let shim = tempfile::tempdir().expect("temp dir");
+    let count = shim.path().join("count");
+    let script = format!(
+        "#!/bin/sh\necho run >> '{}'\nIFS=:\nfor d in $PATH; do\n  \
+         [ \"$d\" != '{}' ] && [ -x \"$d/idpbuilder\" ] && exec \"$d/idpbuilder\" \"$@\"\ndone\nexit 9\n",
+        count.display(),
+        shim.path().display()
+    );
+    let wrapper = shim.path().join("idpbuilder");
+    std::fs::write(&wrapper, script).expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = std::env::join_paths([shim.path(), our_dir]).expect("PATH");
+    let mut cmd = idpbuilder_process();
+    cmd.env("PATH", path).args(["create", "--build-name", "x"]);
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(&run, 2, "came back to", Duration::from_secs(10));
+    let runs = std::fs::read_to_string(&count).unwrap_or_default();
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "the wrapper ran {} times",
+        runs.lines().count()
+    );
+}
+
+/// Without `/proc` (here: a tmpfs over it in a user namespace) our own path is unknown: the
+/// command is refused instead of being handed to ourselves for ever (978 execs in 5 s).
+#[test]
+fn without_proc_a_foreign_command_is_refused_not_handed_to_ourselves() {
+    let ours = env!("CARGO_BIN_EXE_idpbuilder");
+    let probe = Command::new("unshare")
+        .args(["-rm", "sh", "-c", "mount -t tmpfs none /proc"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: unshare -rm cannot mount over /proc here");
+        return;
+    }
+    let our_dir = Path::new(ours).parent().expect("binary directory");
+    let mut cmd =
+        support::launch::isolated("/usr/bin/unshare", Path::new(support::launch::NOWHERE));
+    cmd.env("PATH", our_dir).args([
+        "-rm",
+        "/bin/sh",
+        "-c",
+        "/usr/bin/mount -t tmpfs none /proc && exec \"$0\" create",
+        ours,
+    ]);
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(&run, 2, "cannot tell its own path", Duration::from_secs(10));
+}

@@ -294,4 +294,10 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("`credHelpers` naming `x/evil` (a relative path)", 3, HOSTILE,
         "a_credential_helper_name_with_a_slash_runs_nothing",
         "nothing runs (debug: `helper name \"x/evil\" is not a name`); the push goes on without it"),
+    row("a wrapper `idpbuilder` first on PATH that hands every command back to us", 2, HOSTILE,
+        "a_wrapper_that_hands_the_command_back_is_run_once",
+        "the wrapper runs once: `\"create\" came back to PATH after it was handed over` (it used to go round ~70 s until E2BIG)"),
+    row("a command that is not ours, without `/proc` (own path unknown)", 2, HOSTILE,
+        "without_proc_a_foreign_command_is_refused_not_handed_to_ourselves",
+        "`this one cannot tell its own path …, so it might hand the command to itself`; hint: run cnoe-io's idpbuilder by its full path (it used to exec itself ~200 times a second for ever)"),
 ];
