@@ -74,7 +74,11 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         credentials: direct.is_none(),
         certificate: certificate_for_destination
             || remote.is_some() && source_wants_certificate(args),
-    };
+    }
+    .for_hosts(&[
+        Some(host.as_str()),
+        remote.as_ref().map(|r| r.host.as_str()),
+    ]);
     let kubeconfig =
         cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
 

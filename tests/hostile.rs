@@ -299,3 +299,94 @@ fn without_proc_a_foreign_command_is_refused_not_handed_to_ourselves() {
     let run = measured(&mut cmd, Duration::from_secs(60));
     assert_refused(&run, 2, "cannot tell its own path", Duration::from_secs(10));
 }
+
+/// A kubeconfig whose user runs an `exec` plugin that takes 30 s (an SSO prompt, a slow cloud
+/// CLI) and counts its runs in `count`.
+fn slow_exec_kubeconfig(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let count = dir.join("count");
+    let plugin = dir.join("plugin");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\nexec 2>/dev/null\necho run >> '{}'\nsleep 30\n\
+             echo '{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"t\"}}}}'\n",
+            count.display()
+        ),
+    )
+    .expect("write plugin");
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: x\n\
+             clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:1'}}}}]\n\
+             users: [{{name: u, user: {{exec: {{apiVersion: client.authentication.k8s.io/v1beta1, command: '{}', interactiveMode: Never}}}}}}]\n\
+             contexts: [{{name: x, context: {{cluster: c, user: u}}}}]\n",
+            plugin.display()
+        ),
+    )
+    .expect("write kubeconfig");
+    (kubeconfig, count)
+}
+
+/// A push to a registry named by IP address cannot be to the cluster's Gitea: the kubeconfig's
+/// `exec` plugin is not run at all.
+#[test]
+fn a_push_to_an_ip_address_never_runs_the_kubeconfig_exec_plugin() {
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let (kubeconfig, count) = slow_exec_kubeconfig(work.path());
+    let (layout, _) = support::tiny_layout(work.path());
+    let mut cmd = idpbuilder_process();
+    cmd.env("KUBECONFIG", &kubeconfig)
+        .args(["push", "-q", "--plain-http"])
+        .arg(&layout)
+        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(!count.exists(), "the exec plugin ran");
+}
+
+/// A host name may be the cluster's Gitea, so the cluster is read, but the plugin runs off the
+/// push's runtime and is abandoned at the budget (here 1 s): the push goes on (it used to wait
+/// for the plugin three times over, 90 s).
+#[test]
+fn a_slow_kubeconfig_exec_plugin_is_abandoned_at_the_budget() {
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let (kubeconfig, count) = slow_exec_kubeconfig(work.path());
+    let (layout, _) = support::tiny_layout(work.path());
+    let mut cmd = idpbuilder_process();
+    cmd.env("KUBECONFIG", &kubeconfig)
+        .env("IDPBUILDER_TEST_CLUSTER_BUDGET_MS", "1000")
+        .args(["push", "-l", "debug", "--plain-http"])
+        .arg(&layout)
+        .arg(format!("{}/team/app:1.0", registry.localhost()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(
+        run.stderr().contains("cluster: no answer within 1s"),
+        "{}",
+        run.stderr()
+    );
+    let runs = std::fs::read_to_string(&count).unwrap_or_default();
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "the plugin ran {} times",
+        runs.lines().count()
+    );
+}

@@ -300,4 +300,10 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("a command that is not ours, without `/proc` (own path unknown)", 2, HOSTILE,
         "without_proc_a_foreign_command_is_refused_not_handed_to_ourselves",
         "`this one cannot tell its own path …, so it might hand the command to itself`; hint: run cnoe-io's idpbuilder by its full path (it used to exec itself ~200 times a second for ever)"),
+    row("kubeconfig `exec` plugin taking 30 s, push to a registry named by IP address", 0, HOSTILE,
+        "a_push_to_an_ip_address_never_runs_the_kubeconfig_exec_plugin",
+        "the cluster is not read (an Ingress names no IP address): the plugin never runs; pushed"),
+    row("kubeconfig `exec` plugin taking 30 s, push to a host name", 0, HOSTILE,
+        "a_slow_kubeconfig_exec_plugin_is_abandoned_at_the_budget",
+        "read off the push's runtime, abandoned at the 5 s budget (debug: `cluster: no answer within`); pushed (it used to take 90 s)"),
 ];
