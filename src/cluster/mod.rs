@@ -73,10 +73,11 @@ pub struct ClusterReading {
 impl ToRead {
     /// Nothing, when none of `hosts` (the destination, and a `docker://` source) could be the
     /// cluster's Gitea: a kubeconfig `exec` plugin (an SSO prompt, a cloud CLI) is never run for
-    /// a push that cannot use what it gives.
-    pub fn for_hosts(self, hosts: &[Option<&str>]) -> ToRead {
+    /// a push that cannot use what it gives. A kubeconfig or context the user named
+    /// (`explicit`) is read all the same, so that a mistake in it is reported.
+    pub fn for_hosts(self, hosts: &[Option<&str>], explicit: bool) -> ToRead {
         let hosts: Vec<&str> = hosts.iter().flatten().copied().collect();
-        if hosts.iter().any(|host| may_be_gitea(host)) {
+        if explicit || hosts.iter().any(|host| may_be_gitea(host)) {
             return self;
         }
         tracing::debug!(
@@ -364,8 +365,15 @@ mod tests {
             credentials: true,
             certificate: true,
         };
-        assert!(!all.for_hosts(&[Some("127.0.0.1:5000"), None]).credentials);
-        assert_eq!(all.for_hosts(&[Some("127.0.0.1:5000"), Some("h:1")]), all);
+        assert!(
+            !all.for_hosts(&[Some("127.0.0.1:5000"), None], false)
+                .credentials
+        );
+        assert_eq!(all.for_hosts(&[Some("127.0.0.1:5000"), None], true), all);
+        assert_eq!(
+            all.for_hosts(&[Some("127.0.0.1:5000"), Some("h:1")], false),
+            all
+        );
         assert_eq!(budget(Some("250")), Duration::from_millis(250));
         assert_eq!(budget(None), BUDGET);
     }
