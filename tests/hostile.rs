@@ -390,3 +390,48 @@ fn a_slow_kubeconfig_exec_plugin_is_abandoned_at_the_budget() {
         runs.lines().count()
     );
 }
+
+/// `--src-creds USER` asks for the password on the terminal; the bars are not drawn over the
+/// question while it waits (they used to erase it within 100 ms). The source here refuses every
+/// password, so the push never gets a plan and no bar is drawn at all.
+#[test]
+fn the_password_prompt_is_not_drawn_over_by_the_bars() {
+    if !support::launch::has_script() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let peer = basic_only();
+    let args = [
+        "push".to_string(),
+        "--src-plain-http".to_string(),
+        "--plain-http".to_string(),
+        "--src-creds".to_string(),
+        "someone".to_string(),
+        format!("docker://{}/team/src:1.0", peer.host()),
+        format!("{}/team/app:1.0", peer.host()),
+    ];
+    let mut cmd = support::launch::idpbuilder_on_terminal(&args);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The question waits a second before it is answered: time for ~5 bar redraws.
+    std::thread::sleep(Duration::from_secs(1));
+    use std::io::Write as _;
+    stdin.write_all(b"wrong\n").expect("answer");
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait for script");
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        screen.contains(&format!("Password for someone at {}:", peer.host())),
+        "{screen:?}"
+    );
+    assert!(
+        !screen.contains("total"),
+        "a bar was drawn while the question waited: {screen:?}"
+    );
+    assert!(screen.contains("error:"), "{screen:?}");
+}

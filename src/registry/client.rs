@@ -622,6 +622,14 @@ impl Registry {
             ));
         }
         self.check_clear_text(credentials, realm).await?;
+        if realm.host() != self.base.host() {
+            // As docker does (Docker Hub's realm is auth.docker.io); said so it can be audited.
+            tracing::debug!(
+                "sending the credentials for {} to its token service at {}, another host",
+                self.host(),
+                origin_text(realm)
+            );
+        }
         Ok(Some(credentials))
     }
 

@@ -306,4 +306,7 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("kubeconfig `exec` plugin taking 30 s, push to a host name", 0, HOSTILE,
         "a_slow_kubeconfig_exec_plugin_is_abandoned_at_the_budget",
         "read off the push's runtime, abandoned at the 5 s budget (debug: `cluster: no answer within`); pushed (it used to take 90 s)"),
+    row("`--src-creds USER`: the password question waits on the terminal while the source refuses", 3, HOSTILE,
+        "the_password_prompt_is_not_drawn_over_by_the_bars",
+        "the question stays on screen: bars are drawn only once the push has a plan (they erased it within 100 ms)"),
 ];
