@@ -16,6 +16,7 @@ pub mod fixtures_docker;
 pub mod fixtures_shapes;
 pub mod gitea_fake;
 pub mod gitea_model;
+pub mod hostile;
 pub mod kube_api;
 pub mod launch;
 pub mod mock_registry;
