@@ -9,6 +9,7 @@ use std::io::Write;
 
 use crate::cli::OutputFormat;
 use crate::error::Error;
+use crate::pull::PullSummary;
 use crate::push::Summary;
 use crate::text::escape_controls;
 
@@ -20,6 +21,22 @@ pub fn result(
 ) -> std::io::Result<()> {
     match format {
         OutputFormat::Text => writeln!(out, "{}", summary.reference),
+        OutputFormat::Json => {
+            serde_json::to_writer(&mut *out, summary)?;
+            writeln!(out)
+        }
+    }
+}
+
+/// The result of a pull on stdout; its last line is what was written with its digest
+/// (`oci:DIR:REF@sha256:...`) in text mode.
+pub fn pull_result(
+    out: &mut impl Write,
+    summary: &PullSummary,
+    format: OutputFormat,
+) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Text => writeln!(out, "{}", escape_controls(&summary.reference)),
         OutputFormat::Json => {
             serde_json::to_writer(&mut *out, summary)?;
             writeln!(out)

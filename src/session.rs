@@ -1,6 +1,6 @@
 //! One push from start to end, as a library call: what the flags mean for credentials, trust and
 //! the cluster read; the image source and the registry set up from them; the push run through
-//! the reporter. `main.rs` keeps only the runtime, signals, the report and the exit code.
+//! the reporter (a pull likewise, in `session/pull.rs`). `main.rs` keeps only the runtime, signals, the report and the exit code.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +16,10 @@ use crate::push::{Push, Summary};
 use crate::reference::DestinationArg;
 use crate::registry::{Connection, Registry, Role, Trust};
 use crate::source::{self, ImageReference, ImageSource, RemoteAccess};
+
+mod pull;
+
+pub use pull::pull;
 
 /// Runs the push `args` describe, printing progress and warnings on stderr (`color` for
 /// colour), and returns what it did.
@@ -264,6 +268,7 @@ async fn source_access(
         plain_http: args.src_plain_http,
         retries: args.retries,
         reporter,
+        role: Role::Source,
     })
 }
 

@@ -43,6 +43,9 @@ pub enum Role {
     Destination,
     /// Read from (a `docker://` IMAGE): `repository:NAME:pull`.
     Source,
+    /// Pulled from (`idpbuilder pull`): `repository:NAME:pull`, with the flags, credentials
+    /// and trust a destination has (`--username`, `--ca-file`, the cluster's).
+    Pull,
 }
 
 /// A failure inside one attempt; transient ones are retried.
@@ -176,7 +179,7 @@ impl Registry {
     fn scopes(&self) -> Vec<String> {
         let repository = self.repository();
         match self.connection.role {
-            Role::Source => vec![pull_scope(repository)],
+            Role::Source | Role::Pull => vec![pull_scope(repository)],
             Role::Destination => std::iter::once(push_scope(repository))
                 .chain(self.mount_from.as_deref().map(pull_scope))
                 .collect(),
@@ -596,6 +599,12 @@ impl Registry {
         match self.connection.role {
             Role::Destination => Error::auth(format!("{} requires credentials to push to {}", self.host(), self.repository()))
                 .with_hint("pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"),
+            Role::Pull => Error::auth(format!(
+                "{} refused anonymous access to {}: the repository does not exist or needs credentials",
+                self.host(),
+                self.repository()
+            ))
+            .with_hint("pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"),
             Role::Source => Error::auth(format!(
                 "source registry {} refused anonymous access to {}: the repository does not exist or needs credentials",
                 self.host(),
@@ -613,7 +622,12 @@ impl Registry {
             ))
             .with_hint("check the source's user name and password (-l debug names where they came from: --src-creds, IDPBUILDER_SRC_USERNAME/PASSWORD, docker's config.json, or the destination's own on the same registry), and that the user may read the repository");
         }
-        if status == StatusCode::FORBIDDEN {
+        if status == StatusCode::FORBIDDEN && self.connection.role == Role::Pull {
+            Error::auth(format!(
+                "registry denied the pull of {target} (403 Forbidden)"
+            ))
+            .with_hint("check that the user may read this repository")
+        } else if status == StatusCode::FORBIDDEN {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))
                 .with_hint("check that the user may push to this owner; in Gitea the owner must be the user or one of its organisations")
         } else {

@@ -60,6 +60,7 @@ impl Registry {
             StatusCode::BAD_REQUEST if plain_http => answered().with_hint(match self.role() {
                 Role::Source => "the source registry may speak HTTPS on that port: drop --src-plain-http",
                 Role::Destination => "the registry may speak HTTPS on that port: drop --plain-http (or http:// in DESTINATION)",
+                Role::Pull => "the registry may speak HTTPS on that port: drop --plain-http (or http:// in IMAGE)",
             }),
             _ => answered(),
         };
@@ -161,7 +162,7 @@ impl Registry {
                     "the source registry ",
                     "pass --src-ca-file with the source registry's CA or certificate, or --src-insecure (--ca-file and --insecure are the destination's)",
                 ),
-                Role::Destination => (
+                Role::Destination | Role::Pull => (
                     "",
                     "pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure",
                 ),

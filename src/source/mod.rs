@@ -21,7 +21,7 @@ use crate::oci::{BlobReader, Manifest, Manifests, SourceBlob};
 mod docker_archive;
 mod engine;
 mod engine_manifests;
-mod engine_socket;
+pub(crate) mod engine_socket;
 mod engine_stream;
 mod files;
 mod gz;
@@ -36,7 +36,7 @@ mod testing;
 
 use store::Store;
 
-pub use image_ref::ImageReference;
+pub use image_ref::{DOCKER_HUB, ImageReference, PREFIX};
 pub use registry::RemoteAccess;
 
 /// Where a blob's bytes lie: `len` bytes at `offset` of `file`, a plain file or an entry of a
