@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use idpbuilder_push::cli::{Cli, Command, LogLevel, OutputFormat, PullArgs, PushArgs};
-use idpbuilder_push::error::Error;
+use idpbuilder_push::error::{Error, Kind};
 use idpbuilder_push::{completion, registry, report, session, terminal};
 
 fn main() {
@@ -50,6 +50,12 @@ fn run(command: &Run, color: bool) -> anyhow::Result<()> {
             .map(Done::Pushed),
         Run::Pull(args) => runtime
             .block_on(until_interrupted(session::pull(args, color)))
+            .map_err(|error| match error.kind() {
+                Kind::Interrupted => error.with_hint(
+                    "run the same command again: the destination was left as it was, and blobs an OCI layout already has are not downloaded again",
+                ),
+                _ => error,
+            })
             .map(Done::Pulled),
     };
     // In-flight uploads are dropped, not awaited: Ctrl-C must stop at once.

@@ -80,11 +80,15 @@ pub fn tags_hint(reference: &ImageReference, tags: Option<&[String]>) -> String 
         Some([]) => format!(
             "{repository} has no tags: push the image first (idpbuilder push IMAGE {repository}:TAG)"
         ),
-        Some(tags) => format!(
-            "{repository} has the tags {}; pull one of them, e.g. {repository}:{}",
-            tags.join(", "),
-            tags[0]
-        ),
+        Some(tags) => {
+            let mut tags = tags.to_vec();
+            tags.sort();
+            format!(
+                "{repository} has the tags {}; pull one of them, e.g. {repository}:{}",
+                tags.join(", "),
+                tags[0]
+            )
+        }
         None => "check the repository and the tag or digest in IMAGE".to_string(),
     }
 }
@@ -229,7 +233,7 @@ mod tests {
     #[test]
     fn the_hint_lists_some_tags() {
         let (r, _) = registry_image("r.example/team/app:nope").unwrap();
-        let tags = vec!["1.0".to_string(), "2.0".to_string()];
+        let tags = vec!["2.0".to_string(), "1.0".to_string()];
         let hint = tags_hint(&r, Some(&tags));
         assert!(hint.contains("1.0, 2.0"), "{hint}");
         assert!(tags_hint(&r, Some(&[])).contains("no tags"));
