@@ -24,7 +24,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Manifest, Manifests, SourceBlob};
 use crate::progress::{BlobOutcome, Reporter, Uploaded};
-use crate::source::engine_socket::{self, Environment, Unreachable};
+use crate::source::engine::socket::{self as engine_socket, Environment, Unreachable};
 
 /// Bytes of tar in flight between the pull and the engine's request.
 const PIPE: usize = 1 << 20;

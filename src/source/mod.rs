@@ -19,10 +19,7 @@ pub use crate::oci::Platform;
 use crate::oci::{BlobReader, Manifest, Manifests, SourceBlob};
 
 mod docker_archive;
-mod engine;
-mod engine_manifests;
-pub(crate) mod engine_socket;
-mod engine_stream;
+pub(crate) mod engine;
 mod files;
 mod gz;
 mod image_ref;
