@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use idpbuilder_push::cli::{Cli, Command, LogLevel, OutputFormat, PullArgs, PushArgs};
+use idpbuilder_push::cli::{Cli, Command, LogLevel, PullArgs, PushArgs};
 use idpbuilder_push::error::{Error, Kind};
 use idpbuilder_push::{completion, registry, report, session, terminal};
 
@@ -61,27 +61,22 @@ fn run(command: &Run, color: bool) -> anyhow::Result<()> {
     // In-flight uploads are dropped, not awaited: Ctrl-C must stop at once.
     runtime.shutdown_background();
     let stdout = &mut std::io::stdout().lock();
-    let (digestfile, digest) = match result? {
-        Done::Pushed(summary) => {
-            report::result(stdout, &summary, output(command))
+    match (result?, command) {
+        (Done::Pushed(summary), Run::Push(args)) => {
+            report::result(stdout, &summary, args.output)
                 .context("cannot write the result to standard output")?;
-            let Run::Push(args) = command else {
-                return Ok(());
-            };
-            let path = args.digestfile.as_deref().filter(|_| !summary.dry_run);
-            (path, summary.digest)
+            if let Some(path) = args.digestfile.as_deref().filter(|_| !summary.dry_run) {
+                session::write_digestfile(path, &summary.digest)?;
+            }
         }
-        Done::Pulled(summary) => {
-            report::pull_result(stdout, &summary, output(command))
+        (Done::Pulled(summary), Run::Pull(args)) => {
+            report::pull_result(stdout, &summary, args.output)
                 .context("cannot write the result to standard output")?;
-            let Run::Pull(args) = command else {
-                return Ok(());
-            };
-            (args.digestfile.as_deref(), summary.digest)
+            if let Some(path) = args.digestfile.as_deref() {
+                session::write_pulled_digestfile(path, &summary.digest)?;
+            }
         }
-    };
-    if let Some(path) = digestfile {
-        session::write_digestfile(path, &digest)?;
+        _ => {}
     }
     Ok(())
 }
@@ -90,13 +85,6 @@ fn run(command: &Run, color: bool) -> anyhow::Result<()> {
 enum Done {
     Pushed(idpbuilder_push::push::Summary),
     Pulled(idpbuilder_push::pull::PullSummary),
-}
-
-fn output(command: &Run) -> OutputFormat {
-    match command {
-        Run::Push(args) => args.output,
-        Run::Pull(args) => args.output,
-    }
 }
 
 /// `work`, or the interrupted error on Ctrl-C or SIGTERM (dropping `work` where it stands).

@@ -19,7 +19,7 @@ use crate::source::{self, ImageReference, ImageSource, RemoteAccess};
 
 mod pull;
 
-pub use pull::pull;
+pub use pull::{pull, write_digestfile as write_pulled_digestfile};
 
 /// Runs the push `args` describe, printing progress and warnings on stderr (`color` for
 /// colour), and returns what it did.

@@ -329,3 +329,28 @@ fn a_docker_archive_of_an_index_takes_this_machines_platform() {
     };
     assert_eq!(json_of(&output)["digest"], image.children[own].as_str());
 }
+
+#[test]
+fn quiet_prints_only_the_result_and_digestfile_gets_the_digest() {
+    let registry = registry();
+    let image = seed_app(&registry, 12);
+    let work = tempfile::tempdir().unwrap();
+    let digest_file = work.path().join("digest");
+    let dir = work.path().join("layout");
+    let output = pull(
+        &registry,
+        "team/app:1.0",
+        &format!("oci:{}", dir.display()),
+        &["-q", "--digestfile", &digest_file.display().to_string()],
+    );
+    assert_ok(&output, &registry);
+    assert_eq!(
+        stdout(&output),
+        format!("oci:{}:1.0@{}\n", dir.display(), image.manifest_digest)
+    );
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(&digest_file).unwrap(),
+        image.manifest_digest
+    );
+}

@@ -191,6 +191,30 @@ mod tests {
     }
 
     #[test]
+    fn pulls_man_page_and_completions_come_from_the_same_definitions() {
+        let dir = tempfile::tempdir().unwrap();
+        clap_mangen::generate_to(Cli::command(), dir.path()).unwrap();
+        let page = std::fs::read_to_string(dir.path().join("idpbuilder-pull.1")).unwrap();
+        for text in ["Examples:", "oci:DIR", "Exit status:", "digestfile"] {
+            assert!(page.contains(text), "{text} in the man page");
+        }
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "idpbuilder",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        assert!(
+            script.contains("idpbuilder__subcmd__pull"),
+            "bash completes pull"
+        );
+        let top = Cli::command().render_help().to_string();
+        assert!(top.contains("pull"), "idpbuilder help lists pull:\n{top}");
+    }
+
+    #[test]
     fn pull_help_has_examples_environment_and_exit_codes() {
         let mut command = Cli::command();
         let pull = command.find_subcommand_mut("pull").unwrap();

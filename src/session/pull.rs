@@ -198,6 +198,19 @@ async fn pull_with(args: &PullArgs, reporter: Arc<dyn Reporter>) -> Result<PullS
     }
 }
 
+/// `--digestfile` of a pull: the digest alone, no newline, written after the result is
+/// printed, as for a push.
+pub fn write_digestfile(path: &std::path::Path, digest: &str) -> Result<()> {
+    std::fs::write(path, digest).map_err(|e| {
+        Error::input(format!(
+            "the image was pulled, but --digestfile {} cannot be written",
+            path.display()
+        ))
+        .with_cause(e)
+        .with_hint("pass a path in a writable directory")
+    })
+}
+
 /// Runs the pull into `destination`; the result line is `shown@DIGEST`.
 async fn run(
     args: &PullArgs,
