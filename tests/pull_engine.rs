@@ -185,3 +185,58 @@ fn an_image_pulled_into_podman_has_the_registrys_layers() {
     let name = format!("{}/team/app:1.0", registry.host());
     assert_eq!(podman.diff_ids(&name), diff_ids(&registry, "team/app:1.0"));
 }
+
+#[test]
+fn a_pulled_layout_unpacks_with_umoci_and_its_busybox_runs() {
+    let Some(dockerd) = Dockerd::shared("umoci unpack of a pulled layout") else {
+        return;
+    };
+    dockerd.build("runme:1.0", &[("greeting.txt", b"hello\n")]);
+    let registry = registry();
+    let pushed = idpbuilder()
+        .env("DOCKER_HOST", dockerd.host())
+        .arg("push")
+        .args(registry.tls_args())
+        .args(["--username", USER, "--password-stdin"])
+        .write_stdin(format!("{PASS}\n"))
+        .arg("runme:1.0")
+        .arg(format!("{}/team/runme:1.0", registry.host()))
+        .output()
+        .expect("push");
+    assert_ok(&pushed, &registry);
+    let work = tempfile::tempdir().expect("temp dir");
+    let layout = work.path().join("layout");
+    let output = idpbuilder()
+        .arg("pull")
+        .args(registry.tls_args())
+        .args(["--username", USER, "--password-stdin"])
+        .write_stdin(format!("{PASS}\n"))
+        .arg(format!("{}/team/runme:1.0", registry.host()))
+        .arg(format!("oci:{}:run", layout.display()))
+        .output()
+        .expect("pull");
+    assert_ok(&output, &registry);
+    let rootfs = work.path().join("rootfs");
+    let unpack = std::process::Command::new("umoci")
+        .args(["raw", "unpack", "--image"])
+        .arg(format!("{}:run", layout.display()))
+        .arg(&rootfs)
+        .output()
+        .expect("umoci");
+    assert!(
+        unpack.status.success(),
+        "umoci raw unpack: {}",
+        String::from_utf8_lossy(&unpack.stderr)
+    );
+    let ran = std::process::Command::new("chroot")
+        .arg(&rootfs)
+        .args(["/bin/busybox", "cat", "/greeting.txt"])
+        .output()
+        .expect("chroot");
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello\n");
+}
