@@ -136,8 +136,20 @@ impl LayoutDestination {
     }
 
     /// `index.json` with the root named `reference`: an entry of the same name is replaced,
-    /// every other entry kept. Written under a temporary name and renamed.
+    /// every other entry kept. Written under a temporary name and renamed, while holding an
+    /// exclusive lock on the layout's `oci-layout` file, so two pulls into one layout at once
+    /// each add their entry instead of one replacing the other's.
     fn write_index(&self, root_dir: &Path, root: &Manifest) -> Result<()> {
+        let marker = root_dir.join("oci-layout");
+        let lock = std::fs::File::open(&marker).map_err(|e| write_error(&marker, e))?;
+        lock.lock().map_err(|e| write_error(&marker, e))?;
+        let written = self.merge_index(root_dir, root);
+        // Closing the file releases the lock too; unlocking first says so.
+        let _ = lock.unlock();
+        written
+    }
+
+    fn merge_index(&self, root_dir: &Path, root: &Manifest) -> Result<()> {
         let path = root_dir.join("index.json");
         let mut index = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| {

@@ -144,3 +144,42 @@ async fn a_file_or_a_foreign_directory_or_a_missing_parent_is_refused_at_open() 
     assert!(error.message().contains("does not exist"), "{error}");
     assert!(error.hint().is_some_and(|h| h.contains("mkdir -p")));
 }
+
+#[test]
+fn pulls_into_one_layout_at_once_each_keep_their_entry() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("layout");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(pull_into(&dir, "first", b"one", &manifest(b"{}")));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let layout = LayoutDestination::new(dir.clone(), Some(format!("r{i}")));
+                let root = manifest(format!("{{\"m\":{i}}}").as_bytes());
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                runtime.block_on(layout.open()).unwrap();
+                for _ in 0..5 {
+                    layout.write_index(&dir, &root).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let index = index(&dir);
+    let mut names: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["annotations"][REF_NAME].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    expected.push("first".into());
+    expected.sort();
+    assert_eq!(names, expected);
+}
