@@ -6,10 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Side, trust};
+use super::{Side, direct_credentials, registry_credentials, trust};
 use crate::cli::PullArgs;
 use crate::cluster::{self, ToRead};
-use crate::credentials::{self, FlagInput};
 use crate::destination::{
     ArchiveDestination, EngineDestination, ImageDestination, LayoutDestination, PullTarget,
 };
@@ -43,28 +42,18 @@ async fn pull_with(args: &PullArgs, reporter: Arc<dyn Reporter>) -> Result<PullS
             "a password given with --password is visible to other users of this machine; use --password-stdin",
         );
     }
-    let password_from_stdin = if args.password_stdin {
-        // Off the runtime's thread: Ctrl-C must still work while we wait for a pipe.
-        let read =
-            tokio::task::spawn_blocking(|| credentials::read_password(std::io::stdin().lock()));
-        Some(read.await.map_err(|e| {
-            Error::input("cannot read the password from standard input").with_cause(e)
-        })??)
-    } else {
-        None
-    };
+    let direct = direct_credentials(
+        args.username.as_ref(),
+        args.password.as_ref(),
+        args.password_stdin,
+    )
+    .await?;
     let mut trust = trust(
         args.insecure,
         args.ca_file.as_deref(),
         Side::Destination,
         reporter.as_ref(),
     )?;
-    let flags = FlagInput {
-        username: args.username.clone(),
-        password: args.password.as_ref().map(|p| p.0.clone()),
-        password_from_stdin,
-    };
-    let direct = credentials::direct(flags, |key| std::env::var(key).ok())?;
     let wants_certificate = !(args.insecure || plain_http || args.ca_file.is_some());
     let to_read = ToRead {
         credentials: direct.is_none(),
@@ -73,28 +62,8 @@ async fn pull_with(args: &PullArgs, reporter: Arc<dyn Reporter>) -> Result<PullS
     let kubeconfig =
         cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
     let found = cluster::read_in_time(&kubeconfig, to_read).await?;
-    let from_cluster = found
-        .as_ref()
-        .map(|found| found.for_host(&host))
-        .unwrap_or_default();
-    match from_cluster.certificate {
-        Some(certificate) if wants_certificate => {
-            tracing::debug!(
-                "TLS for {host}: also trusting idpbuilder's certificate from the cluster ({})",
-                certificate.place
-            );
-            trust.pin_for_host(&host, certificate.certificates);
-        }
-        _ => tracing::debug!("TLS for {host}: no certificate from the cluster"),
-    }
-    let (credentials, origin) = credentials::resolve(
-        direct,
-        from_cluster.credentials,
-        credentials::docker_config::lookup(host.clone()),
-        &host,
-    )
-    .await;
-    tracing::debug!("credentials for {host}: {origin}");
+    let credentials =
+        registry_credentials(&host, found.as_ref(), &mut trust, wants_certificate, direct).await;
     let access = || RemoteAccess {
         credentials: credentials.clone(),
         trust: trust.clone(),
