@@ -46,6 +46,9 @@ pub enum Role {
     Destination,
     /// Read from (a `docker://` IMAGE): `repository:NAME:pull`.
     Source,
+    /// Pulled from (`idpbuilder pull`): `repository:NAME:pull`, with the flags, credentials
+    /// and trust a destination has (`--username`, `--ca-file`, the cluster's).
+    Pull,
 }
 
 /// A failure inside one attempt; transient ones are retried.
@@ -179,7 +182,7 @@ impl Registry {
     fn scopes(&self) -> Vec<String> {
         let repository = self.repository();
         match self.connection.role {
-            Role::Source => vec![pull_scope(repository)],
+            Role::Source | Role::Pull => vec![pull_scope(repository)],
             Role::Destination => std::iter::once(push_scope(repository))
                 .chain(self.mount_from.as_deref().map(pull_scope))
                 .collect(),
@@ -647,6 +650,11 @@ impl Registry {
                 self.host(),
                 self.repository()
             ),
+            Role::Pull => format!(
+                "{} refused anonymous access to {}: the repository does not exist or needs credentials",
+                self.host(),
+                self.repository()
+            ),
             Role::Source => format!(
                 "source registry {} refused anonymous access to {}: the repository does not exist or needs credentials",
                 self.host(),
@@ -670,7 +678,12 @@ impl Registry {
             ))
             .with_reason(refused);
         }
-        if status == StatusCode::FORBIDDEN {
+        if status == StatusCode::FORBIDDEN && self.connection.role == Role::Pull {
+            Error::auth(format!(
+                "registry denied the pull of {target} (403 Forbidden)"
+            ))
+            .with_hint("check that the user may read this repository")
+        } else if status == StatusCode::FORBIDDEN {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))
                 .with_hint("check that the user may push to this owner; in Gitea the owner must be the user or one of its organisations")
         } else {

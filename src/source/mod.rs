@@ -19,7 +19,7 @@ pub use crate::oci::Platform;
 use crate::oci::{BlobReader, Manifest, Manifests, SourceBlob};
 
 mod docker_archive;
-mod engine;
+pub(crate) mod engine;
 mod files;
 mod image_ref;
 mod layout;
@@ -32,7 +32,7 @@ mod testing;
 
 use store::Store;
 
-pub use image_ref::ImageReference;
+pub use image_ref::{DOCKER_HUB, ImageReference, PREFIX};
 pub use registry::RemoteAccess;
 
 /// Where a blob's bytes lie: `len` bytes at `offset` of `file`, a plain file or an entry of a

@@ -31,6 +31,7 @@ mod library;
 mod mirror;
 mod passthrough;
 mod progress;
+mod pull;
 mod push;
 mod registries;
 mod security;
