@@ -10,7 +10,8 @@
 # ROUNDS=5 by default; SIZES="100:4 1024:8" and COPY_SIZES="1024:8" (MiB:layers) by default, an
 # empty value skips that part (SIZES="" COPY_SIZES="" for the engine section only); ENGINE=0
 # skips the engine section; PULL=0 the pull section (PULL_MIB, PULL_LAYERS, PULL_ROUNDS);
-# BIN=path to a built binary.
+# SLOW_SIZES="100:4 25:100" (the slow-link rows, see below; "" skips them); BIN=path to a built
+# binary.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,7 +23,9 @@ PASSWORD=bench-$RANDOM-$RANDOM
 WORK=$(mktemp -d /tmp/idpbuilder-bench.XXXX)
 REG_PID=
 SRC_PID=
+LINK_PID=
 cleanup() {
+  [[ -n $LINK_PID ]] && kill "$LINK_PID" 2>/dev/null
   [[ -n $REG_PID ]] && kill "$REG_PID" 2>/dev/null
   [[ -n $SRC_PID ]] && kill "$SRC_PID" 2>/dev/null
   wait 2>/dev/null; rm -rf "$WORK"
@@ -175,6 +178,57 @@ destination registry (both TLS + htpasswd, each with its own certificate, both o
 
 | image | tool | wall (s) | client CPU (s) | peak RSS (MiB) |
 |---|---|---|---|---|$copy_table"
+fi
+
+# A slow link (the bench's own relay, tests/support/slow_link.rs run as examples/slow_link):
+# SLOW_RTT_MS added to every round trip and SLOW_MBIT Mbit/s shared each way, between the
+# client and a fresh registry each round; idpbuilder push and skopeo copy of SLOW_SIZES
+# (MiB:layers; SLOW_SIZES="" skips it) beside the bandwidth floor (bytes / rate).
+SLOW_SIZES=${SLOW_SIZES-"100:4 25:100"}
+SLOW_RTT_MS=${SLOW_RTT_MS:-50}; SLOW_MBIT=${SLOW_MBIT:-200}; SLOW_ROUNDS=${SLOW_ROUNDS:-$ROUNDS}
+slow_table=""
+if [[ -n $SLOW_SIZES ]]; then
+  (cd "$ROOT" && cargo build --release --quiet --example slow_link)
+  LINK_BIN=$ROOT/target/release/examples/slow_link
+  through_link() {
+    [[ -n ${LINK_PID:-} ]] && { kill "$LINK_PID" 2>/dev/null; wait "$LINK_PID" 2>/dev/null || true; }
+    "$LINK_BIN" 127.0.0.1:0 "$REG_HOST" "$SLOW_RTT_MS" "$SLOW_MBIT" >"$WORK/link" &
+    LINK_PID=$!
+    for _ in $(seq 50); do [[ -s $WORK/link ]] && break; sleep 0.1; done
+    REAL_HOST=$REG_HOST; REG_HOST=$(head -1 "$WORK/link"); export REG_HOST
+  }
+  back_from_link() { REG_HOST=$REAL_HOST; export REG_HOST; }
+  for size in $SLOW_SIZES; do
+    mib=${size%%:*}; layers=${size##*:}
+    export LAYOUT=$WORK/image-slow-$mib-$layers
+    echo "==> generating ${mib} MiB / ${layers} layers for the slow link" >&2
+    python3 "$ROOT/scripts/make-image.py" "$LAYOUT" "$mib" "$layers" >/dev/null
+    for name in sidp sskopeo; do : >"$WORK/$name"; done
+    for round in $(seq "$SLOW_ROUNDS"); do
+      echo "==> slow link ${mib} MiB / ${layers} layers round $round/$SLOW_ROUNDS" >&2
+      fresh_registry; through_link; measure sidp bash -c idpbuilder_push; back_from_link
+      fresh_registry; through_link; measure sskopeo bash -c skopeo_copy; back_from_link
+    done
+    kill "$LINK_PID" 2>/dev/null; wait "$LINK_PID" 2>/dev/null || true; LINK_PID=
+    bytes=$(du -sb "$LAYOUT/blobs" | cut -f1)
+    floor=$(awk -v b="$bytes" -v m="$SLOW_MBIT" 'BEGIN {printf "%.2f", b * 8 / (m * 1000000)}')
+    srss() { awk -v k="$(col "$1" 3)" 'BEGIN {printf "%.1f", k / 1024}'; }
+    sratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+    slow_table+="
+| ${mib} MiB / ${layers} layers | bandwidth floor | $floor | | |
+| ${mib} MiB / ${layers} layers | idpbuilder push | $(col sidp 1) | $(col sidp 2) | $(srss sidp) |
+| ${mib} MiB / ${layers} layers | skopeo copy | $(col sskopeo 1) | $(col sskopeo 2) | $(srss sskopeo) |"
+    summary+="
+- slow link, ${mib} MiB / ${layers} layers: wall idpbuilder/floor = $(sratio "$(col sidp 1)" "$floor"), idpbuilder/skopeo = $(sratio "$(col sidp 1)" "$(col sskopeo 1)")"
+    rm -rf "$LAYOUT"
+  done
+  table+="
+
+Over a slow link: ${SLOW_RTT_MS} ms added to every round trip and ${SLOW_MBIT} Mbit/s shared each
+way (examples/slow_link), into a fresh registry each round; medians of $SLOW_ROUNDS rounds.
+
+| image | tool | wall (s) | client CPU (s) | peak RSS (MiB) |
+|---|---|---|---|---|$slow_table"
 fi
 
 # Engine images: an ENGINE_MIB / ENGINE_LAYERS image built in a dockerd of our own (files of

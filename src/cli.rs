@@ -182,7 +182,7 @@ pub struct PushArgs {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_hint = ValueHint::Other)]
     pub platform: Option<Platform>,
 
-    /// Blobs uploaded at once (1 to 64)
+    /// Blobs over 1 MiB uploaded at once (1 to 64); up to 16 smaller ones go beside them
     #[arg(long, value_name = "N", value_hint = ValueHint::Other, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 

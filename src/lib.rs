@@ -25,3 +25,7 @@ pub mod text;
 #[cfg(test)]
 #[path = "layering_tests.rs"]
 mod layering_tests;
+
+#[cfg(test)]
+#[path = "readme_layout_tests.rs"]
+mod readme_layout_tests;

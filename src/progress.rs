@@ -148,11 +148,14 @@ pub struct Bars {
     total: ProgressBar,
     bars: Mutex<HashMap<Digest, ProgressBar>>,
     style: ProgressStyle,
+    shown: std::sync::Once,
 }
 
 impl Bars {
     fn new(color: bool) -> Self {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        // Hidden until the push has a plan: a password prompt asked before it (`--src-creds
+        // USER`) would be drawn over by the bars' redraw.
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
         let (bar, total) = if color {
             (
                 "{prefix:.cyan} [{bar:30.green/white}] {bytes}/{total_bytes} {bytes_per_sec}",
@@ -175,14 +178,22 @@ impl Bars {
                 .with_style(total_style)
                 .with_prefix("total       "),
         );
-        total.enable_steady_tick(Duration::from_millis(200));
         Bars {
             color,
             multi,
             total,
             bars: Mutex::new(HashMap::new()),
             style,
+            shown: std::sync::Once::new(),
         }
+    }
+
+    /// Starts drawing, once: when the push knows what it will send, after any question asked.
+    fn show(&self) {
+        self.shown.call_once(|| {
+            self.multi.set_draw_target(ProgressDrawTarget::stderr());
+            self.total.enable_steady_tick(Duration::from_millis(200));
+        });
     }
 
     fn bar(&self, digest: &Digest) -> Option<ProgressBar> {
@@ -196,6 +207,7 @@ impl Bars {
 
 impl Reporter for Bars {
     fn plan(&self, blobs: &[(Digest, u64)]) {
+        self.show();
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         for (digest, size) in blobs {
             let bar = self.multi.insert_before(
@@ -210,6 +222,7 @@ impl Reporter for Bars {
     }
 
     fn plan_total(&self, bytes: u64) {
+        self.show();
         self.total.set_length(bytes);
     }
 

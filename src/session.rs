@@ -64,13 +64,20 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         reporter.as_ref(),
     )?;
     let certificate_for_destination = !(args.insecure || plain_http || args.ca_file.is_some());
+    let kubeconfig =
+        cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
     let to_read = ToRead {
         credentials: direct.is_none(),
         certificate: certificate_for_destination
             || remote.is_some() && source_wants_certificate(args),
-    };
-    let kubeconfig =
-        cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
+    }
+    .for_hosts(
+        &[
+            Some(host.as_str()),
+            remote.as_ref().map(|r| r.host.as_str()),
+        ],
+        kubeconfig.explicit(),
+    );
 
     // Files are opened while the cluster is read; a registry source needs the cluster's
     // certificate and the destination's credentials first.

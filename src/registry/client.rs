@@ -2,7 +2,8 @@
 //! (`Basic`, or `Bearer` tokens renewed on expiry or 401) and retries of transient failures.
 //! Responses are judged in `status.rs`; where credentials may go is decided in `origin.rs` and
 //! applied here, in [`Registry::send`] and [`Registry::fetch_token`], the only places a request
-//! gets an `Authorization` header.
+//! gets an `Authorization` header. A refusal whose next step is a flag or an environment
+//! variable carries a typed [`Cause`] instead of a hint: the report words it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,8 +14,10 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 use url::Url;
 
+use super::Cause;
 use super::auth::{
-    Challenge, Token, TokenResponse, basic_header, parse_challenge, pull_scope, push_scope,
+    Challenge, TOKEN_LIMIT, Token, TokenResponse, basic_header, parse_challenge, pull_scope,
+    push_scope,
 };
 use super::origin::{Realm, Resolver, judge_realm, origin_text, redirect_policy, same_origin};
 use super::timeouts::{Timeouts, Watch};
@@ -400,7 +403,7 @@ impl Registry {
                 Error::auth(format!(
                     "not sending the cluster's Gitea admin credentials to {host} over plain HTTP: it is not a loopback address"
                 ))
-                .with_hint("push over HTTPS (without --plain-http), or give credentials yourself with --username and --password-stdin"),
+                .with_reason(Cause::ClusterCredentialsInClearText),
             ));
         }
         if !self.warned_clear_text.swap(true, Ordering::Relaxed) {
@@ -533,6 +536,7 @@ impl Registry {
             }
         }
         let credentials = self.realm_credentials(&url).await?;
+        let realm_text = origin_text(&url);
         let mut request = self.http.get(url);
         if let Some(credentials) = credentials {
             request = request.header(AUTHORIZATION, sensitive(basic_header(credentials)));
@@ -549,24 +553,59 @@ impl Registry {
             .into());
         }
         let response = self.check_status(response, &[StatusCode::OK]).await?;
-        let body: TokenResponse = match watch.within(self.timeouts.idle, response.json()).await {
-            None => return Err(self.timed_out()),
-            // The body broke off: worth another try.
-            Some(Err(e)) if !e.is_decode() => return Err(self.transport_failure(e)),
-            Some(Err(e)) => {
-                return Err(Failure::fatal(
-                    Error::registry(format!("{} sent an unreadable token", self.host()))
-                        .with_cause(e),
-                ));
-            }
-            Some(Ok(body)) => body,
-        };
+        let bytes = self.read_token_body(response, &realm_text).await?;
+        let body = TokenResponse::parse(&bytes).map_err(|e| {
+            Failure::fatal(
+                Error::registry(format!(
+                    "{} sent an unreadable token (token service {realm_text})",
+                    self.host()
+                ))
+                .with_cause(e),
+            )
+        })?;
         Token::from_response(body, fetched).ok_or_else(|| {
             Failure::fatal(Error::registry(format!(
                 "{}'s token endpoint sent no token",
                 self.host()
             )))
         })
+    }
+
+    /// The token service's answer, at most [`TOKEN_LIMIT`] bytes, whole within the idle time
+    /// from the response head: a token is small, so a realm that sends more, or trickles it, is
+    /// refused rather than waited for or held.
+    async fn read_token_body(&self, mut response: Response, realm: &str) -> Attempt<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + self.timeouts.idle;
+        let mut bytes = Vec::new();
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Err(_) => {
+                    return Err(Failure::transient(
+                        Error::registry(format!(
+                            "the token service {realm} of {} did not send its token within {}s",
+                            self.host(),
+                            self.timeouts.idle.as_secs_f64()
+                        ))
+                        .with_hint("check the token service named by the registry's auth configuration, or try again"),
+                    ));
+                }
+                // The body broke off: worth another try.
+                Ok(Err(e)) => return Err(self.transport_failure(e)),
+                Ok(Ok(None)) => return Ok(bytes),
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            if bytes.len() + chunk.len() > TOKEN_LIMIT {
+                return Err(Failure::fatal(
+                    Error::registry(format!(
+                        "the token service {realm} of {} sent an answer larger than {} KiB; a token is much smaller",
+                        self.host(),
+                        TOKEN_LIMIT >> 10
+                    ))
+                    .with_hint("check the token service named by the registry's auth configuration"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
     }
 
     /// The credentials a token realm (already judged not [`Realm::Refused`]) may be given: over
@@ -588,6 +627,14 @@ impl Registry {
             ));
         }
         self.check_clear_text(credentials, realm).await?;
+        if realm.host() != self.base.host() {
+            // As docker does (Docker Hub's realm is auth.docker.io); said so it can be audited.
+            tracing::debug!(
+                "sending the credentials for {} to its token service at {}, another host",
+                self.host(),
+                origin_text(realm)
+            );
+        }
         Ok(Some(credentials))
     }
 
@@ -596,31 +643,40 @@ impl Registry {
     }
 
     pub(super) fn needs_credentials(&self) -> Error {
-        match self.connection.role {
-            Role::Destination => Error::auth(format!("{} requires credentials to push to {}", self.host(), self.repository()))
-                .with_hint("pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"),
-            Role::Pull => Error::auth(format!(
+        let role = self.connection.role;
+        let message = match role {
+            Role::Destination => format!(
+                "{} requires credentials to push to {}",
+                self.host(),
+                self.repository()
+            ),
+            Role::Pull => format!(
                 "{} refused anonymous access to {}: the repository does not exist or needs credentials",
                 self.host(),
                 self.repository()
-            ))
-            .with_hint("pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"),
-            Role::Source => Error::auth(format!(
+            ),
+            Role::Source => format!(
                 "source registry {} refused anonymous access to {}: the repository does not exist or needs credentials",
                 self.host(),
                 self.repository()
-            ))
-            .with_hint(SOURCE_CREDENTIALS_HINT),
-        }
+            ),
+        };
+        Error::auth(message).with_reason(Cause::CredentialsNeeded { role })
     }
 
     pub(super) fn refused(&self, status: StatusCode) -> Error {
         let target = format!("{}/{}", self.host(), self.repository());
-        if self.connection.role == Role::Source {
+        let role = self.connection.role;
+        // Where the refused credentials came from is what the hint points at.
+        let refused = Cause::CredentialsRefused {
+            role,
+            origin: self.credentials.as_ref().map(Credentials::origin),
+        };
+        if role == Role::Source {
             return Error::auth(format!(
                 "source registry refused the credentials for {target} ({status})"
             ))
-            .with_hint("check the source's user name and password (-l debug names where they came from: --src-creds, IDPBUILDER_SRC_USERNAME/PASSWORD, docker's config.json, or the destination's own on the same registry), and that the user may read the repository");
+            .with_reason(refused);
         }
         if status == StatusCode::FORBIDDEN && self.connection.role == Role::Pull {
             Error::auth(format!(
@@ -631,28 +687,13 @@ impl Registry {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))
                 .with_hint("check that the user may push to this owner; in Gitea the owner must be the user or one of its organisations")
         } else {
-            // Point at where the refused credentials came from.
-            let hint = match self.credentials.as_ref().map(Credentials::origin) {
-                Some(Origin::Cluster) => {
-                    "the cluster's gitea-credential secret was refused: check it (kubectl get secret -n gitea gitea-credential), or pass --username and --password-stdin"
-                }
-                Some(Origin::Environment) => {
-                    "check IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"
-                }
-                Some(Origin::DockerConfig) => {
-                    "the credentials came from docker's config.json: docker login again, or pass --username and --password-stdin"
-                }
-                _ => "check --username and the password",
-            };
             Error::auth(format!(
                 "registry refused the credentials for {target} ({status})"
             ))
-            .with_hint(hint)
+            .with_reason(refused)
         }
     }
 }
-
-const SOURCE_CREDENTIALS_HINT: &str = "check the image name, and give credentials for the source with --src-creds USER (the password is asked), IDPBUILDER_SRC_USERNAME and IDPBUILDER_SRC_PASSWORD, or docker login HOST";
 
 /// An `Authorization` value marked sensitive, so the HTTP stack never shows it in `Debug` output
 /// or compresses it into HTTP/2 header tables.

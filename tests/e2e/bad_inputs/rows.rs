@@ -42,7 +42,8 @@ const REGISTRY_TEXT: &str = "tests/e2e/security/registry_text.rs";
 const CLUSTER_CERT: &str = "tests/e2e/security/cluster_certificate.rs";
 const SAFETY: &str = "tests/peak_rss/source_safety.rs";
 const MIRROR: &str = "tests/e2e/mirror.rs";
-const PULL: &str = "tests/pull_faults.rs";
+const HOSTILE: &str = "tests/peak_rss/hostile.rs";
+const PULL: &str = "tests/e2e/pull/faults.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
 
@@ -275,6 +276,40 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("Ctrl-C (SIGINT) while a `.tar.gz` is read, or while one of its layers uploads", 130, SAFETY,
         "ctrl_c_during_a_tar_gz_push_leaves_tmpdir_as_it_was",
         "`TMPDIR` left exactly as it was, no tag"),
+    // Hostile peers (issue 22): bounded memory (peak RSS under 64 MiB) and time, the peer named.
+    row("token realm answering `{\"token\":\"aaaa…` without end", 1, HOSTILE,
+        "an_endless_token_answer_is_cut_at_64_kib",
+        "`the token service URL of HOST sent an answer larger than 64 KiB`; peak RSS 24 MiB (was 3 GB in 13 s), nothing pushed"),
+    row("token realm trickling its answer a byte at a time", 1, HOSTILE,
+        "a_trickling_token_answer_ends_at_the_idle_time",
+        "`the token service URL of HOST did not send its token within Ns` (the idle time bounds the whole answer); nothing pushed"),
+    row("`--password-stdin` fed without end (`/dev/zero`)", 2, HOSTILE,
+        "password_stdin_without_end_is_refused_after_64_kib",
+        "`--password-stdin read more than 64 KiB, which is no password` before any request; peak RSS under 64 MiB (1 GiB of input took 6.3 GB)"),
+    row("credential helper answering without end (`exec yes`)", 3, HOSTILE,
+        "a_credential_helper_answering_without_end_is_cut_at_1_mib",
+        "read to 1 MiB and stopped (debug: `docker-credential-NAME answered with more than 1024 KiB`); the push goes on without it and is refused"),
+    row("credential helper that hangs with a child of its own", 3, HOSTILE,
+        "a_credential_helper_that_hangs_is_killed_with_its_children",
+        "its whole process group killed at the timeout (10 s; debug: `did not answer within`); no child survives"),
+    row("`credHelpers` naming `x/evil` (a relative path)", 3, HOSTILE,
+        "a_credential_helper_name_with_a_slash_runs_nothing",
+        "nothing runs (debug: `helper name \"x/evil\" is not a name`); the push goes on without it"),
+    row("a wrapper `idpbuilder` first on PATH that hands every command back to us", 2, HOSTILE,
+        "a_wrapper_that_hands_the_command_back_is_run_once",
+        "the wrapper runs once: `\"create\" came back to PATH after it was handed over` (it used to go round ~70 s until E2BIG)"),
+    row("a command that is not ours, without `/proc` (own path unknown)", 2, HOSTILE,
+        "without_proc_a_foreign_command_is_refused_not_handed_to_ourselves",
+        "`this one cannot tell its own path …, so it might hand the command to itself`; hint: run cnoe-io's idpbuilder by its full path (it used to exec itself ~200 times a second for ever)"),
+    row("kubeconfig `exec` plugin taking 30 s, push to a registry named by IP address", 0, HOSTILE,
+        "a_push_to_an_ip_address_never_runs_the_kubeconfig_exec_plugin",
+        "the cluster is not read (an Ingress names no IP address): the plugin never runs; pushed"),
+    row("kubeconfig `exec` plugin taking 30 s, push to a host name", 0, HOSTILE,
+        "a_slow_kubeconfig_exec_plugin_is_abandoned_at_the_budget",
+        "read off the push's runtime, abandoned at the 5 s budget (debug: `cluster: no answer within`); pushed (it used to take 90 s)"),
+    row("`--src-creds USER`: the password question waits on the terminal while the source refuses", 3, HOSTILE,
+        "the_password_prompt_is_not_drawn_over_by_the_bars",
+        "the question stays on screen: bars are drawn only once the push has a plan (they erased it within 100 ms)"),
     // `idpbuilder pull`: the destination is left as it was.
     row("pull: a tag the registry does not have", 2, PULL,
         "a_tag_the_registry_does_not_have_exits_2_listing_some_of_its_tags",

@@ -3,7 +3,7 @@
 //! back into a layout with every digest, the token asked for is for pulling only, and a tag
 //! Gitea does not have is named with the tags it does have.
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 use std::time::Duration;

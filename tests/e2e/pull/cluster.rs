@@ -3,7 +3,7 @@
 //! credential or TLS flag reads from a real registry serving that idpbuilder-shaped
 //! certificate. The cluster's credentials go to the cluster's Gitea host only.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -2,7 +2,12 @@
 //! htpasswd), into every file destination; skopeo, the independent reader, reads what was
 //! written and agrees on every digest.
 
-mod support;
+use crate::support;
+
+mod cluster;
+mod engine;
+mod faults;
+mod gitea;
 
 use std::path::Path;
 use std::process::{Command, Output};

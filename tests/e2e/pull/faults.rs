@@ -2,7 +2,7 @@
 //! of `docs/bad-inputs.md`: one `error:` line, a `hint:`, the SPEC's exit code, and the
 //! destination left as it was (no new directory or file, no temporary file, nothing loaded).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -3,7 +3,7 @@
 //! would give it, with the layers (`RootFS.Layers`) of the image that was pushed; a docker
 //! archive written by pull is taken by `docker load -i`.
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 
