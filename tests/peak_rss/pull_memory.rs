@@ -1,8 +1,7 @@
 //! Issue 19: a pull's memory does not grow with the image. Peak RSS comes from `wait4`'s
-//! rusage, so only the pulling process is measured (this small binary's own RSS is the floor
-//! Linux starts a child's count from).
+//! rusage, so only the pulling process is measured.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::Path;
