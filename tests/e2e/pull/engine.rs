@@ -274,3 +274,28 @@ fn a_corrupt_blob_aborts_the_load_and_the_engine_gets_nothing() {
         .expect("docker image inspect");
     assert!(!inspect.status.success(), "{name} was loaded after all");
 }
+
+/// No engine socket answers and `podman` is on PATH: the image goes in by `podman load`.
+#[test]
+fn without_an_engine_socket_the_image_goes_in_by_podman_load() {
+    let Some(podman) = Podman::shared("podman load") else {
+        return;
+    };
+    let registry = registry();
+    seed_app(&registry, 45);
+    let output = idpbuilder()
+        .env_remove("DOCKER_HOST")
+        .env("CONTAINERS_STORAGE_CONF", podman.storage_conf())
+        .arg("pull")
+        .args(registry.tls_args())
+        .args(["--username", USER, "--password-stdin", "-o", "json"])
+        .write_stdin(format!("{PASS}\n"))
+        .arg(format!("{}/team/app:1.0", registry.host()))
+        .output()
+        .expect("run idpbuilder");
+    assert_ok(&output, &registry);
+    let json: Value = serde_json::from_str(support::stdout(&output).trim()).expect("json");
+    assert_eq!(json["destination"], "podman load", "{json}");
+    let name = format!("{}/team/app:1.0", registry.host());
+    assert_eq!(podman.diff_ids(&name), diff_ids(&registry, "team/app:1.0"));
+}
