@@ -7,10 +7,12 @@ mod document;
 mod manifest;
 pub mod media_type;
 mod platform;
+mod resuming;
 mod walk;
 
 pub use blob::{BlobBytes, BlobReader, Reopen, SourceBlob};
 pub use document::{Descriptor, Document, OciDescriptor, OciManifest};
 pub use manifest::{Manifest, Manifests};
 pub use platform::{Platform, PlatformJson, check_config, describe, pick_platform};
+pub use resuming::{reading_on, resuming};
 pub use walk::{MAX_DEPTH, ReadManifests, Walked, walk};

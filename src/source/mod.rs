@@ -20,9 +20,6 @@ use crate::oci::{BlobReader, Manifest, Manifests, SourceBlob};
 
 mod docker_archive;
 mod engine;
-mod engine_manifests;
-mod engine_socket;
-mod engine_stream;
 mod files;
 mod gz;
 mod image_ref;

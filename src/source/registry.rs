@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::oci::media_type::{is_foreign_layer, is_manifest_family, is_schema1};
 use crate::oci::{
     BlobBytes, BlobReader, Descriptor, Document, Manifest, Manifests, Platform, ReadManifests,
-    Reopen, SourceBlob, walk,
+    Reopen, SourceBlob, reading_on, walk,
 };
 use crate::progress::Reporter;
 use crate::registry::{Connection, Registry, Role, Trust};
@@ -230,11 +230,17 @@ impl ImageSource for RegistryImage {
                     digest: Some(digest.clone()),
                     size: *size,
                     origin: origin.clone(),
-                    bytes: BlobBytes::Reopenable(Arc::new(RemoteBlob {
-                        registry: self.registry.clone(),
-                        digest: digest.clone(),
-                        size: *size,
-                    })),
+                    // A cut mid-download reads on from the byte reached, so the upload
+                    // it feeds goes on instead of starting the blob over.
+                    bytes: BlobBytes::Reopenable(reading_on(
+                        Arc::new(RemoteBlob {
+                            registry: self.registry.clone(),
+                            digest: digest.clone(),
+                            size: *size,
+                        }),
+                        *size,
+                        format!("blob {} of {origin}", digest.short()),
+                    )),
                 })
             })
             .collect();

@@ -285,31 +285,61 @@ fn copy_through_one_reset(layer_size: usize, reset_after: u64, extra: &[&str]) -
 }
 
 #[test]
-fn a_reset_in_the_middle_of_a_blob_download_is_survived_with_the_digests_intact() {
+fn a_reset_in_the_middle_of_a_blob_download_reads_on_from_the_byte_reached() {
     let ResetCopy {
         output,
         proxy,
         dest,
         layer,
-    } = copy_through_one_reset(400_000, 150_000, &[]);
+    } = copy_through_one_reset(400_000, 150_000, &["--log-level", "debug"]);
     let gets = proxy
         .seen()
         .iter()
         .filter(|s| s.method == "GET" && s.path.contains(layer.as_str()))
         .count();
+    assert_eq!(gets, 2, "the layer was read on once after the cut");
+    let stderr = stderr(&output);
     assert!(
-        gets >= 2,
-        "the layer was read again after the cut ({gets} GETs)"
+        stderr.contains("broke while reading blob") && stderr.contains("reading on from byte"),
+        "the debug log says where the read went on from: {stderr}"
     );
     assert!(
-        stderr(&output).contains("broke while reading blob"),
-        "the retry names the source: {}",
-        stderr(&output)
-    );
-    assert!(
-        dest.log()
+        !dest
+            .log()
             .contains("\"DELETE /v2/mirror/app/blobs/uploads/"),
-        "the broken upload session was cancelled"
+        "the upload it fed never broke, so no session was cancelled"
+    );
+    assert!(
+        proxy.response_bytes_forwarded() < 400_000 + 150_000,
+        "the bytes before the cut were not fetched again: {} bytes from the source",
+        proxy.response_bytes_forwarded()
+    );
+}
+
+#[test]
+fn six_resets_inside_one_download_cost_the_bytes_in_flight_not_the_blob() {
+    let (source, dest) = (plain_registry(), plain_registry());
+    let size = 6 << 20;
+    let image = seed_app(&source, &[size]);
+    let layer = image.blob_digests[1].clone();
+    let proxy = FaultProxy::start(
+        &source.host(),
+        vec![
+            Rule::on("GET", &format!("/blobs/{layer}"))
+                .times(6)
+                .fault(Fault::ResetResponseAfter(800_000)),
+        ],
+    );
+    let output = copy_app_cmd(&source, &proxy.host(), &dest)
+        .output()
+        .expect("run idpbuilder");
+    assert_mirrored(&output, &dest, &image);
+    assert_eq!(proxy.faults_injected(), 6, "the download was cut six times");
+    verify(&dest, "mirror/app:1.0", &image);
+    let fetched = proxy.response_bytes_forwarded();
+    assert!(
+        fetched < size as u64 + (64 << 10),
+        "six cuts cost no more than the blob: {fetched} bytes fetched for {size}"
     );
 }
 

@@ -148,9 +148,15 @@ struct State {
     rules: Mutex<Vec<RuleState>>,
     seen: Mutex<Vec<Seen>>,
     body_bytes: AtomicU64,
+    response_bytes: AtomicU64,
 }
 
 impl State {
+    fn count_response(&self, bytes: usize) {
+        self.response_bytes
+            .fetch_add(bytes as u64, Ordering::SeqCst);
+    }
+
     /// Records the request and picks its fault, if any.
     fn decide(&self, head: &RequestHead) -> Option<Fault> {
         let mut rules = lock(&self.rules);
@@ -244,6 +250,11 @@ impl FaultProxy {
     /// Request body bytes forwarded to the registry so far.
     pub fn body_bytes_forwarded(&self) -> u64 {
         self.state.body_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Response bytes (heads and bodies) sent back to the tool so far.
+    pub fn response_bytes_forwarded(&self) -> u64 {
+        self.state.response_bytes.load(Ordering::SeqCst)
     }
 
     /// Waits until `done` holds (polling every 20 ms), panicking after `limit`.
@@ -361,11 +372,13 @@ fn serve(client: TcpStream, upstream_addr: &str, state: &State) -> io::Result<()
             Some(Fault::Delay(delay)) => {
                 std::thread::sleep(delay);
                 let _ = client_out.write_all(&response.0);
+                state.count_response(response.0.len());
                 return Ok(());
             }
             Some(Fault::ResetResponseAfter(n)) => {
                 let end = (response.1.raw.len() as u64 + n).min(response.0.len() as u64);
                 client_out.write_all(&response.0[..end as usize])?;
+                state.count_response(end as usize);
                 client_out.flush()?;
                 let _ = client_out.shutdown(Shutdown::Both);
                 return Ok(());
@@ -380,6 +393,7 @@ fn serve(client: TcpStream, upstream_addr: &str, state: &State) -> io::Result<()
             _ => {}
         }
         client_out.write_all(&response.0)?;
+        state.count_response(response.0.len());
         client_out.flush()?;
         if response.1.close {
             return Ok(());

@@ -1,7 +1,7 @@
 //! Images of the local Docker or Podman engine (`docker-daemon:NAME[:TAG]`, or a bare IMAGE that
-//! is not a path) as an [`ImageSource`]: found over the Engine API (`engine_socket`), inspected
+//! is not a path) as an [`ImageSource`]: found over the Engine API (`socket`), inspected
 //! (`GET /images/{name}/json`: diff IDs and size), then read in one pass from
-//! `GET /images/{name}/get` (`engine_stream`). With no engine socket answering and `podman` on
+//! `GET /images/{name}/get` (`stream`). With no engine socket answering and `podman` on
 //! `PATH`, `podman image inspect` and `podman save` on standard output stand in for the API.
 
 use std::collections::HashSet;
@@ -14,14 +14,18 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
-use super::engine_socket::{self, Endpoint, Endpoints, Environment, Unreachable};
-use super::engine_stream::{self, ByteStream, ExportPlan};
+use self::socket::{Endpoint, Endpoints, Environment, Unreachable};
+use self::stream::{ByteStream, ExportPlan};
 use super::names::tag_of;
 use super::{ImageSource, Plan};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::{Manifests, Platform, SourceBlob};
 use crate::reference::looks_like_host;
+
+mod manifests;
+mod socket;
+mod stream;
 
 const PREFIX: &str = "docker-daemon:";
 const HINT_LIST: &str = "docker images (or podman images) lists the engine's images";
@@ -131,10 +135,10 @@ pub(crate) struct EngineImage {
 
 /// Finds the engine and the image; nothing of the image is read yet.
 pub(crate) async fn open(request: Request, platform: Option<Platform>) -> Result<EngineImage> {
-    let endpoints = engine_socket::endpoints(&Environment::from_process())?;
+    let endpoints = socket::endpoints(&Environment::from_process())?;
     let mut failures = Vec::new();
     for endpoint in &endpoints.list {
-        match engine_socket::connect(endpoint).await {
+        match socket::connect(endpoint).await {
             Ok(docker) => {
                 let (api_name, inspected) = inspect_api(&docker, &request, endpoint).await?;
                 let origin = format!(
@@ -267,7 +271,7 @@ async fn inspect_api(
         Some(e) => Error::input(format!(
             "the engine at {label} could not look up image {}: {}",
             request.name,
-            engine_socket::error_chain(&e)
+            socket::error_chain(&e)
         ))
         .with_hint(HINT_LIST)
         .with_cause(e),
@@ -445,7 +449,7 @@ impl EngineImage {
                         item.map_err(|e| {
                             let error = Error::input(format!(
                                 "the engine at {label} stopped sending image {image}: {}",
-                                engine_socket::error_chain(&e)
+                                socket::error_chain(&e)
                             ))
                             .with_hint("check the engine (docker info) and its log, then try again")
                             .with_cause(e);
@@ -529,7 +533,7 @@ impl ImageSource for EngineImage {
         self.plan.read_through = !self.plan.diff_ids.is_empty()
             && self.plan.diff_ids.iter().all(|d| present.contains(d));
         let bytes = self.export();
-        let export = engine_stream::read(bytes, self.plan.clone());
+        let export = stream::read(bytes, self.plan.clone());
         self.manifests = Some(export.manifests);
         export.blobs
     }

@@ -6,9 +6,9 @@
 //!
 //! Small JSON entries (`manifest.json`, `index.json`, configs, manifests, attestations) are kept in
 //! memory: which of them are blobs of the image is known only from `manifest.json`/`index.json`,
-//! which an engine writes near the end. Once the tar ends, `engine_manifests` works out the
+//! which an engine writes near the end. Once the tar ends, `manifests` works out the
 //! manifests; the JSON blobs they name are pushed from memory, and the manifests are handed to
-//! [`ImageSource::manifests`](super::ImageSource::manifests).
+//! [`ImageSource::manifests`](crate::source::ImageSource::manifests).
 //!
 //! A blob's digest is known when its path says it (`blobs/sha256/HEX` of Docker 25+, `HEX.tar` of
 //! Podman when HEX is one of the image's diff IDs): the push then `HEAD`s it and checks its bytes.
@@ -26,11 +26,11 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::{mpsc, oneshot};
 
-use super::engine_manifests::{self, Resolved};
-use super::store::{JSON_LIMIT, normalise};
+use super::manifests::{self, Resolved};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::oci::{BlobBytes, BlobReader, Manifests, Platform, Reopen, SourceBlob};
+use crate::source::store::{JSON_LIMIT, normalise};
 
 /// Bytes read from the tar at a time.
 const CHUNK: usize = 256 << 10;
@@ -216,7 +216,7 @@ impl Pass {
         let Resolved {
             manifests,
             from_memory,
-        } = engine_manifests::resolve(&self.seen, &self.plan)?;
+        } = manifests::resolve(&self.seen, &self.plan)?;
         for (digest, bytes) in from_memory {
             let blob = SourceBlob {
                 digest: Some(digest),
@@ -486,5 +486,5 @@ impl Reopen for Memory {
 }
 
 #[cfg(test)]
-#[path = "engine_stream_tests.rs"]
+#[path = "stream_tests.rs"]
 mod tests;

@@ -14,9 +14,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::engine_stream::{Entry, ExportPlan, HINT_DAMAGED, Seen};
-use super::names::matches_name;
-use super::store::{GZIP_MAGIC, ZSTD_MAGIC};
+use super::stream::{Entry, ExportPlan, HINT_DAMAGED, Seen};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::media_type::{
@@ -26,6 +24,8 @@ use crate::oci::media_type::{
 use crate::oci::{
     Descriptor, Document, Manifest, Manifests, OciDescriptor, OciManifest, check_config,
 };
+use crate::source::names::matches_name;
+use crate::source::store::{GZIP_MAGIC, ZSTD_MAGIC};
 
 const MAX_LINK_HOPS: usize = 16;
 
