@@ -12,6 +12,7 @@ pub mod error;
 pub mod oci;
 pub mod passthrough;
 pub mod progress;
+pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;

@@ -4,7 +4,7 @@
 //! not this binary, by `exec`: its exit code is the result. With none there, exit 2 and say where
 //! to get it.
 //!
-//! Ours are decided by the first argument alone: `push`, `completion`, `help` (unless it asks
+//! Ours are decided by the first argument alone: `push`, `pull`, `completion`, `help` (unless it asks
 //! about another command), `--help`/`-h`, `--version`/`-V`, or none at all. Anything else,
 //! including a leading flag such as `--log-level`, is idpbuilder's.
 
@@ -19,7 +19,7 @@ use crate::report;
 pub const INSTALL_URL: &str = "https://cnoe.io/docs/idpbuilder/installation";
 
 /// The subcommands this binary answers itself.
-const OUR_COMMANDS: &[&str] = &["push", "completion", "help"];
+const OUR_COMMANDS: &[&str] = &["push", "pull", "completion", "help"];
 /// The flags this binary answers itself in first place.
 const OUR_FLAGS: &[&str] = &["--help", "-h", "--version", "-V"];
 
@@ -81,7 +81,11 @@ fn not_ours_hint(asked: &str) -> String {
     }
     match OUR_COMMANDS
         .iter()
-        .find(|ours| **ours != "help" && strsim::levenshtein(asked, ours) <= 2)
+        .filter(|ours| **ours != "help")
+        .map(|ours| (strsim::levenshtein(asked, ours), ours))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, ours)| ours)
     {
         Some(ours) => format!("did you mean idpbuilder {ours}? For cnoe-io's commands, {install}"),
         None => install,
@@ -90,12 +94,14 @@ fn not_ours_hint(asked: &str) -> String {
 
 /// Execs the next `idpbuilder` with `args`; returns only the error when it cannot.
 fn hand_over(args: &[OsString]) -> Error {
-    let mut skip: Vec<PathBuf> = std::env::var_os(HANDED_OVER_BY)
+    let marked: Vec<PathBuf> = std::env::var_os(HANDED_OVER_BY)
         .map(|list| std::env::split_paths(&list).collect())
         .unwrap_or_default();
-    if let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) {
-        skip.push(me);
-    }
+    let me = std::env::current_exe().and_then(std::fs::canonicalize);
+    let skip = match copies_to_skip(marked, me, &asked_for(args)) {
+        Ok(skip) => skip,
+        Err(error) => return error,
+    };
     let path = std::env::var_os("PATH").unwrap_or_default();
     let first = args
         .first()
@@ -104,7 +110,7 @@ fn hand_over(args: &[OsString]) -> Error {
     let Some(other) = next_on_path(&path, &skip) else {
         let asked = asked_for(args);
         return Error::input(format!(
-            "{asked:?} is not a command of this idpbuilder (push, completion), and no other idpbuilder is on PATH to hand it to"
+            "{asked:?} is not a command of this idpbuilder (push, pull, completion), and no other idpbuilder is on PATH to hand it to"
         ))
         .with_hint(not_ours_hint(&asked));
     };
@@ -115,6 +121,37 @@ fn hand_over(args: &[OsString]) -> Error {
             "check that {} is cnoe-io's idpbuilder and can be executed",
             other.display()
         ))
+}
+
+/// The copies of this binary a hand-over must pass over: those in the mark and this one. A
+/// command line that comes back to a copy already in the mark is going round in a loop (a shim
+/// that hands to "the first other idpbuilder", which is us), and one whose own path cannot be
+/// known (no `/proc`) might be handed to itself for ever: both are refused.
+fn copies_to_skip(
+    marked: Vec<PathBuf>,
+    me: std::io::Result<PathBuf>,
+    asked: &str,
+) -> Result<Vec<PathBuf>, Error> {
+    let me = me.map_err(|e| {
+        Error::input(format!(
+            "{asked:?} is not a command of this idpbuilder (push, completion), and it is not handed to another idpbuilder: this one cannot tell its own path ({e}), so it might hand the command to itself"
+        ))
+        .with_hint("run cnoe-io's idpbuilder by its full path (its own path is unknown without /proc, as in a chroot or minimal sandbox)")
+    })?;
+    if marked.contains(&me) {
+        return Err(Error::input(format!(
+            "{asked:?} came back to {} after it was handed over: another idpbuilder on PATH hands it back, in a loop",
+            me.display()
+        ))
+        .with_hint("run cnoe-io's idpbuilder by its full path, or remove the idpbuilder wrapper that hands commands on from PATH"));
+    }
+    let mut skip = Vec::with_capacity(marked.len() + 1);
+    for path in marked.into_iter().chain([me]) {
+        if !skip.contains(&path) {
+            skip.push(path);
+        }
+    }
+    Ok(skip)
 }
 
 /// Replaces this process with `program args`; returns only on failure.
@@ -182,6 +219,27 @@ mod tests {
     fn ours(args: &[&str]) -> bool {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         is_ours(&args)
+    }
+
+    #[test]
+    fn an_unknown_own_path_or_a_return_is_never_handed_over() {
+        let unknown = copies_to_skip(
+            Vec::new(),
+            Err(std::io::ErrorKind::NotFound.into()),
+            "create",
+        );
+        let message = unknown.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("cannot tell its own path"), "{message}");
+        let me = PathBuf::from("/opt/a/idpbuilder");
+        let back = copies_to_skip(vec![me.clone()], Ok(me.clone()), "create");
+        let message = back.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("came back to /opt/a/idpbuilder"),
+            "{message}"
+        );
+        let other = PathBuf::from("/opt/b/idpbuilder");
+        let skip = copies_to_skip(vec![other.clone(), other.clone()], Ok(me.clone()), "create");
+        assert_eq!(skip.ok(), Some(vec![other, me]));
     }
 
     #[test]

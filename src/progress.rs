@@ -27,6 +27,8 @@ pub enum BlobOutcome {
     Exists,
     /// Mounted from another repository of the same registry: no byte sent.
     Mounted,
+    /// Downloaded by a pull and written to its destination.
+    Pulled,
 }
 
 /// Events of a push, keyed by blob digest.
@@ -134,6 +136,7 @@ pub fn line(digest: &Digest, size: u64, outcome: BlobOutcome) -> String {
         BlobOutcome::Pushed => "pushed",
         BlobOutcome::Exists => "exists",
         BlobOutcome::Mounted => "mounted",
+        BlobOutcome::Pulled => "pulled",
     };
     format!("{verb} sha256:{} {}", digest.short(), HumanBytes(size))
 }
@@ -145,11 +148,14 @@ pub struct Bars {
     total: ProgressBar,
     bars: Mutex<HashMap<Digest, ProgressBar>>,
     style: ProgressStyle,
+    shown: std::sync::Once,
 }
 
 impl Bars {
     fn new(color: bool) -> Self {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        // Hidden until the push has a plan: a password prompt asked before it (`--src-creds
+        // USER`) would be drawn over by the bars' redraw.
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
         let (bar, total) = if color {
             (
                 "{prefix:.cyan} [{bar:30.green/white}] {bytes}/{total_bytes} {bytes_per_sec}",
@@ -172,14 +178,22 @@ impl Bars {
                 .with_style(total_style)
                 .with_prefix("total       "),
         );
-        total.enable_steady_tick(Duration::from_millis(200));
         Bars {
             color,
             multi,
             total,
             bars: Mutex::new(HashMap::new()),
             style,
+            shown: std::sync::Once::new(),
         }
+    }
+
+    /// Starts drawing, once: when the push knows what it will send, after any question asked.
+    fn show(&self) {
+        self.shown.call_once(|| {
+            self.multi.set_draw_target(ProgressDrawTarget::stderr());
+            self.total.enable_steady_tick(Duration::from_millis(200));
+        });
     }
 
     fn bar(&self, digest: &Digest) -> Option<ProgressBar> {
@@ -193,6 +207,7 @@ impl Bars {
 
 impl Reporter for Bars {
     fn plan(&self, blobs: &[(Digest, u64)]) {
+        self.show();
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         for (digest, size) in blobs {
             let bar = self.multi.insert_before(
@@ -207,6 +222,7 @@ impl Reporter for Bars {
     }
 
     fn plan_total(&self, bytes: u64) {
+        self.show();
         self.total.set_length(bytes);
     }
 
@@ -236,7 +252,7 @@ impl Reporter for Bars {
 
     fn blob_finished(&self, digest: &Digest, size: u64, outcome: BlobOutcome) {
         if let Some(bar) = self.bar(digest) {
-            if outcome != BlobOutcome::Pushed {
+            if !matches!(outcome, BlobOutcome::Pushed | BlobOutcome::Pulled) {
                 let verb = if outcome == BlobOutcome::Mounted {
                     "mounted"
                 } else {

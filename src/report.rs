@@ -14,6 +14,7 @@ use std::io::Write;
 use crate::cli::OutputFormat;
 use crate::credentials::Origin;
 use crate::error::Error;
+use crate::pull::PullSummary;
 use crate::push::Summary;
 use crate::registry::{Cause, Role};
 use crate::text::escape_controls;
@@ -26,6 +27,22 @@ pub fn result(
 ) -> std::io::Result<()> {
     match format {
         OutputFormat::Text => writeln!(out, "{}", summary.reference),
+        OutputFormat::Json => {
+            serde_json::to_writer(&mut *out, summary)?;
+            writeln!(out)
+        }
+    }
+}
+
+/// The result of a pull on stdout; its last line is what was written with its digest
+/// (`oci:DIR:REF@sha256:...`) in text mode.
+pub fn pull_result(
+    out: &mut impl Write,
+    summary: &PullSummary,
+    format: OutputFormat,
+) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Text => writeln!(out, "{}", escape_controls(&summary.reference)),
         OutputFormat::Json => {
             serde_json::to_writer(&mut *out, summary)?;
             writeln!(out)
@@ -82,7 +99,7 @@ const SOURCE_CREDENTIALS: &str = "check the image name, and give credentials for
 fn cause_hint(cause: Cause) -> &'static str {
     match cause {
         Cause::CredentialsNeeded {
-            role: Role::Destination,
+            role: Role::Destination | Role::Pull,
         } => {
             "pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"
         }
@@ -93,7 +110,7 @@ fn cause_hint(cause: Cause) -> &'static str {
             "check the source's user name and password (-l debug names where they came from: --src-creds, IDPBUILDER_SRC_USERNAME/PASSWORD, docker's config.json, or the destination's own on the same registry), and that the user may read the repository"
         }
         Cause::CredentialsRefused {
-            role: Role::Destination,
+            role: Role::Destination | Role::Pull,
             origin,
         } => match origin {
             Some(Origin::Cluster) => {
@@ -118,11 +135,14 @@ fn cause_hint(cause: Cause) -> &'static str {
         } => {
             "the registry may speak HTTPS on that port: drop --plain-http (or http:// in DESTINATION)"
         }
+        Cause::PlainHttpToHttps { role: Role::Pull } => {
+            "the registry may speak HTTPS on that port: drop --plain-http (or http:// in IMAGE)"
+        }
         Cause::UntrustedCertificate { role: Role::Source } => {
             "pass --src-ca-file with the source registry's CA or certificate, or --src-insecure (--ca-file and --insecure are the destination's)"
         }
         Cause::UntrustedCertificate {
-            role: Role::Destination,
+            role: Role::Destination | Role::Pull,
         } => {
             "pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure"
         }

@@ -30,6 +30,21 @@ use crate::error::{Error, Result};
 
 /// All cluster calls together get at most this long.
 pub const BUDGET: Duration = Duration::from_secs(5);
+/// For tests only: the budget in milliseconds.
+pub const BUDGET_ENV: &str = "IDPBUILDER_TEST_CLUSTER_BUDGET_MS";
+
+fn budget(ms: Option<&str>) -> Duration {
+    ms.and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(BUDGET, |ms| Duration::from_millis(ms.max(1)))
+}
+
+/// Whether `host` (`name[:port]`) could be the cluster's Gitea: an Ingress names its hosts by
+/// DNS name, never by IP address, so a registry reached by address is not read for.
+pub fn may_be_gitea(host: &str) -> bool {
+    crate::reference::host_name(host)
+        .parse::<std::net::IpAddr>()
+        .is_err()
+}
 
 /// What is worth reading; nothing at all when the user already gave both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +68,27 @@ pub struct ClusterReading {
     pub hosts: GiteaHosts,
     pub credentials: Option<Credentials>,
     pub certificate: Option<ClusterCertificate>,
+}
+
+impl ToRead {
+    /// Nothing, when none of `hosts` (the destination, and a `docker://` source) could be the
+    /// cluster's Gitea: a kubeconfig `exec` plugin (an SSO prompt, a cloud CLI) is never run for
+    /// a push that cannot use what it gives. A kubeconfig or context the user named
+    /// (`explicit`) is read all the same, so that a mistake in it is reported.
+    pub fn for_hosts(self, hosts: &[Option<&str>], explicit: bool) -> ToRead {
+        let hosts: Vec<&str> = hosts.iter().flatten().copied().collect();
+        if explicit || hosts.iter().any(|host| may_be_gitea(host)) {
+            return self;
+        }
+        tracing::debug!(
+            "cluster: not read; {} cannot be the cluster's Gitea (an IP address)",
+            hosts.join(" and ")
+        );
+        ToRead {
+            credentials: false,
+            certificate: false,
+        }
+    }
 }
 
 impl ClusterReading {
@@ -105,12 +141,38 @@ pub async fn read_in_time(
         tracing::debug!("cluster: not read; credentials and TLS trust are already given");
         return Ok(None);
     }
-    match tokio::time::timeout(BUDGET, read(choice, to_read)).await {
-        Ok(result) => result,
+    let budget = budget(std::env::var(BUDGET_ENV).ok().as_deref());
+    // On a thread of its own: kube runs a kubeconfig `exec` plugin as a blocking call inside
+    // `Client::try_from`, which on the push's runtime would hold the budget's timer back for as
+    // long as the plugin takes. A reading past the budget is abandoned with its thread.
+    let (sender, answer) = tokio::sync::oneshot::channel();
+    let choice = choice.clone();
+    let started = std::thread::Builder::new()
+        .name("cluster".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let outcome = match runtime {
+                Ok(runtime) => runtime.block_on(read(&choice, to_read)),
+                Err(e) => {
+                    tracing::debug!("cluster: cannot start a runtime to read it: {e}");
+                    Ok(None)
+                }
+            };
+            let _ = sender.send(outcome);
+        });
+    if let Err(e) = started {
+        tracing::debug!("cluster: cannot start a thread to read it: {e}");
+        return Ok(None);
+    }
+    match tokio::time::timeout(budget, answer).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Ok(None),
         Err(_) => {
             tracing::debug!(
                 "cluster: no answer within {}s; passing it over",
-                BUDGET.as_secs()
+                budget.as_secs_f64()
             );
             Ok(None)
         }
@@ -123,8 +185,9 @@ pub async fn read(choice: &KubeconfigChoice, to_read: ToRead) -> Result<Option<C
         return Ok(None);
     };
     let mut config = loaded.config;
-    config.connect_timeout = Some(BUDGET);
-    config.read_timeout = Some(BUDGET);
+    let budget = budget(std::env::var(BUDGET_ENV).ok().as_deref());
+    config.connect_timeout = Some(budget);
+    config.read_timeout = Some(budget);
     config.default_retry = false;
     let client = match kube::Client::try_from(config) {
         Ok(client) => client,
@@ -283,5 +346,35 @@ fn describe(error: &kube::Error) -> String {
             }
             crate::text::escape_controls(&text).into_owned()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_host_name_may_be_the_clusters_gitea() {
+        for host in ["127.0.0.1:5000", "10.0.0.1", "[::1]:5000", "::1"] {
+            assert!(!may_be_gitea(host), "{host}");
+        }
+        for host in ["gitea.cnoe.localtest.me:8443", "localhost:5000", "registry"] {
+            assert!(may_be_gitea(host), "{host}");
+        }
+        let all = ToRead {
+            credentials: true,
+            certificate: true,
+        };
+        assert!(
+            !all.for_hosts(&[Some("127.0.0.1:5000"), None], false)
+                .credentials
+        );
+        assert_eq!(all.for_hosts(&[Some("127.0.0.1:5000"), None], true), all);
+        assert_eq!(
+            all.for_hosts(&[Some("127.0.0.1:5000"), Some("h:1")], false),
+            all
+        );
+        assert_eq!(budget(Some("250")), Duration::from_millis(250));
+        assert_eq!(budget(None), BUDGET);
     }
 }

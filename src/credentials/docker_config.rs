@@ -10,21 +10,29 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use secrecy::SecretString;
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt as _;
 
+use super::program::{self, Limits};
 use super::{Credentials, Origin};
 
 /// Docker Hub's key in `config.json` and what its helpers are asked for.
 pub const DOCKER_HUB: &str = "https://index.docker.io/v1/";
 /// A credential helper is given this long to answer.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
+/// For tests only: the helper's time in milliseconds.
+pub const HELPER_TIMEOUT_ENV: &str = "IDPBUILDER_TEST_HELPER_TIMEOUT_MS";
+/// The most of a helper's answer that is read: a JSON object with a user name and a secret.
+const HELPER_OUTPUT_LIMIT: usize = 1 << 20;
+
+fn helper_timeout(ms: Option<&str>) -> Duration {
+    ms.and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(HELPER_TIMEOUT, |ms| Duration::from_millis(ms.max(1)))
+}
 
 /// The parts of `config.json` we read. No `Debug`: it holds secrets as plain strings until they
 /// are turned into [`Credentials`].
@@ -189,32 +197,19 @@ struct HelperAnswer {
 /// `docker-credential-NAME get` with the server address on stdin; `Ok(None)` when it has
 /// nothing. Its output is never shown: it may hold the secret.
 fn run_helper(name: &str, server: &str) -> Result<Option<Credentials>, String> {
+    // docker runs `docker-credential-NAME` from PATH; a `/` would make it a path of its own
+    // (relative to wherever the push was started).
+    if name.is_empty() || name.contains('/') {
+        return Err(format!(
+            "helper name {name:?} is not a name (it may not be empty or hold a /)"
+        ));
+    }
     let program = format!("docker-credential-{name}");
-    let run = async {
-        let mut child = tokio::process::Command::new(&program)
-            .arg("get")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            // A helper that outlives its timeout is killed when we stop waiting for it.
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot run {program}: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(server.as_bytes())
-                .await
-                .map_err(|e| format!("cannot write to {program}: {e}"))?;
-        }
-        match tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output()).await {
-            Ok(Ok(output)) => Ok((output.status, output.stdout)),
-            Ok(Err(e)) => Err(format!("waiting for {program} failed: {e}")),
-            Err(_) => Err(format!(
-                "{program} did not answer within {}s",
-                HELPER_TIMEOUT.as_secs()
-            )),
-        }
+    let limits = Limits {
+        output: HELPER_OUTPUT_LIMIT,
+        time: helper_timeout(std::env::var(HELPER_TIMEOUT_ENV).ok().as_deref()),
     };
+    let run = program::run(&program, &["get"], server.as_bytes(), &limits);
     // Called on a blocking thread of the push's runtime; unit tests call it without one.
     let (status, output) = match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle.block_on(run)?,
@@ -348,6 +343,21 @@ mod tests {
             pair("a", "b")
         );
         assert!(from_config(&c, "h:3", helper).is_none());
+    }
+
+    #[test]
+    fn a_helper_name_with_a_slash_is_never_run() {
+        for name in ["x/evil", "../x", "/bin/sh", ""] {
+            let error = run_helper(name, "h:1").err().unwrap_or_default();
+            assert!(error.contains("is not a name"), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_helper_timeout_reads_the_test_variable() {
+        assert_eq!(helper_timeout(None), HELPER_TIMEOUT);
+        assert_eq!(helper_timeout(Some("250")), Duration::from_millis(250));
+        assert_eq!(helper_timeout(Some("soon")), HELPER_TIMEOUT);
     }
 
     #[test]

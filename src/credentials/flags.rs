@@ -69,13 +69,25 @@ fn pair_from_environment(
     }
 }
 
-/// Reads a password from standard input as `docker login --password-stdin` does: all of it,
-/// without the trailing newline.
-pub fn read_password(mut input: impl std::io::Read) -> Result<SecretString> {
+/// The longest password (or token) read from standard input; registry tokens are a few KiB.
+pub const PASSWORD_LIMIT: usize = 64 << 10;
+
+/// Reads a password from standard input as `docker login --password-stdin` does: all of it
+/// (at most [`PASSWORD_LIMIT`] bytes), without the trailing newline.
+pub fn read_password(input: impl std::io::Read) -> Result<SecretString> {
+    use std::io::Read as _;
     let mut text = String::new();
     input
+        .take(PASSWORD_LIMIT as u64 + 1)
         .read_to_string(&mut text)
         .map_err(|e| Error::input("cannot read the password from standard input").with_cause(e))?;
+    if text.len() > PASSWORD_LIMIT {
+        return Err(Error::input(format!(
+            "--password-stdin read more than {} KiB, which is no password",
+            PASSWORD_LIMIT >> 10
+        ))
+        .with_hint("pipe in only the password or token, e.g. echo \"$PASSWORD\" | idpbuilder push --password-stdin ..."));
+    }
     let trimmed = text.trim_end_matches(['\n', '\r']);
     if trimmed.is_empty() {
         return Err(Error::input("--password-stdin read an empty password")
@@ -101,6 +113,18 @@ mod tests {
             ..FlagInput::default()
         };
         assert!(from_flags(only_password).is_err());
+    }
+
+    #[test]
+    fn a_password_over_64_kib_is_refused_without_reading_on() {
+        let endless = std::io::repeat(b'a');
+        let error = read_password(endless)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("more than 64 KiB"), "{error}");
+        let longest = vec![b'a'; PASSWORD_LIMIT];
+        assert!(read_password(&longest[..]).is_ok());
     }
 
     #[test]

@@ -84,6 +84,10 @@ fn parse_params(text: &str) -> Vec<(String, String)> {
     pairs
 }
 
+/// The most of a token endpoint's answer that is read: real tokens are a few KiB (a JWT with
+/// a certificate chain in its header stays under 8 KiB).
+pub const TOKEN_LIMIT: usize = 64 << 10;
+
 /// The token endpoint's answer (`token` per the docker spec, `access_token` per OAuth2).
 #[derive(serde::Deserialize)]
 pub struct TokenResponse {
@@ -91,6 +95,19 @@ pub struct TokenResponse {
     access_token: Option<SecretString>,
     expires_in: Option<u64>,
 }
+
+impl TokenResponse {
+    /// Reads an answer of at most [`TOKEN_LIMIT`] bytes. The error names no byte of the body,
+    /// which may hold a token.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<TokenResponse, TokenUnreadable> {
+        serde_json::from_slice(bytes).map_err(|e| TokenUnreadable(e.classify()))
+    }
+}
+
+/// Why a token answer could not be read, without the text serde would quote from it.
+#[derive(Debug, thiserror::Error)]
+#[error("the answer is not a JSON token object ({0:?})")]
+pub struct TokenUnreadable(serde_json::error::Category);
 
 /// A bearer token with the time it stops being good.
 pub struct Token {
@@ -219,6 +236,17 @@ mod tests {
         assert_eq!(format!("{token:?}"), "Token(<redacted>)");
         let empty: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert!(Token::from_response(empty, Instant::now()).is_none());
+    }
+
+    #[test]
+    fn an_unreadable_token_answer_never_quotes_it() {
+        let error = TokenResponse::parse(br#"{"token":1,"expires_in":"secret-looking"}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("not a JSON token object"), "{error}");
+        assert!(!error.contains("secret-looking"), "{error}");
+        assert!(TokenResponse::parse(b"{\"token\":\"t\"}").is_ok());
     }
 
     #[test]

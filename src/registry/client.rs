@@ -16,7 +16,8 @@ use url::Url;
 
 use super::Cause;
 use super::auth::{
-    Challenge, Token, TokenResponse, basic_header, parse_challenge, pull_scope, push_scope,
+    Challenge, TOKEN_LIMIT, Token, TokenResponse, basic_header, parse_challenge, pull_scope,
+    push_scope,
 };
 use super::origin::{Realm, Resolver, judge_realm, origin_text, redirect_policy, same_origin};
 use super::timeouts::{Timeouts, Watch};
@@ -45,6 +46,9 @@ pub enum Role {
     Destination,
     /// Read from (a `docker://` IMAGE): `repository:NAME:pull`.
     Source,
+    /// Pulled from (`idpbuilder pull`): `repository:NAME:pull`, with the flags, credentials
+    /// and trust a destination has (`--username`, `--ca-file`, the cluster's).
+    Pull,
 }
 
 /// A failure inside one attempt; transient ones are retried.
@@ -178,7 +182,7 @@ impl Registry {
     fn scopes(&self) -> Vec<String> {
         let repository = self.repository();
         match self.connection.role {
-            Role::Source => vec![pull_scope(repository)],
+            Role::Source | Role::Pull => vec![pull_scope(repository)],
             Role::Destination => std::iter::once(push_scope(repository))
                 .chain(self.mount_from.as_deref().map(pull_scope))
                 .collect(),
@@ -532,6 +536,7 @@ impl Registry {
             }
         }
         let credentials = self.realm_credentials(&url).await?;
+        let realm_text = origin_text(&url);
         let mut request = self.http.get(url);
         if let Some(credentials) = credentials {
             request = request.header(AUTHORIZATION, sensitive(basic_header(credentials)));
@@ -548,24 +553,59 @@ impl Registry {
             .into());
         }
         let response = self.check_status(response, &[StatusCode::OK]).await?;
-        let body: TokenResponse = match watch.within(self.timeouts.idle, response.json()).await {
-            None => return Err(self.timed_out()),
-            // The body broke off: worth another try.
-            Some(Err(e)) if !e.is_decode() => return Err(self.transport_failure(e)),
-            Some(Err(e)) => {
-                return Err(Failure::fatal(
-                    Error::registry(format!("{} sent an unreadable token", self.host()))
-                        .with_cause(e),
-                ));
-            }
-            Some(Ok(body)) => body,
-        };
+        let bytes = self.read_token_body(response, &realm_text).await?;
+        let body = TokenResponse::parse(&bytes).map_err(|e| {
+            Failure::fatal(
+                Error::registry(format!(
+                    "{} sent an unreadable token (token service {realm_text})",
+                    self.host()
+                ))
+                .with_cause(e),
+            )
+        })?;
         Token::from_response(body, fetched).ok_or_else(|| {
             Failure::fatal(Error::registry(format!(
                 "{}'s token endpoint sent no token",
                 self.host()
             )))
         })
+    }
+
+    /// The token service's answer, at most [`TOKEN_LIMIT`] bytes, whole within the idle time
+    /// from the response head: a token is small, so a realm that sends more, or trickles it, is
+    /// refused rather than waited for or held.
+    async fn read_token_body(&self, mut response: Response, realm: &str) -> Attempt<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + self.timeouts.idle;
+        let mut bytes = Vec::new();
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Err(_) => {
+                    return Err(Failure::transient(
+                        Error::registry(format!(
+                            "the token service {realm} of {} did not send its token within {}s",
+                            self.host(),
+                            self.timeouts.idle.as_secs_f64()
+                        ))
+                        .with_hint("check the token service named by the registry's auth configuration, or try again"),
+                    ));
+                }
+                // The body broke off: worth another try.
+                Ok(Err(e)) => return Err(self.transport_failure(e)),
+                Ok(Ok(None)) => return Ok(bytes),
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            if bytes.len() + chunk.len() > TOKEN_LIMIT {
+                return Err(Failure::fatal(
+                    Error::registry(format!(
+                        "the token service {realm} of {} sent an answer larger than {} KiB; a token is much smaller",
+                        self.host(),
+                        TOKEN_LIMIT >> 10
+                    ))
+                    .with_hint("check the token service named by the registry's auth configuration"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
     }
 
     /// The credentials a token realm (already judged not [`Realm::Refused`]) may be given: over
@@ -587,6 +627,14 @@ impl Registry {
             ));
         }
         self.check_clear_text(credentials, realm).await?;
+        if realm.host() != self.base.host() {
+            // As docker does (Docker Hub's realm is auth.docker.io); said so it can be audited.
+            tracing::debug!(
+                "sending the credentials for {} to its token service at {}, another host",
+                self.host(),
+                origin_text(realm)
+            );
+        }
         Ok(Some(credentials))
     }
 
@@ -599,6 +647,11 @@ impl Registry {
         let message = match role {
             Role::Destination => format!(
                 "{} requires credentials to push to {}",
+                self.host(),
+                self.repository()
+            ),
+            Role::Pull => format!(
+                "{} refused anonymous access to {}: the repository does not exist or needs credentials",
                 self.host(),
                 self.repository()
             ),
@@ -625,7 +678,12 @@ impl Registry {
             ))
             .with_reason(refused);
         }
-        if status == StatusCode::FORBIDDEN {
+        if status == StatusCode::FORBIDDEN && self.connection.role == Role::Pull {
+            Error::auth(format!(
+                "registry denied the pull of {target} (403 Forbidden)"
+            ))
+            .with_hint("check that the user may read this repository")
+        } else if status == StatusCode::FORBIDDEN {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))
                 .with_hint("check that the user may push to this owner; in Gitea the owner must be the user or one of its organisations")
         } else {

@@ -157,7 +157,7 @@ impl Registry {
             // The role decides whose flags the hint names: the source registry has its own.
             let whose = match self.role() {
                 Role::Source => "the source registry ",
-                Role::Destination => "",
+                Role::Destination | Role::Pull => "",
             };
             let err = Error::tls(format!(
                 "the TLS certificate of {whose}{} is not trusted: {}",

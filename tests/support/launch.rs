@@ -96,7 +96,7 @@ pub fn text(output: &Output) -> String {
 }
 
 /// `program` with the isolation described at the top of this file.
-fn isolated(program: impl AsRef<OsStr>, home: &Path) -> Command {
+pub fn isolated(program: impl AsRef<OsStr>, home: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.env("HOME", home)
         .env("DOCKER_HOST", NO_ENGINE)

@@ -206,14 +206,23 @@ impl<'a> View<'a> {
             let (manifest, document) = self.manifest(&self.digest(&child.digest)?)?;
             return self.single(manifest, &document);
         }
+        // Each child once, however many times the index names it: an index may list one
+        // manifest thousands of times, and each reading would be held.
         let mut present = Vec::new();
+        let mut unique = HashSet::new();
+        let mut missing = false;
         for child in children {
             let digest = self.digest(&child.digest)?;
+            if !unique.insert(digest.clone()) {
+                continue;
+            }
             if self.held(&digest).is_some() {
                 present.push((child, digest));
+            } else {
+                missing = true;
             }
         }
-        if present.len() == children.len() {
+        if !missing {
             let mut needed = Vec::new();
             let mut manifests = Vec::new();
             for (_, digest) in present {

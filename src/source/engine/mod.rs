@@ -24,7 +24,7 @@ use crate::oci::{Manifests, Platform, SourceBlob};
 use crate::reference::looks_like_host;
 
 mod manifests;
-mod socket;
+pub(crate) mod socket;
 mod stream;
 
 const PREFIX: &str = "docker-daemon:";

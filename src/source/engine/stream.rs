@@ -40,6 +40,8 @@ const QUEUE: usize = 2;
 const HELD_LIMIT: u64 = 64 << 20;
 /// How many bytes of each entry are looked at before deciding what it is.
 const PEEK: usize = 512;
+/// The most tar entries (files, links, directories) an export may hold, as for a file on disk.
+const MAX_ENTRIES: usize = 100_000;
 
 /// The engine's export as bytes.
 pub(crate) type ByteStream = BoxStream<'static, io::Result<Bytes>>;
@@ -175,7 +177,16 @@ impl Pass {
     fn run(&mut self, reader: impl Read) -> std::result::Result<Manifests, Stop> {
         let mut archive = tar::Archive::new(reader);
         let entries = archive.entries().map_err(|e| self.tar_error(e))?;
-        for entry in entries {
+        for (count, entry) in entries.enumerate() {
+            if count >= MAX_ENTRIES {
+                return Err(Stop::Failed(
+                    Error::input(format!(
+                        "{} holds more than {MAX_ENTRIES} tar entries, more than any image needs",
+                        self.plan.origin
+                    ))
+                    .with_hint(HINT_DAMAGED),
+                ));
+            }
             let mut entry = entry.map_err(|e| self.tar_error(e))?;
             let path = entry.path().map_err(|e| self.tar_error(e))?;
             let Some(path) = normalise(&path.to_string_lossy()) else {
@@ -244,13 +255,20 @@ impl Pass {
             // Legacy `ID/json` and `ID/VERSION`; `ID/layer.tar` is a layer without a digest.
             Some((_, "layer.tar")) => Kind::Blob(None),
             Some(_) => Kind::Skip,
-            None => {
-                let named = path
-                    .strip_suffix(".tar")
-                    .and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok())
-                    .filter(|digest| self.plan.diff_ids.contains(digest));
-                Kind::Blob(named)
-            }
+            // At the top: a config (`HEX.json`) or a Podman layer named by its diff ID
+            // (`HEX.tar`). Anything else there is no part of an image, and is not sent.
+            None if path.ends_with(".json") => Kind::Blob(None),
+            None => match path
+                .strip_suffix(".tar")
+                .and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok())
+                .filter(|digest| self.plan.diff_ids.contains(digest))
+            {
+                Some(named) => Kind::Blob(Some(named)),
+                None => {
+                    tracing::debug!("{}: passing over {path}", self.plan.origin);
+                    Kind::Skip
+                }
+            },
         }
     }
 
@@ -280,7 +298,7 @@ impl Pass {
         } else if named.is_none() && self.plan.read_through {
             (self.hash_through(entry, &head, size)?, None)
         } else {
-            (self.send(entry, &head, size, named)?, None)
+            (self.send(entry, &path, &head, size, named)?, None)
         };
         head.truncate(8);
         self.seen.entries.insert(
@@ -300,6 +318,7 @@ impl Pass {
     fn send(
         &mut self,
         entry: &mut impl Read,
+        path: &str,
         head: &[u8],
         size: u64,
         named: Option<Digest>,
@@ -315,16 +334,32 @@ impl Pass {
             .blocking_send(Ok(blob))
             .map_err(|_| Stop::Abandoned)?;
         let mut hasher = named.is_none().then(Hasher::new);
-        let mut pass_on = |chunk: Bytes| {
+        // A layer without a digest of its own (classic `ID/layer.tar`) must hash to one of the
+        // image's diff IDs; it is checked before its last byte goes, so that anything else is
+        // never committed to the registry.
+        let diff_ids = &self.plan.diff_ids;
+        let origin = &self.plan.origin;
+        let mut pass_on = |chunk: Bytes, last: bool| {
             if let Some(hasher) = hasher.as_mut() {
                 hasher.update(&chunk);
+                if last && !diff_ids.is_empty() {
+                    let digest = hasher.clone().finish();
+                    if !diff_ids.contains(&digest) {
+                        let error = Error::input(format!(
+                            "{path} in {origin} is none of the image's layers: it hashes to {digest}, which is not one of the diff IDs the engine reported"
+                        ))
+                        .with_hint(HINT_DAMAGED);
+                        let _ = tx.blocking_send(Err(io::Error::other(duplicate(&error))));
+                        return Err(Stop::Failed(error));
+                    }
+                }
             }
             tx.blocking_send(Ok(chunk)).map_err(|_| Stop::Abandoned)
         };
-        if !head.is_empty() {
-            pass_on(Bytes::copy_from_slice(head))?;
-        }
         let mut remaining = size - head.len() as u64;
+        if !head.is_empty() {
+            pass_on(Bytes::copy_from_slice(head), remaining == 0)?;
+        }
         while remaining > 0 {
             let mut chunk = vec![0; CHUNK.min(remaining as usize)];
             if let Err(stop) = self.read_exact(entry, &mut chunk) {
@@ -334,7 +369,7 @@ impl Pass {
                 return Err(stop);
             }
             remaining -= chunk.len() as u64;
-            pass_on(Bytes::from(chunk))?;
+            pass_on(Bytes::from(chunk), remaining == 0)?;
         }
         Ok(match (named, hasher) {
             (Some(named), _) => named,

@@ -1,0 +1,437 @@
+//! Hostile peers (issue 22): a registry, a token realm, credential helpers and an engine that
+//! misbehave on purpose. Each run must end in bounded memory (peak RSS under 64 MiB), bounded
+//! time, one `error:` line naming the peer at fault with the SPEC's exit code, and nothing
+//! pushed that no manifest names.
+
+use crate::support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use support::hostile::{Hostile, assert_refused, endless, measured, measured_with_input, respond};
+use support::launch::idpbuilder_process;
+
+/// A registry whose every answer is a bearer challenge naming a realm on itself, and whose
+/// realm answers `{"token":"aaaa…` without end, as fast as it is read.
+#[test]
+fn an_endless_token_answer_is_cut_at_64_kib() {
+    let port = Arc::new(OnceLock::<String>::new());
+    let realm_host = port.clone();
+    let peer = Hostile::start(move |request, conn| {
+        if request.path.starts_with("/token") {
+            return endless(
+                conn,
+                &[("Content-Type", "application/json")],
+                br#"{"token":""#,
+                &[b'a'; 64 << 10],
+                Duration::ZERO,
+            );
+        }
+        let host = realm_host.get().cloned().unwrap_or_default();
+        let challenge = format!(r#"Bearer realm="http://{host}/token",service="hostile""#);
+        respond(
+            conn,
+            "401 Unauthorized",
+            &[("WWW-Authenticate", &challenge)],
+            b"{}",
+        )
+    });
+    let _ = port.set(peer.host());
+    let work = tempfile::tempdir().expect("temp dir");
+    let (layout, _) = support::tiny_layout(work.path());
+    let run = measured(
+        idpbuilder_process()
+            .args(["push", "-q", "--plain-http"])
+            .arg(&layout)
+            .arg(format!("{}/team/app:1.0", peer.host())),
+        Duration::from_secs(60),
+    );
+    assert_refused(&run, 1, "token service", Duration::from_secs(30));
+    assert!(
+        run.stderr().contains("larger than 64 KiB"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// The realm sends its token one byte every 100 ms: the answer must be whole within the idle
+/// time (here 1 s), however steadily it trickles.
+#[test]
+fn a_trickling_token_answer_ends_at_the_idle_time() {
+    let port = Arc::new(OnceLock::<String>::new());
+    let realm_host = port.clone();
+    let peer = Hostile::start(move |request, conn| {
+        if request.path.starts_with("/token") {
+            return endless(
+                conn,
+                &[("Content-Type", "application/json")],
+                br#"{"token":""#,
+                b"a",
+                Duration::from_millis(100),
+            );
+        }
+        let host = realm_host.get().cloned().unwrap_or_default();
+        let challenge = format!(r#"Bearer realm="http://{host}/token",service="hostile""#);
+        respond(
+            conn,
+            "401 Unauthorized",
+            &[("WWW-Authenticate", &challenge)],
+            b"{}",
+        )
+    });
+    let _ = port.set(peer.host());
+    let work = tempfile::tempdir().expect("temp dir");
+    let (layout, _) = support::tiny_layout(work.path());
+    let run = measured(
+        idpbuilder_process()
+            .env("IDPBUILDER_TEST_READ_TIMEOUT_MS", "1000")
+            .args(["push", "-q", "--plain-http"])
+            .arg(&layout)
+            .arg(format!("{}/team/app:1.0", peer.host())),
+        Duration::from_secs(60),
+    );
+    assert_refused(&run, 1, "token service", Duration::from_secs(30));
+    assert!(
+        run.stderr().contains("did not send its token within 1s"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// A registry that wants Basic credentials for everything (none of which will do).
+fn basic_only() -> Hostile {
+    Hostile::start(|_, conn| {
+        respond(
+            conn,
+            "401 Unauthorized",
+            &[("WWW-Authenticate", r#"Basic realm="hostile""#)],
+            b"{}",
+        )
+    })
+}
+
+/// `--password-stdin` fed from `/dev/zero`: refused after 64 KiB, before any request.
+#[test]
+fn password_stdin_without_end_is_refused_after_64_kib() {
+    let peer = basic_only();
+    let work = tempfile::tempdir().expect("temp dir");
+    let (layout, _) = support::tiny_layout(work.path());
+    let zero = std::fs::File::open("/dev/zero").expect("open /dev/zero");
+    let run = measured_with_input(
+        idpbuilder_process()
+            .args([
+                "push",
+                "-q",
+                "--plain-http",
+                "--username",
+                "u",
+                "--password-stdin",
+            ])
+            .arg(&layout)
+            .arg(format!("{}/team/app:1.0", peer.host())),
+        Stdio::from(zero),
+        Duration::from_secs(60),
+    );
+    assert_refused(
+        &run,
+        2,
+        "--password-stdin read more than 64 KiB",
+        Duration::from_secs(10),
+    );
+    assert!(peer.requests().is_empty(), "{:?}", peer.requests());
+}
+
+/// Writes `config.json` naming `helper` for the peer, and `docker-credential-NAME` scripts into
+/// `bin`; returns the command with `DOCKER_CONFIG` and `PATH` set, at debug level.
+fn with_helper(work: &Path, peer: &Hostile, helper: &str, scripts: &[(&str, String)]) -> Command {
+    let docker = work.join("docker");
+    let bin = work.join("bin");
+    std::fs::create_dir_all(&docker).expect("mkdir docker");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    let config = format!(r#"{{"credHelpers":{{"{}":"{helper}"}}}}"#, peer.host());
+    std::fs::write(docker.join("config.json"), config).expect("config.json");
+    for (name, script) in scripts {
+        let path = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(&path, script).expect("write helper");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let (layout, _) = support::tiny_layout(work);
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_CONFIG", &docker)
+        .env("PATH", format!("{}:{path}", bin.display()))
+        .args(["push", "-l", "debug", "--plain-http"])
+        .arg(&layout)
+        .arg(format!("{}/team/app:1.0", peer.host()));
+    cmd
+}
+
+/// A helper that answers without end (`yes`): read to 1 MiB, then stopped; the push goes on
+/// without its credentials and is refused by the registry (exit 3).
+#[test]
+fn a_credential_helper_answering_without_end_is_cut_at_1_mib() {
+    let peer = basic_only();
+    let work = tempfile::tempdir().expect("temp dir");
+    let script = "#!/bin/sh\nexec yes\n".to_string();
+    let run = measured(
+        &mut with_helper(work.path(), &peer, "chatty", &[("chatty", script)]),
+        Duration::from_secs(60),
+    );
+    assert_refused(&run, 3, "requires credentials", Duration::from_secs(20));
+    assert!(
+        run.stderr()
+            .contains("docker-credential-chatty answered with more than 1024 KiB"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// A helper that starts a child and waits: at the (test-sized) timeout the whole group is
+/// killed, the child included.
+#[test]
+fn a_credential_helper_that_hangs_is_killed_with_its_children() {
+    let peer = basic_only();
+    let work = tempfile::tempdir().expect("temp dir");
+    let pid_file = work.path().join("child.pid");
+    let script = format!(
+        "#!/bin/sh\nsleep 600 &\necho $! > '{}'\nwait\n",
+        pid_file.display()
+    );
+    let mut cmd = with_helper(work.path(), &peer, "slow", &[("slow", script)]);
+    cmd.env("IDPBUILDER_TEST_HELPER_TIMEOUT_MS", "500");
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(&run, 3, "requires credentials", Duration::from_secs(20));
+    assert!(
+        run.stderr()
+            .contains("docker-credential-slow did not answer within 0.5s"),
+        "{}",
+        run.stderr()
+    );
+    let pid = std::fs::read_to_string(&pid_file).expect("the helper ran");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z"),
+        "the helper's child survived: {stat}"
+    );
+}
+
+/// `"credHelpers": {"HOST": "x/evil"}` would run `./docker-credential-x/evil` from wherever the
+/// push started; the name is refused and nothing runs.
+#[test]
+fn a_credential_helper_name_with_a_slash_runs_nothing() {
+    let peer = basic_only();
+    let work = tempfile::tempdir().expect("temp dir");
+    let marker = work.path().join("ran");
+    let mut cmd = with_helper(work.path(), &peer, "x/evil", &[]);
+    let evil = work.path().join("docker-credential-x");
+    std::fs::create_dir_all(&evil).expect("mkdir");
+    std::fs::write(
+        evil.join("evil"),
+        format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+    )
+    .expect("write");
+    std::fs::set_permissions(evil.join("evil"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    cmd.current_dir(work.path());
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(&run, 3, "requires credentials", Duration::from_secs(20));
+    assert!(!marker.exists(), "the helper at a relative path ran");
+    assert!(run.stderr().contains("is not a name"), "{}", run.stderr());
+}
+
+/// A wrapper `idpbuilder` first on PATH that hands every command to "the first other
+/// idpbuilder", which is us: we hand `create` to it once, it hands it back, and we stop there
+/// (it used to go round until the mark outgrew the argument space, ~70 s, then blame cnoe's).
+#[test]
+fn a_wrapper_that_hands_the_command_back_is_run_once() {
+    let ours = Path::new(env!("CARGO_BIN_EXE_idpbuilder"));
+    let our_dir = ours.parent().expect("binary directory");
+    let shim = tempfile::tempdir().expect("temp dir");
+    let count = shim.path().join("count");
+    let script = format!(
+        "#!/bin/sh\necho run >> '{}'\nIFS=:\nfor d in $PATH; do\n  \
+         [ \"$d\" != '{}' ] && [ -x \"$d/idpbuilder\" ] && exec \"$d/idpbuilder\" \"$@\"\ndone\nexit 9\n",
+        count.display(),
+        shim.path().display()
+    );
+    let wrapper = shim.path().join("idpbuilder");
+    std::fs::write(&wrapper, script).expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = std::env::join_paths([shim.path(), our_dir]).expect("PATH");
+    let mut cmd = idpbuilder_process();
+    cmd.env("PATH", path).args(["create", "--build-name", "x"]);
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(&run, 2, "came back to", Duration::from_secs(10));
+    let runs = std::fs::read_to_string(&count).unwrap_or_default();
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "the wrapper ran {} times",
+        runs.lines().count()
+    );
+}
+
+/// Without `/proc` (here: a tmpfs over it in a user namespace) our own path is unknown: the
+/// command is refused instead of being handed to ourselves for ever (978 execs in 5 s).
+#[test]
+fn without_proc_a_foreign_command_is_refused_not_handed_to_ourselves() {
+    let ours = env!("CARGO_BIN_EXE_idpbuilder");
+    let probe = Command::new("unshare")
+        .args(["-rm", "sh", "-c", "mount -t tmpfs none /proc"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: unshare -rm cannot mount over /proc here");
+        return;
+    }
+    let our_dir = Path::new(ours).parent().expect("binary directory");
+    let mut cmd =
+        support::launch::isolated("/usr/bin/unshare", Path::new(support::launch::NOWHERE));
+    cmd.env("PATH", our_dir).args([
+        "-rm",
+        "/bin/sh",
+        "-c",
+        "/usr/bin/mount -t tmpfs none /proc && exec \"$0\" create",
+        ours,
+    ]);
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(&run, 2, "cannot tell its own path", Duration::from_secs(10));
+}
+
+/// A kubeconfig whose user runs an `exec` plugin that takes 30 s (an SSO prompt, a slow cloud
+/// CLI) and counts its runs in `count`.
+fn slow_exec_kubeconfig(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let count = dir.join("count");
+    let plugin = dir.join("plugin");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\nexec 2>/dev/null\necho run >> '{}'\nsleep 30\n\
+             echo '{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"t\"}}}}'\n",
+            count.display()
+        ),
+    )
+    .expect("write plugin");
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: x\n\
+             clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:1'}}}}]\n\
+             users: [{{name: u, user: {{exec: {{apiVersion: client.authentication.k8s.io/v1beta1, command: '{}', interactiveMode: Never}}}}}}]\n\
+             contexts: [{{name: x, context: {{cluster: c, user: u}}}}]\n",
+            plugin.display()
+        ),
+    )
+    .expect("write kubeconfig");
+    (kubeconfig, count)
+}
+
+/// A push to a registry named by IP address cannot be to the cluster's Gitea: the kubeconfig's
+/// `exec` plugin is not run at all.
+#[test]
+fn a_push_to_an_ip_address_never_runs_the_kubeconfig_exec_plugin() {
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let (kubeconfig, count) = slow_exec_kubeconfig(work.path());
+    let (layout, _) = support::tiny_layout(work.path());
+    let mut cmd = idpbuilder_process();
+    cmd.env("KUBECONFIG", &kubeconfig)
+        .args(["push", "-q", "--plain-http"])
+        .arg(&layout)
+        .arg(format!("127.0.0.1:{}/team/app:1.0", registry.port()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(!count.exists(), "the exec plugin ran");
+}
+
+/// A host name may be the cluster's Gitea, so the cluster is read, but the plugin runs off the
+/// push's runtime and is abandoned at the budget (here 1 s): the push goes on (it used to wait
+/// for the plugin three times over, 90 s).
+#[test]
+fn a_slow_kubeconfig_exec_plugin_is_abandoned_at_the_budget() {
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let (kubeconfig, count) = slow_exec_kubeconfig(work.path());
+    let (layout, _) = support::tiny_layout(work.path());
+    let mut cmd = idpbuilder_process();
+    cmd.env("KUBECONFIG", &kubeconfig)
+        .env("IDPBUILDER_TEST_CLUSTER_BUDGET_MS", "1000")
+        .args(["push", "-l", "debug", "--plain-http"])
+        .arg(&layout)
+        .arg(format!("{}/team/app:1.0", registry.localhost()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(
+        run.stderr().contains("cluster: no answer within 1s"),
+        "{}",
+        run.stderr()
+    );
+    let runs = std::fs::read_to_string(&count).unwrap_or_default();
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "the plugin ran {} times",
+        runs.lines().count()
+    );
+}
+
+/// `--src-creds USER` asks for the password on the terminal; the bars are not drawn over the
+/// question while it waits (they used to erase it within 100 ms). The source here refuses every
+/// password, so the push never gets a plan and no bar is drawn at all.
+#[test]
+fn the_password_prompt_is_not_drawn_over_by_the_bars() {
+    if !support::launch::has_script() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let peer = basic_only();
+    let args = [
+        "push".to_string(),
+        "--src-plain-http".to_string(),
+        "--plain-http".to_string(),
+        "--src-creds".to_string(),
+        "someone".to_string(),
+        format!("docker://{}/team/src:1.0", peer.host()),
+        format!("{}/team/app:1.0", peer.host()),
+    ];
+    let mut cmd = support::launch::idpbuilder_on_terminal(&args);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The question waits a second before it is answered: time for ~5 bar redraws.
+    std::thread::sleep(Duration::from_secs(1));
+    use std::io::Write as _;
+    stdin.write_all(b"wrong\n").expect("answer");
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait for script");
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        screen.contains(&format!("Password for someone at {}:", peer.host())),
+        "{screen:?}"
+    );
+    assert!(
+        !screen.contains("total"),
+        "a bar was drawn while the question waited: {screen:?}"
+    );
+    assert!(screen.contains("error:"), "{screen:?}");
+}
