@@ -435,3 +435,102 @@ fn the_password_prompt_is_not_drawn_over_by_the_bars() {
     );
     assert!(screen.contains("error:"), "{screen:?}");
 }
+
+/// A fake engine: `/_ping` and `/version` as Docker 25 answers them; every other request goes to
+/// `images`.
+fn engine(
+    images: impl Fn(&support::hostile::Request, support::hostile::Conn) -> std::io::Result<()>
+    + Send
+    + Sync
+    + 'static,
+) -> Hostile {
+    Hostile::start_unix(move |request, conn| {
+        let path = request.path.as_str();
+        if path.ends_with("/_ping") {
+            return respond(conn, "200 OK", &[], b"OK");
+        }
+        if path.ends_with("/version") {
+            let version = br#"{"ApiVersion":"1.44","MinAPIVersion":"1.24","Version":"25.0.0"}"#;
+            return respond(
+                conn,
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                version,
+            );
+        }
+        images(request, conn)
+    })
+}
+
+/// An engine whose `/images/{name}/json` answer never ends (bollard collected 3 GB in 9 s):
+/// read to 4 MiB, then refused naming the engine.
+#[test]
+fn an_endless_inspect_answer_from_the_engine_is_cut_at_4_mib() {
+    let peer = engine(|_, conn| {
+        endless(
+            conn,
+            &[("Content-Type", "application/json")],
+            br#"{"Id":""#,
+            &[b'a'; 64 << 10],
+            Duration::ZERO,
+        )
+    });
+    let registry = basic_only();
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", peer.docker_host())
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at {}", peer.docker_host()),
+        Duration::from_secs(20),
+    );
+    assert!(
+        run.stderr().contains("larger than 4 MiB"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .all(|r| !r.starts_with("PUT") && !r.starts_with("POST")),
+        "{:?}",
+        registry.requests()
+    );
+}
+
+/// An engine that trickles its inspect answer: it must be whole within the deadline (here
+/// 1 s, `IDPBUILDER_TEST_ENGINE_DEADLINE_MS`).
+#[test]
+fn a_trickling_inspect_answer_ends_at_the_deadline() {
+    let peer = engine(|_, conn| {
+        endless(
+            conn,
+            &[("Content-Type", "application/json")],
+            br#"{"Id":""#,
+            b"a",
+            Duration::from_millis(100),
+        )
+    });
+    let registry = basic_only();
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", peer.docker_host())
+        .env("IDPBUILDER_TEST_ENGINE_DEADLINE_MS", "1000")
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at {}", peer.docker_host()),
+        Duration::from_secs(20),
+    );
+    assert!(
+        run.stderr().contains("did not come whole within 1s"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -14,7 +14,8 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
-use self::socket::{Endpoint, Endpoints, Environment, Unreachable};
+use self::inspect::{Answer, Inspected};
+use self::socket::{Address, Endpoint, Endpoints, Environment, Unreachable};
 use self::stream::{ByteStream, ExportPlan};
 use super::names::tag_of;
 use super::{ImageSource, Plan};
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::oci::{Manifests, Platform, SourceBlob};
 use crate::reference::looks_like_host;
 
+mod inspect;
 mod manifests;
 mod socket;
 mod stream;
@@ -229,12 +231,6 @@ fn unreachable(
     .with_hint(hint)
 }
 
-/// What the engine says about the image before it is read.
-struct Inspected {
-    diff_ids: Vec<Digest>,
-    size: Option<u64>,
-}
-
 /// `GET /images/{name}/json`; a name without tag or digest is `NAME:latest` unless only an ID
 /// prefix matches.
 async fn inspect_api(
@@ -248,6 +244,21 @@ async fn inspect_api(
     }
     let mut last = None;
     for name in names {
+        // Over a Unix socket, read by hand to a limit and a deadline (see `inspect`).
+        if let Address::Unix(socket) = &endpoint.address {
+            match inspect::inspect(socket, &name).await {
+                Answer::Found(inspected) => return Ok((name, inspected)),
+                Answer::NotFound => continue,
+                Answer::Failed(why) => {
+                    return Err(Error::input(format!(
+                        "the engine at {} could not look up image {}: {why}",
+                        endpoint.label(),
+                        request.name
+                    ))
+                    .with_hint("check the engine with docker info (or podman info); DOCKER_HOST names the socket used"));
+                }
+            }
+        }
         match docker.inspect_image(&name).await {
             Ok(inspect) => {
                 let diff_ids = inspect

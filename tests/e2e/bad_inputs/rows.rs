@@ -309,4 +309,10 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("`--src-creds USER`: the password question waits on the terminal while the source refuses", 3, HOSTILE,
         "the_password_prompt_is_not_drawn_over_by_the_bars",
         "the question stays on screen: bars are drawn only once the push has a plan (they erased it within 100 ms)"),
+    row("engine answering `/images/{name}/json` without end", 2, HOSTILE,
+        "an_endless_inspect_answer_from_the_engine_is_cut_at_4_mib",
+        "`the engine at SOCKET could not look up image …: its answer … is larger than 4 MiB`; peak RSS 27 MiB (bollard held 3 GB in 9 s); nothing pushed"),
+    row("engine trickling its `/images/{name}/json` answer", 2, HOSTILE,
+        "a_trickling_inspect_answer_ends_at_the_deadline",
+        "`… did not come whole within Ns` (60 s; the test's 1 s); nothing pushed"),
 ];
