@@ -534,3 +534,106 @@ fn a_trickling_inspect_answer_ends_at_the_deadline() {
         run.stderr()
     );
 }
+
+/// An engine that knows `app:1.0` (300,000 bytes, one layer) and answers its export with
+/// `export`.
+fn engine_with_export(
+    export: impl Fn(support::hostile::Conn) -> std::io::Result<()> + Send + Sync + 'static,
+) -> Hostile {
+    engine(move |request, conn| {
+        if request.path.ends_with("/json") {
+            let inspect = format!(
+                r#"{{"Id":"sha256:{0}","RootFS":{{"Type":"layers","Layers":["sha256:{0}"]}},"Size":300000}}"#,
+                "ab".repeat(32)
+            );
+            return respond(
+                conn,
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                inspect.as_bytes(),
+            );
+        }
+        if request.path.ends_with("/get") {
+            return export(conn);
+        }
+        respond(
+            conn,
+            "404 Not Found",
+            &[],
+            br#"{"message":"no such thing"}"#,
+        )
+    })
+}
+
+/// The 512-byte tar header of a file `name` that claims `size` bytes.
+fn tar_header(name: &str, size: u64) -> Vec<u8> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name).expect("name");
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    header.as_bytes().to_vec()
+}
+
+fn push_engine_image(peer: &Hostile, registry: &support::registry::Registry) -> Command {
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", peer.docker_host())
+        .env("IDPBUILDER_TEST_READ_TIMEOUT_MS", "1000")
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    cmd
+}
+
+/// An export that stops after its first header and never ends: the stream's own idle timer
+/// (here 1 s) ends it, though no upload is in flight (it hung 400 s), naming the engine.
+#[test]
+fn an_export_that_stalls_after_a_header_ends_at_the_idle_time() {
+    let peer = engine_with_export(|conn| {
+        conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nConnection: close\r\n\r\n",
+        )?;
+        conn.write_all(&tar_header("blobs/sha256/x", 1000))?;
+        conn.flush()?;
+        std::thread::sleep(Duration::from_secs(30));
+        Ok(())
+    });
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let run = measured(
+        &mut push_engine_image(&peer, &registry),
+        Duration::from_secs(60),
+    );
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at {} sent nothing for 1s", peer.docker_host()),
+        Duration::from_secs(20),
+    );
+}
+
+/// An export that runs on and on although the engine said the image holds 300,000 bytes: cut
+/// at twice that and 64 MiB, naming the engine (it ran for ever).
+#[test]
+fn an_endless_export_is_cut_past_the_size_the_engine_gave() {
+    let peer = engine_with_export(|conn| {
+        conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nConnection: close\r\n\r\n",
+        )?;
+        conn.write_all(&tar_header("junk", 1 << 40))?;
+        loop {
+            conn.write_all(&[0; 64 << 10])?;
+        }
+    });
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let run = measured(
+        &mut push_engine_image(&peer, &registry),
+        Duration::from_secs(60),
+    );
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at {} sent more than", peer.docker_host()),
+        Duration::from_secs(30),
+    );
+}

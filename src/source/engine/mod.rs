@@ -28,6 +28,7 @@ mod inspect;
 mod manifests;
 mod socket;
 mod stream;
+mod watch;
 
 const PREFIX: &str = "docker-daemon:";
 const HINT_LIST: &str = "docker images (or podman images) lists the engine's images";
@@ -447,8 +448,22 @@ impl EngineImage {
         }
     }
 
-    /// The export as a byte stream.
+    /// The export as a byte stream, watched for stalls and for running past the image's size.
     fn export(&mut self) -> ByteStream {
+        let engine = match &self.exporter {
+            Some(Exporter::Api { endpoint, .. }) => format!("the engine at {}", endpoint.label()),
+            _ => "podman save".to_string(),
+        };
+        let bytes = self.export_unwatched();
+        watch::watched(
+            bytes,
+            watch::idle_time(),
+            watch::cap_for(self.known.total),
+            engine,
+        )
+    }
+
+    fn export_unwatched(&mut self) -> ByteStream {
         let name = self.api_name.clone();
         let image = self.request.name.clone();
         match self.exporter.take() {

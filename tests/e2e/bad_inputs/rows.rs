@@ -315,4 +315,10 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("engine trickling its `/images/{name}/json` answer", 2, HOSTILE,
         "a_trickling_inspect_answer_ends_at_the_deadline",
         "`… did not come whole within Ns` (60 s; the test's 1 s); nothing pushed"),
+    row("engine export that stalls after its first tar header", 2, HOSTILE,
+        "an_export_that_stalls_after_a_header_ends_at_the_idle_time",
+        "`the engine at SOCKET sent nothing for Ns` (the idle time, 120 s; the test's 1 s), however idle the uploads are; no tag (it hung 400 s)"),
+    row("engine export without end, for an image it said holds 300,000 bytes", 2, HOSTILE,
+        "an_endless_export_is_cut_past_the_size_the_engine_gave",
+        "`the engine at SOCKET sent more than N bytes, far more than the size it gave` (twice the size and 64 MiB) in 0.6 s; peak RSS 26 MiB; no tag"),
 ];
