@@ -9,7 +9,9 @@
 #
 # ROUNDS=5 by default; SIZES="100:4 1024:8" and COPY_SIZES="1024:8" (MiB:layers) by default, an
 # empty value skips that part (SIZES="" COPY_SIZES="" for the engine section only); ENGINE=0
-# skips the engine section; BIN=path to a built binary.
+# skips the engine section; PULL=0 the pull section (PULL_MIB, PULL_LAYERS, PULL_ROUNDS);
+# SLOW_SIZES="100:4 25:100" (the slow-link rows, see below; "" skips them); BIN=path to a built
+# binary.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,7 +23,9 @@ PASSWORD=bench-$RANDOM-$RANDOM
 WORK=$(mktemp -d /tmp/idpbuilder-bench.XXXX)
 REG_PID=
 SRC_PID=
+LINK_PID=
 cleanup() {
+  [[ -n $LINK_PID ]] && kill "$LINK_PID" 2>/dev/null
   [[ -n $REG_PID ]] && kill "$REG_PID" 2>/dev/null
   [[ -n $SRC_PID ]] && kill "$SRC_PID" 2>/dev/null
   wait 2>/dev/null; rm -rf "$WORK"
@@ -176,6 +180,57 @@ destination registry (both TLS + htpasswd, each with its own certificate, both o
 |---|---|---|---|---|$copy_table"
 fi
 
+# A slow link (the bench's own relay, tests/support/slow_link.rs run as examples/slow_link):
+# SLOW_RTT_MS added to every round trip and SLOW_MBIT Mbit/s shared each way, between the
+# client and a fresh registry each round; idpbuilder push and skopeo copy of SLOW_SIZES
+# (MiB:layers; SLOW_SIZES="" skips it) beside the bandwidth floor (bytes / rate).
+SLOW_SIZES=${SLOW_SIZES-"100:4 25:100"}
+SLOW_RTT_MS=${SLOW_RTT_MS:-50}; SLOW_MBIT=${SLOW_MBIT:-200}; SLOW_ROUNDS=${SLOW_ROUNDS:-$ROUNDS}
+slow_table=""
+if [[ -n $SLOW_SIZES ]]; then
+  (cd "$ROOT" && cargo build --release --quiet --example slow_link)
+  LINK_BIN=$ROOT/target/release/examples/slow_link
+  through_link() {
+    [[ -n ${LINK_PID:-} ]] && { kill "$LINK_PID" 2>/dev/null; wait "$LINK_PID" 2>/dev/null || true; }
+    "$LINK_BIN" 127.0.0.1:0 "$REG_HOST" "$SLOW_RTT_MS" "$SLOW_MBIT" >"$WORK/link" &
+    LINK_PID=$!
+    for _ in $(seq 50); do [[ -s $WORK/link ]] && break; sleep 0.1; done
+    REAL_HOST=$REG_HOST; REG_HOST=$(head -1 "$WORK/link"); export REG_HOST
+  }
+  back_from_link() { REG_HOST=$REAL_HOST; export REG_HOST; }
+  for size in $SLOW_SIZES; do
+    mib=${size%%:*}; layers=${size##*:}
+    export LAYOUT=$WORK/image-slow-$mib-$layers
+    echo "==> generating ${mib} MiB / ${layers} layers for the slow link" >&2
+    python3 "$ROOT/scripts/make-image.py" "$LAYOUT" "$mib" "$layers" >/dev/null
+    for name in sidp sskopeo; do : >"$WORK/$name"; done
+    for round in $(seq "$SLOW_ROUNDS"); do
+      echo "==> slow link ${mib} MiB / ${layers} layers round $round/$SLOW_ROUNDS" >&2
+      fresh_registry; through_link; measure sidp bash -c idpbuilder_push; back_from_link
+      fresh_registry; through_link; measure sskopeo bash -c skopeo_copy; back_from_link
+    done
+    kill "$LINK_PID" 2>/dev/null; wait "$LINK_PID" 2>/dev/null || true; LINK_PID=
+    bytes=$(du -sb "$LAYOUT/blobs" | cut -f1)
+    floor=$(awk -v b="$bytes" -v m="$SLOW_MBIT" 'BEGIN {printf "%.2f", b * 8 / (m * 1000000)}')
+    srss() { awk -v k="$(col "$1" 3)" 'BEGIN {printf "%.1f", k / 1024}'; }
+    sratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+    slow_table+="
+| ${mib} MiB / ${layers} layers | bandwidth floor | $floor | | |
+| ${mib} MiB / ${layers} layers | idpbuilder push | $(col sidp 1) | $(col sidp 2) | $(srss sidp) |
+| ${mib} MiB / ${layers} layers | skopeo copy | $(col sskopeo 1) | $(col sskopeo 2) | $(srss sskopeo) |"
+    summary+="
+- slow link, ${mib} MiB / ${layers} layers: wall idpbuilder/floor = $(sratio "$(col sidp 1)" "$floor"), idpbuilder/skopeo = $(sratio "$(col sidp 1)" "$(col sskopeo 1)")"
+    rm -rf "$LAYOUT"
+  done
+  table+="
+
+Over a slow link: ${SLOW_RTT_MS} ms added to every round trip and ${SLOW_MBIT} Mbit/s shared each
+way (examples/slow_link), into a fresh registry each round; medians of $SLOW_ROUNDS rounds.
+
+| image | tool | wall (s) | client CPU (s) | peak RSS (MiB) |
+|---|---|---|---|---|$slow_table"
+fi
+
 # Engine images: an ENGINE_MIB / ENGINE_LAYERS image built in a dockerd of our own (files of
 # random bytes, one COPY per layer), pushed by idpbuilder (docker-daemon:), by `docker push`
 # (the engine itself; trusting the registry through /etc/docker/certs.d/HOST:PORT/ca.crt) and by
@@ -254,6 +309,82 @@ Wall time idpbuilder/docker push = $(eratio eidp edocker), idpbuilder/skopeo = $
 "
 fi
 
+# Pulls: a PULL_MIB / PULL_LAYERS image in one source registry (TLS + htpasswd), pulled each
+# round, alternating, by `idpbuilder pull` into a new OCI layout and by `skopeo copy
+# --preserve-digests docker://... oci:...`; then pulled again into the same layout (nothing to
+# fetch). With the engine section's dockerd running, also into the engine: `idpbuilder pull`
+# against `docker pull` (Docker trusting the registry through certs.d, logged in), the image
+# removed between rounds. PULL=0 skips it.
+pull_table=""
+if [[ ${PULL:-1} == 1 ]]; then
+  PULL_MIB=${PULL_MIB:-1024}; PULL_LAYERS=${PULL_LAYERS:-8}; PULL_ROUNDS=${PULL_ROUNDS:-$ROUNDS}
+  export LAYOUT=$WORK/pull-image
+  echo "==> pull: generating ${PULL_MIB} MiB / ${PULL_LAYERS} layers" >&2
+  python3 "$ROOT/scripts/make-image.py" "$LAYOUT" "$PULL_MIB" "$PULL_LAYERS" >/dev/null
+  source_registry
+  rm -rf "$LAYOUT"
+  idpbuilder_pull_layout() {
+    echo "$PASSWORD" | "$BIN" pull -q --ca-file "$SRC_CA_FILE" -u giteaadmin --password-stdin       "$SRC_HOST/giteaadmin/bench:1.0" "oci:$WORK/pulled:1.0" >/dev/null
+  }
+  skopeo_pull_layout() {
+    skopeo_isolated copy -q --preserve-digests       --src-cert-dir "$WORK/src/certs" --src-creds "giteaadmin:$PASSWORD"       "docker://$SRC_HOST/giteaadmin/bench:1.0" "oci:$WORK/pulled:1.0"
+  }
+  idpbuilder_pull_engine() {
+    echo "$PASSWORD" | "$BIN" pull -q --ca-file "$SRC_CA_FILE" -u giteaadmin --password-stdin       "$SRC_HOST/giteaadmin/bench:1.0" >/dev/null
+  }
+  docker_pull() { docker pull -q "$SRC_HOST/giteaadmin/bench:1.0" >/dev/null; }
+  export -f idpbuilder_pull_layout skopeo_pull_layout idpbuilder_pull_engine docker_pull
+  for name in pidp pskopeo pagain peidp pedocker; do : >"$WORK/$name"; done
+  engine_up=0
+  if [[ -n ${ENGINE_PID:-} ]] && kill -0 "$ENGINE_PID" 2>/dev/null; then engine_up=1; fi
+  if [[ $engine_up == 1 ]]; then
+    mkdir -p "/etc/docker/certs.d/$SRC_HOST"
+    cp "$SRC_CA_FILE" "/etc/docker/certs.d/$SRC_HOST/ca.crt"
+    echo "$PASSWORD" | docker login -u giteaadmin --password-stdin "$SRC_HOST" >/dev/null 2>&1
+  fi
+  for round in $(seq "$PULL_ROUNDS"); do
+    echo "==> pull round $round/$PULL_ROUNDS" >&2
+    rm -rf "$WORK/pulled"; measure pidp bash -c idpbuilder_pull_layout
+    measure pagain bash -c idpbuilder_pull_layout
+    rm -rf "$WORK/pulled"; measure pskopeo bash -c skopeo_pull_layout
+    rm -rf "$WORK/pulled"
+    if [[ $engine_up == 1 ]]; then
+      measure peidp bash -c idpbuilder_pull_engine
+      docker rmi "$SRC_HOST/giteaadmin/bench:1.0" >/dev/null
+      measure pedocker bash -c docker_pull
+      docker rmi "$SRC_HOST/giteaadmin/bench:1.0" >/dev/null
+    fi
+  done
+  [[ $engine_up == 1 ]] && rm -rf "/etc/docker/certs.d/$SRC_HOST"
+  prss() { awk -v k="$(col "$1" 3)" 'BEGIN {printf "%.1f", k / 1024}'; }
+  pratio() { awk -v a="$(col "$1" 1)" -v b="$(col "$2" 1)" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+  engine_rows=""
+  engine_ratio=""
+  if [[ $engine_up == 1 ]]; then
+    engine_rows="| idpbuilder pull (into the engine) | $(col peidp 1) | $(col peidp 2) | $(prss peidp) |
+| docker pull (certs.d, logged in) | $(col pedocker 1) | $(col pedocker 2) | $(prss pedocker) |"
+    engine_ratio=" Into the engine: idpbuilder/docker pull = $(pratio peidp pedocker) (target at most 1.0, aim 0.8)."
+  fi
+  pull_table="
+## Pulls
+
+A ${PULL_MIB} MiB / ${PULL_LAYERS}-layer image (random bytes, uncompressed layers) in one
+registry (TLS + htpasswd), pulled by each tool in turn; medians of $PULL_ROUNDS round(s). The
+layout is removed before each first pull; the second pull goes into the layout the first wrote.
+\`docker pull\` unpacks in the engine: its client CPU and RSS are the CLI's only.
+
+| tool | wall (s) | client CPU (s) | peak RSS (MiB) |
+|---|---|---|---|
+| idpbuilder pull (into oci:DIR) | $(col pidp 1) | $(col pidp 2) | $(prss pidp) |
+| skopeo copy --preserve-digests (into oci:DIR) | $(col pskopeo 1) | $(col pskopeo 2) | $(prss pskopeo) |
+| idpbuilder pull again (same layout) | $(col pagain 1) | $(col pagain 2) | $(prss pagain) |
+$engine_rows
+
+Into a layout: idpbuilder/skopeo = $(pratio pidp pskopeo) (target at most 0.6; peak RSS at most
+24 MiB; a second pull under 0.05 s).$engine_ratio
+"
+fi
+
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 versions="$("$BIN" --version), $(skopeo --version), $(docker-registry --version 2>&1 | awk '{print $1, $3}'), $(curl --version | head -1 | cut -d' ' -f1-2)"
 report="# Benchmarks
@@ -269,7 +400,7 @@ Versions: $versions
 $table
 
 Ratios (medians):$summary
-$engine_table
+$engine_table$pull_table
 Notes:
 - skopeo runs with \`--preserve-digests\`, so it sends the same bytes (without it, skopeo
   recompresses uncompressed layers for a docker:// destination and spends several times the CPU).

@@ -7,6 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 use crate::oci::Platform;
 use crate::reference;
 
+mod pull;
+
+pub use pull::PullArgs;
+
 /// The examples of `push -h`, and the start of `push --help` and its man page.
 macro_rules! push_examples {
     () => {
@@ -74,15 +78,15 @@ Install (restart the shell afterwards):
   elvish:      idpbuilder completion elvish >> ~/.config/elvish/rc.elv";
 
 const PASSTHROUGH_HELP: &str = "\
-This idpbuilder only pushes images. Other commands (create, get, delete, ...) are
-handed to cnoe-io's idpbuilder, the next idpbuilder on PATH, with the same
-arguments: https://cnoe.io/docs/idpbuilder/installation";
+This idpbuilder only pushes and pulls images. Other commands (create, get,
+delete, ...) are handed to cnoe-io's idpbuilder, the next idpbuilder on PATH,
+with the same arguments: https://cnoe.io/docs/idpbuilder/installation";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "idpbuilder",
     version,
-    about = "Push OCI images into idpbuilder's Gitea registry (or any OCI registry)",
+    about = "Push OCI images into idpbuilder's Gitea registry (or any OCI registry), and pull them back",
     after_help = PASSTHROUGH_HELP,
     propagate_version = true
 )]
@@ -100,6 +104,9 @@ pub enum Command {
     /// Push an image (file, engine or registry image) to a registry
     #[command(after_help = PUSH_EXAMPLES, after_long_help = PUSH_LONG_HELP)]
     Push(PushArgs),
+    /// Pull an image from a registry into the local engine or files
+    #[command(after_help = pull::PULL_EXAMPLES, after_long_help = pull::PULL_LONG_HELP)]
+    Pull(PullArgs),
     /// Print a shell completion script to standard output
     #[command(after_help = COMPLETION_HELP)]
     Completion {
@@ -175,7 +182,7 @@ pub struct PushArgs {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_hint = ValueHint::Other)]
     pub platform: Option<Platform>,
 
-    /// Blobs uploaded at once (1 to 64)
+    /// Blobs over 1 MiB uploaded at once (1 to 64); up to 16 smaller ones go beside them
     #[arg(long, value_name = "N", value_hint = ValueHint::Other, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 

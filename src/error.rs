@@ -1,5 +1,6 @@
 //! The one error type users see: what failed, what to try, and the exit code the SPEC assigns.
 
+use std::any::Any;
 use std::fmt;
 
 /// What kind of failure this is; decides the exit code.
@@ -31,9 +32,14 @@ impl Kind {
 
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// A lower layer's typed account of the failure (the registry's `registry::Cause`), kept for an
+/// upper layer to word the next step in its own terms, as skopeo words containers/image's errors.
+type Reason = Box<dyn Any + Send + Sync + 'static>;
+
 /// A failure with a lower-case message naming the object, an optional `hint:` with the next step,
-/// and the underlying cause (printed only at `-l debug`). `Debug` leaves the cause out: a cause
-/// from a lower layer may quote more than we want shown.
+/// the underlying cause (printed only at `-l debug`), and a typed reason for the layer that words
+/// the hint. `Debug` leaves the cause out: a cause from a lower layer may quote more than we want
+/// shown.
 #[derive(thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
@@ -42,6 +48,7 @@ pub struct Error {
     hint: Option<String>,
     #[source]
     cause: Option<Cause>,
+    reason: Option<Reason>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -53,6 +60,7 @@ impl Error {
             message: message.into(),
             hint: None,
             cause: None,
+            reason: None,
         }
     }
 
@@ -86,6 +94,18 @@ impl Error {
     pub fn with_cause(mut self, cause: impl Into<Cause>) -> Self {
         self.cause = Some(cause.into());
         self
+    }
+
+    /// Attaches a typed reason (see [`Error::reason`]).
+    pub fn with_reason(mut self, reason: impl Any + Send + Sync) -> Self {
+        self.reason = Some(Box::new(reason));
+        self
+    }
+
+    /// The typed reason a lower layer attached, when it is an `R`: what an upper layer reads to
+    /// say what to do next, where the lower one leaves the hint empty.
+    pub fn reason<R: Any>(&self) -> Option<&R> {
+        self.reason.as_deref()?.downcast_ref()
     }
 
     pub fn kind(&self) -> Kind {
@@ -134,5 +154,18 @@ mod tests {
         assert_eq!(source.as_deref(), Some("disk on fire"));
         assert_eq!(err.hint(), Some("check the path"));
         assert_eq!(err.to_string(), "cannot read image");
+    }
+
+    #[test]
+    fn a_reason_is_read_back_by_its_type_only() {
+        #[derive(Debug, PartialEq)]
+        enum Why {
+            Refused,
+        }
+        let err = Error::auth("refused").with_reason(Why::Refused);
+        assert_eq!(err.reason::<Why>(), Some(&Why::Refused));
+        assert_eq!(err.reason::<String>(), None);
+        assert_eq!(Error::auth("refused").reason::<Why>(), None);
+        assert_eq!(err.hint(), None);
     }
 }

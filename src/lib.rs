@@ -12,6 +12,7 @@ pub mod error;
 pub mod oci;
 pub mod passthrough;
 pub mod progress;
+pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
@@ -24,3 +25,7 @@ pub mod text;
 #[cfg(test)]
 #[path = "layering_tests.rs"]
 mod layering_tests;
+
+#[cfg(test)]
+#[path = "readme_layout_tests.rs"]
+mod readme_layout_tests;

@@ -1,29 +1,40 @@
-//! `idpbuilder push`: parse the command line, run the push, print the result or the error, and
-//! map it to the SPEC's exit code.
+//! `idpbuilder push` and `pull`: parse the command line, run the push or pull, print the
+//! result or the error, and map it to the SPEC's exit code.
 
 use anyhow::Context as _;
 use clap::Parser;
-use idpbuilder_push::cli::{Cli, Command, LogLevel, PushArgs};
-use idpbuilder_push::error::Error;
+use idpbuilder_push::cli::{Cli, Command, LogLevel, PullArgs, PushArgs};
+use idpbuilder_push::error::{Error, Kind};
 use idpbuilder_push::{completion, registry, report, session, terminal};
 
 fn main() {
     idpbuilder_push::passthrough::hand_over_unless_ours();
-    let args = match Cli::parse().command {
-        Command::Push(args) => args,
+    let command = match Cli::parse().command {
         Command::Completion { shell } => std::process::exit(completion::print(shell)),
+        Command::Push(args) => Run::Push(args),
+        Command::Pull(args) => Run::Pull(args),
     };
-    let color = terminal::use_color(args.color);
-    terminal::init_logging(args.log_level);
+    let (color, log_level) = match &command {
+        Run::Push(args) => (args.color, args.log_level),
+        Run::Pull(args) => (args.color, args.log_level),
+    };
+    let color = terminal::use_color(color);
+    terminal::init_logging(log_level);
     registry::install_default_provider();
-    if let Err(error) = run(&args, color) {
-        exit_with(error, &args, color);
+    if let Err(error) = run(&command, color) {
+        exit_with(error, log_level, color);
     }
 }
 
-/// The push and its result line. Our own errors carry their exit code; anything else that
-/// fails at this edge (the runtime, stdout) is exit 1.
-fn run(args: &PushArgs, color: bool) -> anyhow::Result<()> {
+/// The command to run.
+enum Run {
+    Push(PushArgs),
+    Pull(PullArgs),
+}
+
+/// The push or pull and its result line. Our own errors carry their exit code; anything else
+/// that fails at this edge (the runtime, stdout) is exit 1.
+fn run(command: &Run, color: bool) -> anyhow::Result<()> {
     // One thread drives every request: a push waits on registries, and one core hashes and
     // encrypts far faster than a registry takes bytes. Measured on 2 cores against the
     // multi-threaded runtime: the same wall time for file pushes, a little less for
@@ -33,31 +44,67 @@ fn run(args: &PushArgs, color: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(async {
-        tokio::select! {
-            result = session::push(args, color) => result,
-            () = interrupted() => Err(Error::interrupted()),
-        }
-    });
+    let result = match command {
+        Run::Push(args) => runtime
+            .block_on(until_interrupted(session::push(args, color)))
+            .map(Done::Pushed),
+        Run::Pull(args) => runtime
+            .block_on(until_interrupted(session::pull(args, color)))
+            .map_err(|error| match error.kind() {
+                Kind::Interrupted => error.with_hint(
+                    "run the same command again: the destination was left as it was, and blobs an OCI layout already has are not downloaded again",
+                ),
+                _ => error,
+            })
+            .map(Done::Pulled),
+    };
     // In-flight uploads are dropped, not awaited: Ctrl-C must stop at once.
     runtime.shutdown_background();
-    let summary = result?;
-    report::result(&mut std::io::stdout().lock(), &summary, args.output)
-        .context("cannot write the result to standard output")?;
-    if let Some(path) = args.digestfile.as_deref().filter(|_| !summary.dry_run) {
-        session::write_digestfile(path, &summary.digest)?;
+    let stdout = &mut std::io::stdout().lock();
+    match (result?, command) {
+        (Done::Pushed(summary), Run::Push(args)) => {
+            report::result(stdout, &summary, args.output)
+                .context("cannot write the result to standard output")?;
+            if let Some(path) = args.digestfile.as_deref().filter(|_| !summary.dry_run) {
+                session::write_digestfile(path, &summary.digest)?;
+            }
+        }
+        (Done::Pulled(summary), Run::Pull(args)) => {
+            report::pull_result(stdout, &summary, args.output)
+                .context("cannot write the result to standard output")?;
+            if let Some(path) = args.digestfile.as_deref() {
+                session::write_pulled_digestfile(path, &summary.digest)?;
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
 
-fn exit_with(error: anyhow::Error, args: &PushArgs, color: bool) -> ! {
+/// What a command did.
+enum Done {
+    Pushed(idpbuilder_push::push::Summary),
+    Pulled(idpbuilder_push::pull::PullSummary),
+}
+
+/// `work`, or the interrupted error on Ctrl-C or SIGTERM (dropping `work` where it stands).
+async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::select! {
+        result = work => result,
+        () = interrupted() => Err(Error::interrupted()),
+    }
+}
+
+fn exit_with(error: anyhow::Error, log_level: LogLevel, color: bool) -> ! {
     // Interrupted while a password was asked on the terminal: give it its echo back.
     idpbuilder_push::credentials::prompt::restore();
     let error = match error.downcast::<Error>() {
         Ok(ours) => ours,
         Err(other) => Error::registry(format!("{other:#}")),
     };
-    let verbose = args.log_level >= LogLevel::Debug;
+    let verbose = log_level >= LogLevel::Debug;
     let _ = report::error(&mut std::io::stderr().lock(), &error, verbose, color);
     std::process::exit(error.kind().exit_code())
 }

@@ -4,7 +4,7 @@
 //! not this binary, by `exec`: its exit code is the result. With none there, exit 2 and say where
 //! to get it.
 //!
-//! Ours are decided by the first argument alone: `push`, `completion`, `help` (unless it asks
+//! Ours are decided by the first argument alone: `push`, `pull`, `completion`, `help` (unless it asks
 //! about another command), `--help`/`-h`, `--version`/`-V`, or none at all. Anything else,
 //! including a leading flag such as `--log-level`, is idpbuilder's.
 
@@ -19,7 +19,7 @@ use crate::report;
 pub const INSTALL_URL: &str = "https://cnoe.io/docs/idpbuilder/installation";
 
 /// The subcommands this binary answers itself.
-const OUR_COMMANDS: &[&str] = &["push", "completion", "help"];
+const OUR_COMMANDS: &[&str] = &["push", "pull", "completion", "help"];
 /// The flags this binary answers itself in first place.
 const OUR_FLAGS: &[&str] = &["--help", "-h", "--version", "-V"];
 
@@ -81,7 +81,11 @@ fn not_ours_hint(asked: &str) -> String {
     }
     match OUR_COMMANDS
         .iter()
-        .find(|ours| **ours != "help" && strsim::levenshtein(asked, ours) <= 2)
+        .filter(|ours| **ours != "help")
+        .map(|ours| (strsim::levenshtein(asked, ours), ours))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, ours)| ours)
     {
         Some(ours) => format!("did you mean idpbuilder {ours}? For cnoe-io's commands, {install}"),
         None => install,
@@ -106,7 +110,7 @@ fn hand_over(args: &[OsString]) -> Error {
     let Some(other) = next_on_path(&path, &skip) else {
         let asked = asked_for(args);
         return Error::input(format!(
-            "{asked:?} is not a command of this idpbuilder (push, completion), and no other idpbuilder is on PATH to hand it to"
+            "{asked:?} is not a command of this idpbuilder (push, pull, completion), and no other idpbuilder is on PATH to hand it to"
         ))
         .with_hint(not_ours_hint(&asked));
     };

@@ -27,6 +27,8 @@ pub enum BlobOutcome {
     Exists,
     /// Mounted from another repository of the same registry: no byte sent.
     Mounted,
+    /// Downloaded by a pull and written to its destination.
+    Pulled,
 }
 
 /// Events of a push, keyed by blob digest.
@@ -134,6 +136,7 @@ pub fn line(digest: &Digest, size: u64, outcome: BlobOutcome) -> String {
         BlobOutcome::Pushed => "pushed",
         BlobOutcome::Exists => "exists",
         BlobOutcome::Mounted => "mounted",
+        BlobOutcome::Pulled => "pulled",
     };
     format!("{verb} sha256:{} {}", digest.short(), HumanBytes(size))
 }
@@ -249,7 +252,7 @@ impl Reporter for Bars {
 
     fn blob_finished(&self, digest: &Digest, size: u64, outcome: BlobOutcome) {
         if let Some(bar) = self.bar(digest) {
-            if outcome != BlobOutcome::Pushed {
+            if !matches!(outcome, BlobOutcome::Pushed | BlobOutcome::Pulled) {
                 let verb = if outcome == BlobOutcome::Mounted {
                     "mounted"
                 } else {

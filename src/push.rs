@@ -1,20 +1,35 @@
-//! The copy policy of a push: every blob (up to `--concurrency` at once), then the platform
-//! manifests, then the index or manifest under its tags, from any source to any destination.
-//! Nothing is tagged until everything it points at is at the destination; a dry run asks
-//! instead of writing.
+//! The copy policy of a push: every blob (up to `--concurrency` large ones at once, and more
+//! small ones beside them), then the platform manifests, then the index or manifest under its
+//! tags, from any source to any destination. Nothing is tagged until everything it points at is
+//! at the destination; a dry run asks instead of writing.
 
+use std::collections::HashSet;
 use std::time::Instant;
+
+use tokio::sync::Semaphore;
 
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::destination::ImageDestination;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::{Manifests, SourceBlob};
+use crate::oci::{BlobBytes, Manifests, SourceBlob};
 use crate::progress::{BlobOutcome, Reporter, Uploaded};
 use crate::reference::{Destination, Target, is_valid_tag};
 use crate::registry::read_through;
 use crate::source::ImageSource;
+
+/// `HEAD`s in flight at once when the blobs are asked about before any upload: they carry no
+/// body, so a slow link's round trips, not its bandwidth, bound them.
+const HEADS_AT_ONCE: usize = 32;
+
+/// A blob this small spends its upload waiting on round trips, not sending bytes: it does not
+/// take one of the `--concurrency` places.
+const SMALL_BLOB: u64 = 1 << 20;
+
+/// Small blobs in flight at once beside the large ones. Each holds one read buffer (256 KiB),
+/// so they add at most 4 MiB.
+const SMALL_AT_ONCE: usize = 16;
 
 /// What a push did, for the result line and `-o json`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -95,11 +110,26 @@ impl Push<'_> {
             self.destination.check(manifests)?;
         }
 
+        // Every blob known by digest up front is asked about at once, before any upload: a
+        // slow link then waits one round trip for all of them, not one per blob.
+        let mut ask: Vec<Digest> = plan.ask_first.clone();
+        ask.extend(plan.blobs.iter().map(|(digest, _)| digest.clone()));
+        let mut seen = HashSet::new();
+        ask.retain(|digest| seen.insert(digest.clone()));
         let present = if self.dry_run {
             Vec::new()
         } else {
-            self.present_among(plan.ask_first.clone()).await?
+            self.present_among(ask).await?
         };
+        let present_set: HashSet<Digest> = present.iter().cloned().collect();
+        // A source that hands out blobs as a stream goes by (an engine's export) keeps to
+        // `--concurrency` in all; one whose blobs are all known up front gets small ones beside.
+        // `--concurrency 1` means one at a time, small blobs too.
+        let small_lane =
+            self.concurrency > 1 && plan.ask_first.is_empty() && !plan.blobs.is_empty();
+        let large = Semaphore::new(self.concurrency.max(1));
+        let small = Semaphore::new(SMALL_AT_ONCE);
+        let in_flight = self.concurrency.max(1) + if small_lane { SMALL_AT_ONCE } else { 0 };
         if !self.dry_run {
             self.reporter.plan(&plan.blobs);
             if let Some(total) = plan.total {
@@ -108,17 +138,40 @@ impl Push<'_> {
         }
         let blobs: Vec<Uploaded> = source
             .blobs(&present)
-            .map(|blob| async move {
-                if self.dry_run {
-                    return self.would_send(blob?).await;
+            .map(|blob| {
+                let (large, small, present_set) = (&large, &small, &present_set);
+                async move {
+                    let blob = blob?;
+                    if self.dry_run {
+                        return self.would_send(blob).await;
+                    }
+                    let reopenable = matches!(blob.bytes, BlobBytes::Reopenable(_));
+                    if let Some(digest) = &blob.digest
+                        && reopenable
+                        && present_set.contains(digest)
+                    {
+                        let uploaded = Uploaded {
+                            digest: digest.clone(),
+                            size: blob.size,
+                            outcome: BlobOutcome::Exists,
+                        };
+                        self.reporter
+                            .blob_finished(digest, blob.size, uploaded.outcome);
+                        return Ok(uploaded);
+                    }
+                    let lane = if small_lane && reopenable && blob.size <= SMALL_BLOB {
+                        small
+                    } else {
+                        large
+                    };
+                    let _place = lane
+                        .acquire()
+                        .await
+                        .map_err(|_| Error::registry("the upload lanes closed"))?;
+                    self.put_blob(blob).await
                 }
-                let uploaded = self.destination.put_blob(blob?, self.reporter).await?;
-                self.reporter
-                    .blob_finished(&uploaded.digest, uploaded.size, uploaded.outcome);
-                tracing::trace!("{:?} {}", uploaded.outcome, uploaded.digest);
-                Ok::<_, Error>(uploaded)
             })
-            .buffer_unordered(self.concurrency.max(1))
+            .buffer_unordered(in_flight)
             .try_collect()
             .await?;
 
@@ -167,6 +220,15 @@ impl Push<'_> {
         })
     }
 
+    /// One blob to the destination, reported when it is there.
+    async fn put_blob(&self, blob: SourceBlob) -> Result<Uploaded> {
+        let uploaded = self.destination.put_blob(blob, self.reporter).await?;
+        self.reporter
+            .blob_finished(&uploaded.digest, uploaded.size, uploaded.outcome);
+        tracing::trace!("{:?} {}", uploaded.outcome, uploaded.digest);
+        Ok(uploaded)
+    }
+
     /// What a dry run learns of one blob: `Exists` when the destination has it, else `Pushed`
     /// (it would be sent). A blob without a digest is read through to learn it.
     async fn would_send(&self, blob: SourceBlob) -> Result<Uploaded> {
@@ -187,14 +249,14 @@ impl Push<'_> {
         })
     }
 
-    /// Which of `digests` the destination has, asking about up to `--concurrency` at once.
+    /// Which of `digests` the destination has, asking about up to [`HEADS_AT_ONCE`] at once.
     async fn present_among(&self, digests: Vec<Digest>) -> Result<Vec<Digest>> {
         let present: Vec<Option<Digest>> = futures_util::stream::iter(digests)
             .map(|digest| async move {
                 let there = self.destination.has_blob(&digest).await?;
                 Ok::<_, Error>(there.then_some(digest))
             })
-            .buffer_unordered(self.concurrency.max(1))
+            .buffer_unordered(HEADS_AT_ONCE)
             .try_collect()
             .await?;
         Ok(present.into_iter().flatten().collect())

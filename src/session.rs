@@ -1,6 +1,6 @@
 //! One push from start to end, as a library call: what the flags mean for credentials, trust and
 //! the cluster read; the image source and the registry set up from them; the push run through
-//! the reporter. `main.rs` keeps only the runtime, signals, the report and the exit code.
+//! the reporter (a pull likewise, in `session/pull.rs`). `main.rs` keeps only the runtime, signals, the report and the exit code.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +16,10 @@ use crate::push::{Push, Summary};
 use crate::reference::DestinationArg;
 use crate::registry::{Connection, Registry, Role, Trust};
 use crate::source::{self, ImageReference, ImageSource, RemoteAccess};
+
+mod pull;
+
+pub use pull::{pull, write_digestfile as write_pulled_digestfile};
 
 /// Runs the push `args` describe, printing progress and warnings on stderr (`color` for
 /// colour), and returns what it did.
@@ -47,28 +51,18 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
             "a password given with --src-creds is visible to other users of this machine; give only the user name to be asked for it, or set IDPBUILDER_SRC_PASSWORD",
         );
     }
-    let password_from_stdin = if args.password_stdin {
-        // Off the runtime's thread: Ctrl-C must still work while we wait for a pipe.
-        let read =
-            tokio::task::spawn_blocking(|| credentials::read_password(std::io::stdin().lock()));
-        Some(read.await.map_err(|e| {
-            Error::input("cannot read the password from standard input").with_cause(e)
-        })??)
-    } else {
-        None
-    };
+    let direct = direct_credentials(
+        args.username.as_ref(),
+        args.password.as_ref(),
+        args.password_stdin,
+    )
+    .await?;
     let mut trust = trust(
         args.insecure,
         args.ca_file.as_deref(),
         Side::Destination,
         reporter.as_ref(),
     )?;
-    let flags = FlagInput {
-        username: args.username.clone(),
-        password: args.password.as_ref().map(|p| p.0.clone()),
-        password_from_stdin,
-    };
-    let direct = credentials::direct(flags, |key| std::env::var(key).ok())?;
     let certificate_for_destination = !(args.insecure || plain_http || args.ca_file.is_some());
     let kubeconfig =
         cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
@@ -100,29 +94,14 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
             cluster::read_in_time(&kubeconfig, to_read).await?,
         ),
     };
-    let from_cluster = found
-        .as_ref()
-        .map(|found| found.for_host(&host))
-        .unwrap_or_default();
-
-    match from_cluster.certificate {
-        Some(certificate) if certificate_for_destination => {
-            tracing::debug!(
-                "TLS for {host}: also trusting idpbuilder's certificate from the cluster ({})",
-                certificate.place
-            );
-            trust.pin_for_host(&host, certificate.certificates);
-        }
-        _ => tracing::debug!("TLS for {host}: no certificate from the cluster"),
-    }
-    let (credentials, origin) = credentials::resolve(
-        direct,
-        from_cluster.credentials,
-        credentials::docker_config::lookup(host.clone()),
+    let credentials = registry_credentials(
         &host,
+        found.as_ref(),
+        &mut trust,
+        certificate_for_destination,
+        direct,
     )
     .await;
-    tracing::debug!("credentials for {host}: {origin}");
     let image = match opening {
         Opening::Opened(image) => image,
         Opening::Remote(reference) => {
@@ -182,6 +161,65 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         dry_run: args.dry_run,
     };
     push.run(image, started).await
+}
+
+/// `--username` with `--password` or `--password-stdin` (read here, off the runtime's thread),
+/// else `IDPBUILDER_REGISTRY_USERNAME`/`PASSWORD`: the credentials given before any other
+/// source is asked.
+async fn direct_credentials(
+    username: Option<&String>,
+    password: Option<&crate::cli::Password>,
+    password_stdin: bool,
+) -> Result<Option<(Credentials, credentials::Origin)>> {
+    let password_from_stdin = if password_stdin {
+        // Off the runtime's thread: Ctrl-C must still work while we wait for a pipe.
+        let read =
+            tokio::task::spawn_blocking(|| credentials::read_password(std::io::stdin().lock()));
+        Some(read.await.map_err(|e| {
+            Error::input("cannot read the password from standard input").with_cause(e)
+        })??)
+    } else {
+        None
+    };
+    let flags = FlagInput {
+        username: username.cloned(),
+        password: password.map(|p| p.0.clone()),
+        password_from_stdin,
+    };
+    credentials::direct(flags, |key| std::env::var(key).ok())
+}
+
+/// The credentials for the registry at `host` (pushed to or pulled from), in the SPEC's order:
+/// `direct`, the cluster's (only when `host` is the cluster's Gitea), docker's config.json,
+/// none. idpbuilder's certificate from the cluster is pinned for `host` in `trust` when
+/// `wants_certificate` (no `--ca-file`, `--insecure` or plain HTTP).
+async fn registry_credentials(
+    host: &str,
+    found: Option<&cluster::ClusterReading>,
+    trust: &mut Trust,
+    wants_certificate: bool,
+    direct: Option<(Credentials, credentials::Origin)>,
+) -> Option<Credentials> {
+    let from_cluster = found.map(|found| found.for_host(host)).unwrap_or_default();
+    match from_cluster.certificate {
+        Some(certificate) if wants_certificate => {
+            tracing::debug!(
+                "TLS for {host}: also trusting idpbuilder's certificate from the cluster ({})",
+                certificate.place
+            );
+            trust.pin_for_host(host, certificate.certificates);
+        }
+        _ => tracing::debug!("TLS for {host}: no certificate from the cluster"),
+    }
+    let (credentials, origin) = credentials::resolve(
+        direct,
+        from_cluster.credentials,
+        credentials::docker_config::lookup(host.to_string()),
+        host,
+    )
+    .await;
+    tracing::debug!("credentials for {host}: {origin}");
+    credentials
 }
 
 /// The image, opened already (files), or a registry image still to open.
@@ -271,6 +309,7 @@ async fn source_access(
         plain_http: args.src_plain_http,
         retries: args.retries,
         reporter,
+        role: Role::Source,
     })
 }
 

@@ -1,7 +1,8 @@
 //! Where an image is written: the write side of a copy, mirroring the sources. A destination
 //! takes blobs, then manifests by digest, then commits the root under its tags; the copy policy
-//! (`push.rs`) decides the order and what is sent at all. The registry is the first
-//! implementation; layouts, archives and engines follow as files of their own.
+//! (`push.rs`, `pull.rs`) decides the order and what is sent at all. A push writes to a
+//! registry; a pull writes to an OCI layout, an archive file or the local engine, each a file
+//! of its own, with the DESTINATION forms of a pull in `argument.rs`.
 
 use futures_util::future::BoxFuture;
 
@@ -10,8 +11,18 @@ use crate::error::Result;
 use crate::oci::{Manifest, Manifests, SourceBlob};
 use crate::progress::{Reporter, Uploaded};
 
+mod archive;
+mod argument;
+mod engine;
+mod layout;
+mod place;
 mod registry;
+mod tar;
 
+pub use archive::ArchiveDestination;
+pub use argument::PullTarget;
+pub use engine::EngineDestination;
+pub use layout::LayoutDestination;
 pub use registry::RegistryDestination;
 
 /// The write side of a copy. Methods are called in this order: [`open`](Self::open), then

@@ -1,7 +1,8 @@
 //! A registry as a destination: blobs by `HEAD`, mount or upload, manifests by digest, the root
 //! under its tags; and the shapes Gitea is known to refuse, said before any upload.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -24,6 +25,8 @@ pub struct RegistryDestination {
     known_gitea: bool,
     /// The registry's token challenge is Gitea's, learnt at `open`.
     gitea_challenge: OnceLock<bool>,
+    /// Blobs a `HEAD` found missing: their upload does not ask again.
+    absent: Mutex<HashSet<Digest>>,
 }
 
 impl RegistryDestination {
@@ -35,6 +38,7 @@ impl RegistryDestination {
             chunks: ChunkPolicy::new(chunk_size),
             known_gitea,
             gitea_challenge: OnceLock::new(),
+            absent: Mutex::default(),
         }
     }
 
@@ -89,7 +93,17 @@ impl ImageDestination for RegistryDestination {
     }
 
     fn has_blob<'a>(&'a self, digest: &'a Digest) -> BoxFuture<'a, Result<bool>> {
-        self.registry.blob_exists(digest).boxed()
+        async move {
+            let there = self.registry.blob_exists(digest).await?;
+            if !there {
+                self.absent
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(digest.clone());
+            }
+            Ok(there)
+        }
+        .boxed()
     }
 
     fn put_blob<'a>(
@@ -97,8 +111,14 @@ impl ImageDestination for RegistryDestination {
         blob: SourceBlob,
         reporter: &'a dyn Reporter,
     ) -> BoxFuture<'a, Result<Uploaded>> {
+        let known_absent = blob.digest.as_ref().is_some_and(|digest| {
+            self.absent
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .contains(digest)
+        });
         self.registry
-            .upload_blob(blob, &self.chunks, reporter)
+            .upload_blob(blob, &self.chunks, known_absent, reporter)
             .boxed()
     }
 

@@ -77,6 +77,9 @@ pub struct Document {
     pub config: Option<Descriptor>,
     #[serde(default)]
     pub layers: Option<Vec<Descriptor>>,
+    /// The blobs of an OCI 1.1-rc artifact manifest, which has neither config nor layers.
+    #[serde(default)]
+    pub blobs: Option<Vec<Descriptor>>,
 }
 
 impl Document {

@@ -126,9 +126,10 @@ pub fn pick_platform<'e>(
     platform: &Platform,
     source: &str,
 ) -> Result<&'e Descriptor> {
+    // Attestation manifests say `unknown/unknown` but are not images: never a match.
     let found: Vec<&Descriptor> = entries
         .iter()
-        .filter(|d| d.platform.as_ref().is_some_and(|p| p.is(platform)))
+        .filter(|d| !d.is_attestation() && d.platform.as_ref().is_some_and(|p| p.is(platform)))
         .collect();
     let digests: HashSet<&str> = found.iter().map(|d| d.digest.as_str()).collect();
     let list = |entries: &mut dyn Iterator<Item = &Descriptor>| {
@@ -240,5 +241,42 @@ mod tests {
             "app.tar is for platform linux/arm64/v8, not linux/amd64"
         );
         assert!(check_config(&p("linux/amd64"), b"{}", "artifact").is_ok());
+    }
+
+    /// A BuildKit index: two images, each with an attestation manifest for `unknown/unknown`.
+    fn buildkit_entries() -> Vec<Descriptor> {
+        let entry = |n: u8, platform: &str, attests: bool| {
+            let (os, arch) = platform.split_once('/').unwrap();
+            let annotations = if attests {
+                serde_json::json!({"vnd.docker.reference.type": "attestation-manifest"})
+            } else {
+                serde_json::json!({})
+            };
+            serde_json::json!({
+                "digest": format!("sha256:{}", format!("{n:x}").repeat(64)),
+                "size": 1,
+                "platform": {"os": os, "architecture": arch},
+                "annotations": annotations,
+            })
+        };
+        let entries = serde_json::json!([
+            entry(1, "linux/amd64", false),
+            entry(2, "linux/arm64", false),
+            entry(3, "unknown/unknown", true),
+            entry(4, "unknown/unknown", true),
+        ]);
+        serde_json::from_value(entries).unwrap()
+    }
+
+    #[test]
+    fn attestation_manifests_are_never_the_platform_picked() {
+        let entries = buildkit_entries();
+        let err = pick_platform(&entries, &p("unknown/unknown"), "app").unwrap_err();
+        assert_eq!(
+            err.message(),
+            "app has no image for platform unknown/unknown (it has: linux/amd64, linux/arm64)"
+        );
+        let picked = pick_platform(&entries, &p("linux/arm64"), "app").unwrap();
+        assert!(picked.digest.ends_with("22"));
     }
 }

@@ -13,7 +13,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::document::{Descriptor, Document};
 use super::manifest::Manifest;
-use super::media_type::is_index;
+use super::media_type::{OCI_ARTIFACT_MANIFEST, is_index};
 use super::platform::{Platform, check_config, pick_platform};
 use crate::error::{Error, Result};
 
@@ -144,11 +144,17 @@ impl Walk<'_> {
         })
     }
 
-    /// The config and layers of one image manifest, each blob once.
+    /// The config and layers of one image manifest (the blobs of an artifact manifest), each
+    /// blob once.
     fn image(&mut self, manifest: &Manifest, document: &Document) -> Result<()> {
-        let config = self.config_of(manifest, document)?;
+        let config = if manifest.media_type == OCI_ARTIFACT_MANIFEST {
+            None
+        } else {
+            Some(self.config_of(manifest, document)?)
+        };
         let layers = document.layers.as_deref().unwrap_or_default();
-        for blob in std::iter::once(config).chain(layers) {
+        let artifact_blobs = document.blobs.as_deref().unwrap_or_default();
+        for blob in config.into_iter().chain(layers).chain(artifact_blobs) {
             if self.seen.insert(blob.digest.clone()) {
                 self.blobs.push(blob.clone());
             }
@@ -173,6 +179,10 @@ impl Walk<'_> {
         document: &Document,
         platform: &Platform,
     ) -> Result<()> {
+        if manifest.media_type == OCI_ARTIFACT_MANIFEST {
+            // No config, so no platform to check.
+            return Ok(());
+        }
         let config = self.config_of(manifest, document)?;
         let bytes = self.reader.config(config).await?;
         check_config(platform, &bytes, &self.reader.name())

@@ -176,3 +176,26 @@ async fn a_manifest_without_config_is_not_an_image() {
     let error = memory.walk(&entry, None).await.unwrap_err();
     assert!(error.message().contains("has no config"), "{error}");
 }
+
+#[test]
+fn an_artifact_manifest_has_its_blobs_and_no_config() {
+    let mut memory = Memory::default();
+    let blob = Digest::of(b"signature").to_string();
+    let artifact = memory.put_json(&json!({
+        "mediaType": crate::oci::media_type::OCI_ARTIFACT_MANIFEST,
+        "artifactType": "application/vnd.example.signature",
+        "blobs": [{"mediaType": "text/plain", "digest": blob, "size": 9}],
+    }));
+    let walked = memory
+        .walk(&artifact, None)
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    let digests: Vec<&str> = walked.blobs.iter().map(|b| b.digest.as_str()).collect();
+    assert_eq!(digests, [blob.as_str()]);
+    let picked = memory
+        .walk(&artifact, Some("linux/amd64"))
+        .now_or_never()
+        .unwrap();
+    assert!(picked.is_ok(), "no config, so no platform to refuse");
+}

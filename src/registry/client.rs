@@ -2,7 +2,8 @@
 //! (`Basic`, or `Bearer` tokens renewed on expiry or 401) and retries of transient failures.
 //! Responses are judged in `status.rs`; where credentials may go is decided in `origin.rs` and
 //! applied here, in [`Registry::send`] and [`Registry::fetch_token`], the only places a request
-//! gets an `Authorization` header.
+//! gets an `Authorization` header. A refusal whose next step is a flag or an environment
+//! variable carries a typed [`Cause`] instead of a hint: the report words it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 use url::Url;
 
+use super::Cause;
 use super::auth::{
     Challenge, TOKEN_LIMIT, Token, TokenResponse, basic_header, parse_challenge, pull_scope,
     push_scope,
@@ -44,6 +46,9 @@ pub enum Role {
     Destination,
     /// Read from (a `docker://` IMAGE): `repository:NAME:pull`.
     Source,
+    /// Pulled from (`idpbuilder pull`): `repository:NAME:pull`, with the flags, credentials
+    /// and trust a destination has (`--username`, `--ca-file`, the cluster's).
+    Pull,
 }
 
 /// A failure inside one attempt; transient ones are retried.
@@ -177,7 +182,7 @@ impl Registry {
     fn scopes(&self) -> Vec<String> {
         let repository = self.repository();
         match self.connection.role {
-            Role::Source => vec![pull_scope(repository)],
+            Role::Source | Role::Pull => vec![pull_scope(repository)],
             Role::Destination => std::iter::once(push_scope(repository))
                 .chain(self.mount_from.as_deref().map(pull_scope))
                 .collect(),
@@ -398,7 +403,7 @@ impl Registry {
                 Error::auth(format!(
                     "not sending the cluster's Gitea admin credentials to {host} over plain HTTP: it is not a loopback address"
                 ))
-                .with_hint("push over HTTPS (without --plain-http), or give credentials yourself with --username and --password-stdin"),
+                .with_reason(Cause::ClusterCredentialsInClearText),
             ));
         }
         if !self.warned_clear_text.swap(true, Ordering::Relaxed) {
@@ -638,52 +643,57 @@ impl Registry {
     }
 
     pub(super) fn needs_credentials(&self) -> Error {
-        match self.connection.role {
-            Role::Destination => Error::auth(format!("{} requires credentials to push to {}", self.host(), self.repository()))
-                .with_hint("pass --username and --password-stdin, or set IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"),
-            Role::Source => Error::auth(format!(
+        let role = self.connection.role;
+        let message = match role {
+            Role::Destination => format!(
+                "{} requires credentials to push to {}",
+                self.host(),
+                self.repository()
+            ),
+            Role::Pull => format!(
+                "{} refused anonymous access to {}: the repository does not exist or needs credentials",
+                self.host(),
+                self.repository()
+            ),
+            Role::Source => format!(
                 "source registry {} refused anonymous access to {}: the repository does not exist or needs credentials",
                 self.host(),
                 self.repository()
-            ))
-            .with_hint(SOURCE_CREDENTIALS_HINT),
-        }
+            ),
+        };
+        Error::auth(message).with_reason(Cause::CredentialsNeeded { role })
     }
 
     pub(super) fn refused(&self, status: StatusCode) -> Error {
         let target = format!("{}/{}", self.host(), self.repository());
-        if self.connection.role == Role::Source {
+        let role = self.connection.role;
+        // Where the refused credentials came from is what the hint points at.
+        let refused = Cause::CredentialsRefused {
+            role,
+            origin: self.credentials.as_ref().map(Credentials::origin),
+        };
+        if role == Role::Source {
             return Error::auth(format!(
                 "source registry refused the credentials for {target} ({status})"
             ))
-            .with_hint("check the source's user name and password (-l debug names where they came from: --src-creds, IDPBUILDER_SRC_USERNAME/PASSWORD, docker's config.json, or the destination's own on the same registry), and that the user may read the repository");
+            .with_reason(refused);
         }
-        if status == StatusCode::FORBIDDEN {
+        if status == StatusCode::FORBIDDEN && self.connection.role == Role::Pull {
+            Error::auth(format!(
+                "registry denied the pull of {target} (403 Forbidden)"
+            ))
+            .with_hint("check that the user may read this repository")
+        } else if status == StatusCode::FORBIDDEN {
             Error::auth(format!("registry denied the push to {target} (403 Forbidden)"))
                 .with_hint("check that the user may push to this owner; in Gitea the owner must be the user or one of its organisations")
         } else {
-            // Point at where the refused credentials came from.
-            let hint = match self.credentials.as_ref().map(Credentials::origin) {
-                Some(Origin::Cluster) => {
-                    "the cluster's gitea-credential secret was refused: check it (kubectl get secret -n gitea gitea-credential), or pass --username and --password-stdin"
-                }
-                Some(Origin::Environment) => {
-                    "check IDPBUILDER_REGISTRY_USERNAME and IDPBUILDER_REGISTRY_PASSWORD"
-                }
-                Some(Origin::DockerConfig) => {
-                    "the credentials came from docker's config.json: docker login again, or pass --username and --password-stdin"
-                }
-                _ => "check --username and the password",
-            };
             Error::auth(format!(
                 "registry refused the credentials for {target} ({status})"
             ))
-            .with_hint(hint)
+            .with_reason(refused)
         }
     }
 }
-
-const SOURCE_CREDENTIALS_HINT: &str = "check the image name, and give credentials for the source with --src-creds USER (the password is asked), IDPBUILDER_SRC_USERNAME and IDPBUILDER_SRC_PASSWORD, or docker login HOST";
 
 /// An `Authorization` value marked sensitive, so the HTTP stack never shows it in `Debug` output
 /// or compresses it into HTTP/2 header tables.

@@ -17,7 +17,7 @@ use futures_util::{Stream, StreamExt};
 use reqwest::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{Method, Response, StatusCode};
 
-use super::client::{Attempt, Failure, Registry};
+use super::client::{Attempt, Failure, Registry, Role};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::BlobReader;
@@ -56,7 +56,12 @@ impl Registry {
                         &[StatusCode::OK],
                     )
                     .await
-                    .map_err(|f| missing(f, || format!("source image {name} does not exist")))?;
+                    .map_err(|f| {
+                        missing(f, || match self.role() {
+                            Role::Pull => format!("image {name} does not exist"),
+                            _ => format!("source image {name} does not exist"),
+                        })
+                    })?;
                 let header = |key| {
                     response
                         .headers()
@@ -179,6 +184,31 @@ impl Registry {
         Ok(Box::pin(tokio_util::io::StreamReader::new(
             body.into_stream(),
         )))
+    }
+
+    /// `GET /v2/<name>/tags/list?n=<limit>`: 200 with `{"tags": [...]}`. Some of the
+    /// repository's tags (at most `limit`, in the registry's order), for a hint when the one
+    /// asked for is not there; `None` when the registry will not say (no such repository, no
+    /// tag list, a refusal).
+    pub async fn list_tags(&self, limit: usize) -> Option<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            tags: Option<Vec<String>>,
+        }
+        let mut url = self.url("tags/list").ok()?;
+        url.query_pairs_mut().append_pair("n", &limit.to_string());
+        let response = self
+            .send(
+                |_| async { Ok(self.request(Method::GET, url.clone())) },
+                &[StatusCode::OK],
+            )
+            .await
+            .ok()?;
+        let body = self.read_manifest_body(response, "tags/list").await.ok()?;
+        let list: TagList = serde_json::from_slice(&body).ok()?;
+        let mut tags = list.tags.unwrap_or_default();
+        tags.truncate(limit);
+        Some(tags)
     }
 
     /// `HOST/REPO:TAG` or `HOST/REPO@DIGEST`, for messages.

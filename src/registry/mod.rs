@@ -2,6 +2,7 @@
 //! read steps of a copy from another registry.
 
 mod auth;
+mod cause;
 mod chunks;
 mod client;
 mod download;
@@ -13,6 +14,7 @@ mod tls;
 mod upload;
 
 pub use auth::{Challenge, parse_challenge};
+pub use cause::Cause;
 pub use chunks::ChunkPolicy;
 pub use client::{Connection, Registry, Role};
 pub use download::FetchedManifest;

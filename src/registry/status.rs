@@ -1,6 +1,7 @@
 //! Judging what came back: `check_status`, the only place a response status is judged (with
 //! the registry's own error message), the mapping of transport errors (TLS trust, connection,
-//! a body cut short) to failures, and the idle timeout around every request.
+//! a body cut short) to failures, and the idle timeout around every request. Where the next
+//! step is a flag, the failure carries a typed [`Cause`] and the report words it.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
+use super::Cause;
 use super::client::{Attempt, Failure, Registry, Role};
 use super::origin::{Downgrade, Unresolved, origin_text};
 use super::timeouts::Watch;
@@ -57,10 +59,9 @@ impl Registry {
             }
             // What an HTTPS server answers to plain HTTP (Go's: "Client sent an HTTP request to
             // an HTTPS server").
-            StatusCode::BAD_REQUEST if plain_http => answered().with_hint(match self.role() {
-                Role::Source => "the source registry may speak HTTPS on that port: drop --src-plain-http",
-                Role::Destination => "the registry may speak HTTPS on that port: drop --plain-http (or http:// in DESTINATION)",
-            }),
+            StatusCode::BAD_REQUEST if plain_http => {
+                answered().with_reason(Cause::PlainHttpToHttps { role: self.role() })
+            }
             _ => answered(),
         };
         Err(Failure {
@@ -149,29 +150,21 @@ impl Registry {
                 self.host(),
                 unresolved.name
             ))
-            .with_hint(self.unreachable_hint("check the registry's host name"))
             .with_cause(error);
-            return Failure::fatal(err);
+            return Failure::fatal(self.unreachable(err, "check the registry's host name"));
         }
         if let Some(tls) = find_tls_error(&error) {
-            // The source registry has flags of its own: naming the destination's would send the
-            // user the wrong way.
-            let (whose, hint) = match self.role() {
-                Role::Source => (
-                    "the source registry ",
-                    "pass --src-ca-file with the source registry's CA or certificate, or --src-insecure (--ca-file and --insecure are the destination's)",
-                ),
-                Role::Destination => (
-                    "",
-                    "pass --ca-file with the registry's CA or certificate (idpbuilder: kubectl get secret -n default idpbuilder-cert -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or --insecure",
-                ),
+            // The role decides whose flags the hint names: the source registry has its own.
+            let whose = match self.role() {
+                Role::Source => "the source registry ",
+                Role::Destination | Role::Pull => "",
             };
             let err = Error::tls(format!(
                 "the TLS certificate of {whose}{} is not trusted: {}",
                 self.host(),
                 describe_tls(tls)
             ))
-            .with_hint(hint)
+            .with_reason(Cause::UntrustedCertificate { role: self.role() })
             .with_cause(error);
             return Failure::fatal(err);
         }
@@ -185,25 +178,23 @@ impl Registry {
         } else {
             format!("the connection to {} failed", self.host())
         };
-        Failure::transient(
-            Error::registry(what)
-                .with_hint(self.unreachable_hint(
-                    "check that the registry is running and reachable, or try again",
-                ))
-                .with_cause(error),
-        )
+        Failure::transient(self.unreachable(
+            Error::registry(what).with_cause(error),
+            "check that the registry is running and reachable, or try again",
+        ))
     }
 
-    /// For idpbuilder's own hosts, the likely cause is that idpbuilder is not running here.
-    fn unreachable_hint(&self, otherwise: &str) -> String {
+    /// For idpbuilder's own hosts, the likely cause is that idpbuilder is not running here,
+    /// which the report words; for any other host, `otherwise` is the hint.
+    fn unreachable(&self, error: Error, otherwise: &str) -> Error {
         let name = self
             .host()
             .rsplit_once(':')
             .map_or(self.host(), |(name, _)| name);
         if name == "cnoe.localtest.me" || name.ends_with(".cnoe.localtest.me") {
-            "idpbuilder does not seem to be running here: start it with `idpbuilder create`, or pass --kubeconfig for the cluster it runs in".to_string()
+            error.with_reason(Cause::IdpbuilderUnreachable)
         } else {
-            otherwise.to_string()
+            error.with_hint(otherwise)
         }
     }
 }

@@ -57,17 +57,19 @@ impl Registry {
     /// Uploads one blob unless the registry has it. A failed attempt cancels its upload
     /// session and starts over in a new one, so the registry never keeps a partial blob, and
     /// only commits one whose digest it checked. A blob read once from a stream cannot start
-    /// over after its first byte was read.
+    /// over after its first byte was read. `known_absent`: a `HEAD` just found the blob missing,
+    /// so it is not asked again.
     pub async fn upload_blob(
         &self,
         blob: SourceBlob,
         chunks: &ChunkPolicy,
+        known_absent: bool,
         reporter: &dyn Reporter,
     ) -> Result<Uploaded> {
         let (blob, bytes) = BlobInfo::split(blob);
         let mut first_session = None;
         if let Some(digest) = &blob.digest {
-            let outcome = if self.blob_exists(digest).await? {
+            let outcome = if !known_absent && self.blob_exists(digest).await? {
                 Some(BlobOutcome::Exists)
             } else {
                 match self.mount_blob(digest).await {

@@ -12,18 +12,21 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::names::{matches_name, tag_of};
+use super::names::{matches_name, tag_of, with_default_tag};
 use super::store::{
     GZIP_MAGIC, JSON_LIMIT, Store, ZSTD_MAGIC, hash, hash_all, head, read_location,
 };
-use super::{Blob, Image, Location, Selection, layout};
+use super::{Blob, Encoding, Image, Location, Selection, layout};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::media_type::{
     OCI_CONFIG as CONFIG, OCI_LAYER as LAYER, OCI_LAYER_GZIP as LAYER_GZIP,
     OCI_LAYER_ZSTD as LAYER_ZSTD, OCI_MANIFEST,
 };
-use crate::oci::{Manifest, OciDescriptor, OciManifest, check_config};
+use crate::oci::{Document, Manifest, OciDescriptor, OciManifest, check_config};
+
+/// The largest blob looked at as a docker 25+ export's own manifest.
+const OWN_MANIFEST_LIMIT: u64 = 256 << 10;
 
 /// One image of `manifest.json`.
 #[derive(Debug, Deserialize)]
@@ -65,16 +68,22 @@ struct RootFs {
 
 /// Reads the image the selection names from the docker archive in `store`.
 pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
-    if store.exists("index.json") && store.exists("oci-layout") {
+    let layout = store.exists("index.json") && store.exists("oci-layout");
+    if layout && !(lists_no_image(store) && store.exists("manifest.json")) {
         return layout::open(store, selection, "docker-archive");
     }
     let source = store.source().display();
     let bytes = store.read_small("manifest.json", JSON_LIMIT)?;
-    let entries: Vec<Entry> = serde_json::from_slice(&bytes).map_err(|e| {
+    let mut entries: Vec<Entry> = serde_json::from_slice(&bytes).map_err(|e| {
         Error::input(format!(
             "manifest.json in {source} is not a docker archive manifest ({e})"
         ))
     })?;
+    for entry in &mut entries {
+        for tag in entry.repo_tags.iter_mut().flatten() {
+            *tag = with_default_tag(tag);
+        }
+    }
     let (entry, name) = select(store, &entries, selection.reference.as_deref())?;
 
     let (config, diff_ids) = config(store, &entry.config)?;
@@ -84,19 +93,9 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
         check_config(platform, &bytes, &source.to_string())?;
     }
     let layers = layers(store, entry, diff_ids)?;
-
-    let manifest = OciManifest {
-        schema_version: 2,
-        media_type: OCI_MANIFEST,
-        config: describe(&config),
-        layers: layers.iter().map(describe).collect(),
-    };
-    let bytes = serde_json::to_vec(&manifest)
-        .map_err(|e| Error::input(format!("cannot write a manifest for {source} ({e})")))?;
-    let root = Manifest {
-        media_type: OCI_MANIFEST.to_string(),
-        digest: Digest::of(&bytes),
-        bytes,
+    let root = match own_manifest(store, &config, &layers) {
+        Some(root) => root,
+        None => built(&config, &layers, &source.to_string())?,
     };
 
     let mut blobs: Vec<Blob> = vec![config];
@@ -111,6 +110,66 @@ pub(crate) fn open(store: &Store, selection: &Selection) -> Result<Image> {
         root,
         source_tag: name.as_deref().and_then(tag_of),
         source_name: name.as_deref().and_then(super::full_name),
+    })
+}
+
+/// Whether `index.json` lists no image: docker 25+ writes `manifests: null` when an image is
+/// saved by its ID, and `manifest.json` beside it is then the only description of the image.
+fn lists_no_image(store: &Store) -> bool {
+    store
+        .read_small("index.json", JSON_LIMIT)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Document>(&bytes).ok())
+        .is_some_and(|index| index.manifests.unwrap_or_default().is_empty())
+}
+
+/// The manifest a docker 25+ export holds for exactly this config and these layers, so that
+/// the push keeps the digest the engine gives the image (the engine path does the same);
+/// `None` in a classic archive, which holds no manifest.
+fn own_manifest(store: &Store, config: &Blob, layers: &[Blob]) -> Option<Manifest> {
+    let wanted: Vec<&str> = std::iter::once(config)
+        .chain(layers)
+        .map(|b| b.digest.as_str())
+        .collect();
+    store.files_in("blobs/sha256").into_iter().find_map(|path| {
+        let location = store.locate(&path).ok()??;
+        let small = location.len <= OWN_MANIFEST_LIMIT;
+        let readable = location.encoding == Encoding::Plain || location.held().is_some();
+        if !small || !readable || !head(&location, 1).ok()?.starts_with(b"{") {
+            return None;
+        }
+        let bytes = read_location(&location, OWN_MANIFEST_LIMIT).ok()?;
+        let document: Document = serde_json::from_slice(&bytes).ok()?;
+        let named: Vec<&str> = document
+            .config
+            .iter()
+            .chain(document.layers.iter().flatten())
+            .map(|d| d.digest.as_str())
+            .collect();
+        let digest = Digest::of(&bytes);
+        let is_file_name = path.ends_with(digest.hex());
+        (!document.is_index() && named == wanted && is_file_name).then(|| Manifest {
+            media_type: document.media_type_or(None),
+            digest,
+            bytes,
+        })
+    })
+}
+
+/// The OCI manifest for a classic archive's config and layers, which has none of its own.
+fn built(config: &Blob, layers: &[Blob], source: &str) -> Result<Manifest> {
+    let manifest = OciManifest {
+        schema_version: 2,
+        media_type: OCI_MANIFEST,
+        config: describe(config),
+        layers: layers.iter().map(describe).collect(),
+    };
+    let bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| Error::input(format!("cannot write a manifest for {source} ({e})")))?;
+    Ok(Manifest {
+        media_type: OCI_MANIFEST.to_string(),
+        digest: Digest::of(&bytes),
+        bytes,
     })
 }
 
@@ -322,3 +381,7 @@ fn describe(blob: &Blob) -> OciDescriptor<'_> {
 #[cfg(test)]
 #[path = "docker_archive_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "docker_archive_modern_tests.rs"]
+mod modern_tests;

@@ -10,7 +10,8 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{Encoding, Image, ImageSource, Location, Plan, gz};
+use super::store::gz;
+use super::{Encoding, Image, ImageSource, Location, Plan};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::oci::{BlobBytes, BlobReader, Manifests, Reopen, SourceBlob};

@@ -13,8 +13,13 @@ use super::store::{JSON_LIMIT, Store, read_location};
 use super::{Blob, Image, Selection};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::media_type::{is_foreign_layer, is_schema1};
-use crate::oci::{Descriptor, Document, Manifest, ReadManifests, walk};
+use crate::oci::media_type::{
+    DOCKER_LIST, DOCKER_MANIFEST, is_foreign_layer, is_index, is_schema1,
+};
+use crate::oci::{
+    Descriptor, Document, Manifest, Part, PlatformJson, ReadManifests, pick_platform, present_part,
+    walk,
+};
 
 /// Reads the image the selection names from the layout in `store`. `prefix` (`oci`,
 /// `oci-archive`, `docker-archive`) is used in hints that show how to pick an image.
@@ -37,13 +42,19 @@ pub(crate) fn open(store: &Store, selection: &Selection, prefix: &str) -> Result
     } else {
         None
     };
-    let names: HashSet<&str> = chosen.iter().filter_map(|d| d.names().next()).collect();
+    // The name a registry-only destination is taken from: a full name (`app:1.0`), never a
+    // bare ref name beside it (docker 25+ names `latest` and `docker.io/library/app:latest`).
+    let names: HashSet<&str> = chosen
+        .iter()
+        .filter_map(|d| d.names().find(|n| super::full_name(n).is_some()))
+        .collect();
     let source_name = match names.into_iter().collect::<Vec<_>>().as_slice() {
-        [name] => super::full_name(name),
+        [name] => Some(name.to_string()),
         _ => None,
     };
     let reader = Reader { store };
     let root = reader.read_manifest(chosen[0], false)?;
+    let root = reader.present_part(root, selection, prefix)?;
     // Every read of a layout is a file read, done by the time its future is polled: the walk
     // completes in one poll.
     let walked = walk(&reader, root, selection.platform.as_ref())
@@ -70,13 +81,7 @@ fn select<'a>(
     prefix: &str,
 ) -> Result<Vec<&'a Descriptor>> {
     let source = store.source().display();
-    let labels = || {
-        entries
-            .iter()
-            .map(Descriptor::label)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let labels = || images(entries).join(", ");
     let hint = format!("pick one with {prefix}:{source}:REF");
     let chosen: Vec<&Descriptor> = match reference {
         Some(r) => entries
@@ -119,6 +124,34 @@ fn select<'a>(
     }
 }
 
+/// One label per image of index.json: entries with the same digest are one image, named by
+/// all their names (as `docker save` lists one image's RepoTags), so the count and the list
+/// agree.
+fn images(entries: &[Descriptor]) -> Vec<String> {
+    let mut digests: Vec<&str> = Vec::new();
+    for entry in entries {
+        if !digests.contains(&entry.digest.as_str()) {
+            digests.push(&entry.digest);
+        }
+    }
+    digests
+        .into_iter()
+        .map(|digest| {
+            let same: Vec<&Descriptor> = entries.iter().filter(|e| e.digest == digest).collect();
+            let mut names: Vec<&str> = Vec::new();
+            for name in same.iter().flat_map(|e| e.names()) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            match names.as_slice() {
+                [] => same[0].label(),
+                _ => names.join(" "),
+            }
+        })
+        .collect()
+}
+
 /// How the walk reads a layout: manifests and configs from its blob files.
 struct Reader<'a> {
     store: &'a Store,
@@ -149,11 +182,14 @@ impl Reader<'_> {
                 "manifest {digest} in {source} is not valid JSON ({e})"
             ))
         })?;
-        // In a layout the document's own `mediaType` comes before its index entry's.
-        let given = document
+        // In a layout the document's own `mediaType` comes before its index entry's. An entry
+        // saying Docker of a document that names no type is wrong: a Docker manifest or list
+        // always names itself, so the content is OCI, and registries refuse it under the
+        // Docker type.
+        let given = document.media_type.as_deref().or(entry
             .media_type
             .as_deref()
-            .or(entry.media_type.as_deref());
+            .filter(|t| ![DOCKER_LIST, DOCKER_MANIFEST].contains(t)));
         let media_type = document.media_type_or(given);
         if is_schema1(&media_type) {
             return Err(Error::input(format!(
@@ -169,6 +205,81 @@ impl Reader<'_> {
             },
             document,
         ))
+    }
+
+    /// The part of an index root that the layout holds. All of it: the root as it is. Part of
+    /// it: a docker archive (Docker's containerd store saves the index it pulled, with only the
+    /// platforms it has) gives the one image it holds, as the engine's export does; any other
+    /// layout, or several images, needs `--platform`, and the hint names the ones present.
+    fn present_part(
+        &self,
+        root: (Manifest, Document),
+        selection: &Selection,
+        prefix: &str,
+    ) -> Result<(Manifest, Document)> {
+        if !is_index(&root.0.media_type) {
+            return Ok(root);
+        }
+        let present = |d: &Descriptor| {
+            Digest::parse(&d.digest).is_ok_and(|d| self.store.exists(&blob_path(&d)))
+        };
+        let children = root.1.manifests.as_deref().unwrap_or_default();
+        let part = present_part(children, present);
+        let source = self.store.source().display();
+        let digest = &root.0.digest;
+        let platforms = |list: &[&Descriptor]| {
+            list.iter()
+                .map(|d| {
+                    d.platform
+                        .as_ref()
+                        .and_then(PlatformJson::describe)
+                        .unwrap_or_else(|| d.label())
+                })
+                .collect::<Vec<_>>()
+        };
+        let here = match part {
+            Part::Whole => return Ok(root),
+            Part::One(entry) if selection.platform.is_none() && prefix == "docker-archive" => {
+                tracing::info!(
+                    "{source} holds only {} of index {digest}; pushing that platform's manifest",
+                    entry.label()
+                );
+                return self.read_manifest(entry, true);
+            }
+            Part::One(entry) => platforms(&[entry]),
+            Part::Several(entries) => platforms(&entries),
+            Part::Nothing => {
+                return Err(Error::input(format!(
+                    "{source} holds none of the images its index {digest} names"
+                ))
+                .with_hint("the image is incomplete; export it again"));
+            }
+        };
+        if let Some(platform) = &selection.platform {
+            let entry = pick_platform(children, platform, &source.to_string())?;
+            if present(entry) {
+                return Ok(root);
+            }
+            return Err(Error::input(format!(
+                "{source} has no {platform} image: index {digest} names one, but it was not exported"
+            ))
+            .with_hint(format!("it holds {}: pick one with --platform", here.join(", "))));
+        }
+        let images = children.iter().filter(|c| !c.is_attestation()).count();
+        let what = if here.len() == images {
+            format!(
+                "{source} holds the images of index {digest} but not all its attestation manifests"
+            )
+        } else {
+            format!(
+                "{source} holds only {} of the {images} images index {digest} names",
+                here.len()
+            )
+        };
+        Err(Error::input(what).with_hint(format!(
+            "pick one of those present with --platform: {}",
+            here.join(", ")
+        )))
     }
 
     /// Where a config or layer blob lies; `None` for a foreign layer the layout leaves out.

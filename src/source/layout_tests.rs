@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::oci::media_type::OCI_MANIFEST;
+use crate::oci::media_type::{DOCKER_LIST, OCI_MANIFEST};
 use crate::source::testing::{INDEX, Layout, digests, named};
 
 fn open_dir(layout: &Layout, reference: Option<&str>, platform: Option<&str>) -> Result<Image> {
@@ -63,6 +63,20 @@ fn several_images_without_ref_is_an_error_listing_them() {
     assert!(err.message().contains(&unnamed), "{}", err.message());
     let hint = format!("pick one with oci:{}:REF", layout.dir.display());
     assert_eq!(err.hint(), Some(hint.as_str()));
+}
+
+#[test]
+fn an_image_with_several_names_is_counted_once_and_listed_with_all_of_them() {
+    let (_tmp, layout) = new_layout();
+    let (a, _) = layout.image("linux", "amd64", &[b"a"]);
+    let (b, _) = layout.image("linux", "amd64", &[b"b"]);
+    layout.finish(&[named(&a, "1.0"), named(&a, "latest"), named(&b, "2.0")]);
+    let err = open_dir(&layout, None, None).unwrap_err();
+    assert!(
+        err.message().ends_with("holds 2 images: 1.0 latest, 2.0"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -246,11 +260,14 @@ fn a_missing_platform_manifest_suggests_platform() {
     let err = open_dir(&layout, None, None).unwrap_err();
     assert!(
         err.message()
-            .starts_with(&format!("manifest {arm} is missing")),
+            .contains("holds only 1 of the 2 images index sha256:"),
         "{}",
         err.message()
     );
-    assert!(err.hint().unwrap().contains("--platform"));
+    assert_eq!(
+        err.hint(),
+        Some("pick one of those present with --platform: linux/amd64")
+    );
     assert!(open_dir(&layout, None, Some("linux/amd64")).is_ok());
 }
 
@@ -313,4 +330,18 @@ fn a_blob_linked_outside_the_layout_is_refused_when_the_image_is_opened() {
     std::os::unix::fs::symlink("../../store/layer", &blob).unwrap();
     let image = open_dir(&layout, None, None).unwrap();
     assert_eq!(digests(&image), blobs);
+}
+
+#[test]
+fn an_entry_saying_docker_list_of_an_index_naming_no_type_is_read_as_oci() {
+    let (_tmp, layout) = new_layout();
+    let (amd, _) = layout.image("linux", "amd64", &[b"a"]);
+    let index = json!({"schemaVersion": 2, "manifests": [amd]});
+    let mut entry = layout.blob(DOCKER_LIST, index.to_string().as_bytes());
+    entry["mediaType"] = json!(DOCKER_LIST);
+    layout.finish(&[named(&entry, "1.0")]);
+    let image = open_dir(&layout, None, None).unwrap();
+    assert_eq!(image.root.media_type, crate::oci::media_type::OCI_INDEX);
+    assert_eq!(image.root.digest.as_str(), entry["digest"]);
+    assert_eq!(image.children.len(), 1);
 }

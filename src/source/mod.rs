@@ -19,9 +19,8 @@ pub use crate::oci::Platform;
 use crate::oci::{BlobReader, Manifest, Manifests, SourceBlob};
 
 mod docker_archive;
-mod engine;
+pub(crate) mod engine;
 mod files;
-mod gz;
 mod image_ref;
 mod layout;
 mod names;
@@ -33,7 +32,7 @@ mod testing;
 
 use store::Store;
 
-pub use image_ref::ImageReference;
+pub use image_ref::{DOCKER_HUB, ImageReference, PREFIX};
 pub use registry::RemoteAccess;
 
 /// Where a blob's bytes lie: `len` bytes at `offset` of `file`, a plain file or an entry of a
@@ -51,7 +50,7 @@ pub struct Location {
     /// files read in place.
     pub head: Held,
     /// Decoders a `.tar.gz` shares between its ranges; `None` for files read in place.
-    pub(crate) parked: Option<Arc<gz::Parked>>,
+    pub(crate) parked: Option<Arc<store::gz::Parked>>,
 }
 
 impl Location {
@@ -158,6 +157,11 @@ pub async fn open_source(
     platform: Option<Platform>,
     remote: Option<RemoteAccess>,
 ) -> Result<Box<dyn ImageSource>> {
+    if let Some(path) = argument.strip_prefix(SKOPEO_DIR)
+        && !Path::new(argument).exists()
+    {
+        return Err(skopeo_dir(path));
+    }
     if let Some(reference) = ImageReference::parse(argument)? {
         let remote = remote.ok_or_else(|| {
             Error::input(format!(
@@ -304,16 +308,42 @@ fn missing(argument: &str, path: &Path, kind: FileFormat, cause: std::io::Error)
 /// A directory, which must be an OCI image layout.
 fn layout_dir(path: &Path, selection: &Selection) -> Result<Image> {
     let store = Store::dir(path);
-    if !store.exists("oci-layout") || !store.exists("index.json") {
-        return Err(Error::input(format!(
-            "{} is not an OCI image layout (no oci-layout/index.json)",
-            path.display()
-        ))
-        .with_hint(
-            "pass a directory written by skopeo copy ... oci:DIR, or an image archive file",
-        ));
+    if is_skopeo_dir(&store) {
+        return Err(skopeo_dir(&path.display().to_string()));
     }
-    layout::open(&store, selection, "oci")
+    let missing = match (store.exists("oci-layout"), store.exists("index.json")) {
+        (true, true) => return layout::open(&store, selection, "oci"),
+        (false, true) => "no oci-layout file",
+        (true, false) => "no index.json",
+        (false, false) => "neither oci-layout nor index.json",
+    };
+    Err(Error::input(format!(
+        "{} is not an OCI image layout ({missing})",
+        path.display()
+    ))
+    .with_hint("pass a directory written by skopeo copy ... oci:DIR, or an image archive file"))
+}
+
+/// The prefix skopeo gives its own directory format.
+const SKOPEO_DIR: &str = "dir:";
+
+/// A directory in skopeo's `dir:` format: a `version` file saying so, `manifest.json`, and
+/// blobs named by their hex digest.
+fn is_skopeo_dir(store: &Store) -> bool {
+    store.exists("manifest.json")
+        && store
+            .read_small("version", 256)
+            .is_ok_and(|v| v.starts_with(b"Directory Transport Version"))
+}
+
+/// skopeo's `dir:` format is not one we read: say so, and how to make one we do.
+fn skopeo_dir(path: &str) -> Error {
+    Error::input(format!(
+        "{path} is in skopeo's dir: format, which idpbuilder does not read"
+    ))
+    .with_hint(format!(
+        "copy it to an OCI layout first: skopeo copy dir:{path} oci:{path}-oci"
+    ))
 }
 
 /// A file: a docker archive when it has `manifest.json`, else an OCI archive when it has

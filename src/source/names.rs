@@ -16,9 +16,23 @@ pub(crate) fn tag_of(name: &str) -> Option<String> {
     is_valid_tag(tag).then(|| tag.to_string())
 }
 
+/// A docker `RepoTag` as docker reads it: one without a tag (`app`, `localhost:5000/app`) is
+/// `:latest`.
+pub(crate) fn with_default_tag(name: &str) -> String {
+    let tagged = name.contains('@')
+        || name
+            .rfind(':')
+            .is_some_and(|colon| !name[colon..].contains('/'));
+    if tagged {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
 /// Whether REF (from `PATH:REF`) picks an image going by `name`: the same text, the same docker
-/// name once normalised (`foo:1.0` is `docker.io/library/foo:1.0`), or, for a bare tag REF, the
-/// tag of a full name.
+/// name once normalised (`foo:1.0` is `docker.io/library/foo:1.0`, `foo` is `foo:latest`), or,
+/// for a bare tag REF, the tag of a full name.
 pub(crate) fn matches_name(name: &str, reference: &str) -> bool {
     if name == reference {
         return true;
@@ -26,7 +40,8 @@ pub(crate) fn matches_name(name: &str, reference: &str) -> bool {
     if is_valid_tag(reference) && tag_of(name).as_deref() == Some(reference) {
         return true;
     }
-    has_repository(name) && has_repository(reference) && normalise(name) == normalise(reference)
+    // A bare REF may be a name too: `app` picks `app:latest`, as `docker run app` does.
+    has_repository(name) && normalise(name) == normalise(reference)
 }
 
 /// Whether `text` looks like `repository:tag` or `host/repository...` rather than a bare tag.
@@ -84,6 +99,20 @@ mod tests {
     }
 
     #[test]
+    fn a_repo_tag_without_a_tag_is_latest_as_docker_reads_it() {
+        assert_eq!(with_default_tag("test_image_1"), "test_image_1:latest");
+        assert_eq!(
+            with_default_tag("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(with_default_tag("app:1.0"), "app:1.0");
+        assert_eq!(
+            with_default_tag("localhost:5000/app:2"),
+            "localhost:5000/app:2"
+        );
+    }
+
+    #[test]
     fn docker_names_match_in_short_or_full_form() {
         let full = "docker.io/library/foo:1.0";
         for reference in [
@@ -101,6 +130,8 @@ mod tests {
         assert!(!matches_name(full, "foo:2.0"));
         assert!(!matches_name("quay.io/foo:1.0", "foo:1.0"));
         assert!(!matches_name("1.0", "2.0"));
+        assert!(matches_name("test_image_1:latest", "test_image_1"));
+        assert!(!matches_name("test_image_1:2", "test_image_1"));
     }
 
     #[test]

@@ -74,11 +74,54 @@ fn a_directory_that_is_not_a_layout_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let err = open(&tmp.path().display().to_string(), None).unwrap_err();
     let expected = format!(
-        "{} is not an OCI image layout (no oci-layout/index.json)",
+        "{} is not an OCI image layout (neither oci-layout nor index.json)",
         tmp.path().display()
     );
     assert_eq!(err.message(), expected);
     assert!(err.hint().is_some());
+}
+
+#[test]
+fn a_layout_directory_missing_one_file_is_refused_naming_that_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("index.json"), b"{}").unwrap();
+    let path = tmp.path().display().to_string();
+    let err = open(&path, None).unwrap_err();
+    assert_eq!(
+        err.message(),
+        format!("{path} is not an OCI image layout (no oci-layout file)")
+    );
+    std::fs::remove_file(tmp.path().join("index.json")).unwrap();
+    std::fs::write(tmp.path().join("oci-layout"), b"{}").unwrap();
+    let err = open(&path, None).unwrap_err();
+    assert_eq!(
+        err.message(),
+        format!("{path} is not an OCI image layout (no index.json)")
+    );
+}
+
+#[test]
+fn skopeos_dir_format_is_refused_as_a_format_we_do_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("manifest.json"), b"{}").unwrap();
+    std::fs::write(
+        tmp.path().join("version"),
+        b"Directory Transport Version: 1.1\n",
+    )
+    .unwrap();
+    let path = tmp.path().display().to_string();
+    let err = open(&path, None).unwrap_err();
+    assert_eq!(
+        err.message(),
+        format!("{path} is in skopeo's dir: format, which idpbuilder does not read")
+    );
+    assert_eq!(
+        err.hint(),
+        Some(
+            format!("copy it to an OCI layout first: skopeo copy dir:{path} oci:{path}-oci")
+                .as_str()
+        )
+    );
 }
 
 #[test]

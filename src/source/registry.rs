@@ -36,6 +36,9 @@ pub struct RemoteAccess {
     pub retries: u32,
     /// Retry notices and warnings of the source registry.
     pub reporter: Arc<dyn Reporter>,
+    /// [`Role::Source`] for a push's `docker://` IMAGE, [`Role::Pull`] for what a pull reads:
+    /// the token scope and how refusals read.
+    pub role: Role,
 }
 
 /// An image in a registry, its manifests read and checked.
@@ -58,7 +61,7 @@ pub(super) async fn open(
         plain_http: access.plain_http,
         trust: access.trust,
         retries: access.retries,
-        role: Role::Source,
+        role: access.role,
     };
     let registry = Arc::new(
         Registry::new(connection, access.credentials)?.with_reporter(access.reporter.clone()),

@@ -1,6 +1,7 @@
-//! Blob uploads run up to `--concurrency` at once, never more, and the manifest waits for every
-//! blob. A wiremock registry records when each request arrives; every blob's closing `PUT` is
-//! answered after a fixed delay, so each upload occupies a known interval.
+//! Blob uploads larger than 1 MiB run up to `--concurrency` at once, never more; smaller ones
+//! (which wait on round trips, not bandwidth) run up to 16 at once beside them; the manifest
+//! waits for every blob. A wiremock registry records when each request arrives; every blob's
+//! closing `PUT` is answered after a fixed delay, so each upload occupies a known interval.
 
 use crate::support;
 
@@ -62,13 +63,17 @@ async fn registry(log: &Log) -> MockServer {
     server
 }
 
-/// Pushes a 6-blob image with `--concurrency N`; returns blob PUT arrivals and the manifest's.
-async fn push_with(concurrency: &str) -> (Vec<Instant>, Instant) {
+/// Layers of just over 1 MiB: large blobs, each taking one of the `--concurrency` places.
+const LARGE: [usize; 5] = [1_100_000, 1_100_001, 1_100_002, 1_100_003, 1_100_004];
+
+/// Pushes a 6-blob image (`layers` and a small config) with `--concurrency N`; returns blob
+/// PUT arrivals and the manifest's.
+async fn push_with(concurrency: &str, layers: &[usize]) -> (Vec<Instant>, Instant) {
     let log: Log = Arc::default();
     let server = registry(&log).await;
     let work = tempfile::tempdir().expect("temp dir");
     let layout = work.path().join("l");
-    fixtures::oci_layout(&layout, &ImageSpec::new("1.0", &[100, 200, 300, 400, 500]));
+    fixtures::oci_layout(&layout, &ImageSpec::new("1.0", layers));
     let host = server.address().to_string();
     let concurrency = concurrency.to_string();
     let output = tokio::task::spawn_blocking(move || {
@@ -113,9 +118,10 @@ fn max_overlap(arrivals: &[Instant]) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn four_at_a_time_overlap_but_never_more_than_four() {
-    let (blobs, manifest) = push_with("4").await;
+    let (blobs, manifest) = push_with("4", &LARGE).await;
     let overlap = max_overlap(&blobs);
-    assert!((2..=4).contains(&overlap), "overlap {overlap}");
+    // Four large layers, plus the small config beside them.
+    assert!((2..=5).contains(&overlap), "overlap {overlap}");
     let last_done = blobs.iter().map(|t| *t + DELAY).max().expect("blobs");
     assert!(
         manifest >= last_done,
@@ -125,7 +131,8 @@ async fn four_at_a_time_overlap_but_never_more_than_four() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_at_a_time_is_strictly_sequential() {
-    let (mut blobs, manifest) = push_with("1").await;
+    // `--concurrency 1` means one at a time for small blobs too.
+    let (mut blobs, manifest) = push_with("1", &[100, 200, 300, 400, 500]).await;
     blobs.sort();
     assert_eq!(max_overlap(&blobs), 1);
     for pair in blobs.windows(2) {
@@ -135,4 +142,14 @@ async fn one_at_a_time_is_strictly_sequential() {
         );
     }
     assert!(manifest >= *blobs.last().expect("blobs") + DELAY);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_blobs_go_side_by_side_beyond_the_concurrency() {
+    let (blobs, _) = push_with("2", &[100, 200, 300, 400, 500]).await;
+    let overlap = max_overlap(&blobs);
+    assert!(
+        overlap > 2,
+        "six small blobs with --concurrency 2: overlap {overlap}"
+    );
 }

@@ -4,11 +4,13 @@
 //! e2e process the push measured 129 MiB and the gzip bomb 316 MiB, the test process's own
 //! peak, not the child's. Here the test process stays small and the number is the child's.
 //!
-//! `memory`: a 256 MiB push stays flat; `source_safety`: files the tool must not trust (among
+//! `hostile`: peers and inputs that try to make the push use unbounded memory or time (issue
+//! 22), each bounded and named; `memory`: a 256 MiB push stays flat; `source_safety`: files the tool must not trust (among
 //! them a gzip bomb that fills neither disk nor memory).
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod hostile;
 mod memory;
 mod source_safety;

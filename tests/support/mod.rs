@@ -12,6 +12,8 @@ pub mod container_registry;
 pub mod engine;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod fixtures_docker;
+pub mod fixtures_shapes;
 pub mod gitea_fake;
 pub mod gitea_model;
 pub mod hostile;
@@ -23,6 +25,7 @@ pub mod raw_image;
 pub mod registry;
 pub mod server_process;
 pub mod skopeo;
+pub mod slow_link;
 pub mod token_server;
 
 use std::io::Write as _;

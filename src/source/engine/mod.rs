@@ -26,7 +26,7 @@ use crate::reference::looks_like_host;
 
 mod inspect;
 mod manifests;
-mod socket;
+pub(crate) mod socket;
 mod stream;
 mod watch;
 

@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::found;
 use super::support::fixtures::{self, ImageSpec};
 
 /// A destination nobody listens on: input errors must come before any connection.
@@ -88,6 +89,33 @@ pub const INPUT_CASES: &[InputCase] = &[
     case("zstd-compressed archive", zstd_file,
         &["{dir}/app.tar.zst", NOWHERE],
         "is zstd-compressed, which is not supported"),
+    case("xz-compressed docker archive (`.tar.xz`)", found::xz_archive,
+        &["{dir}/app.tar.xz", NOWHERE],
+        "is xz-compressed, which is not supported"),
+    case("bzip2-compressed docker archive (`.tar.bz2`)", found::bzip2_archive,
+        &["{dir}/app.tar.bz2", NOWHERE],
+        "is bzip2-compressed, which is not supported"),
+    case("tar cut inside an entry's padding", found::tar_cut_in_padding,
+        &["{dir}/cut.tar", NOWHERE],
+        "manifest.json is cut short: the file is truncated"),
+    case("skopeo `dir:` directory", found::skopeo_dir,
+        &["{dir}/d", NOWHERE],
+        "is in skopeo's dir: format, which idpbuilder does not read"),
+    case("skopeo `dir:` IMAGE", found::skopeo_dir,
+        &["dir:{dir}/d", NOWHERE],
+        "is in skopeo's dir: format, which idpbuilder does not read"),
+    case("layout directory without `oci-layout`", found::layout_without_oci_layout,
+        &["{dir}/l", NOWHERE],
+        "is not an OCI image layout (no oci-layout file)"),
+    case("containerd-store `docker save` holding 2 of its index's 3 platforms", found::containerd_save_of_two,
+        &["{dir}/save.tar", NOWHERE],
+        "holds only 2 of the 3 images index"),
+    case("containerd-store `docker save`, `--platform` not exported", found::containerd_save_of_one,
+        &["--platform", "linux/amd64", "{dir}/save.tar", NOWHERE],
+        "names one, but it was not exported"),
+    case("`--platform unknown/unknown` on a BuildKit index", found::buildkit_index,
+        &["--platform", "unknown/unknown", "{dir}/bk", NOWHERE],
+        "has no image for platform unknown/unknown (it has: linux/amd64, linux/arm64)"),
     case("tar holding neither `manifest.json` nor `index.json`", tar_without_image,
         &["{dir}/files.tar", NOWHERE],
         "is neither a docker archive"),

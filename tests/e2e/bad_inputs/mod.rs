@@ -14,6 +14,7 @@
 use crate::support;
 
 mod cases;
+mod found;
 mod registry_faults;
 mod rows;
 

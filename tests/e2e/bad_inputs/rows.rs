@@ -42,7 +42,8 @@ const REGISTRY_TEXT: &str = "tests/e2e/security/registry_text.rs";
 const CLUSTER_CERT: &str = "tests/e2e/security/cluster_certificate.rs";
 const SAFETY: &str = "tests/peak_rss/source_safety.rs";
 const MIRROR: &str = "tests/e2e/mirror.rs";
-const HOSTILE: &str = "tests/hostile.rs";
+const HOSTILE: &str = "tests/peak_rss/hostile.rs";
+const PULL: &str = "tests/e2e/pull/faults.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
 
@@ -321,4 +322,35 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("engine export without end, for an image it said holds 300,000 bytes", 2, HOSTILE,
         "an_endless_export_is_cut_past_the_size_the_engine_gave",
         "`the engine at SOCKET sent more than N bytes, far more than the size it gave` (twice the size and 64 MiB) in 0.6 s; peak RSS 26 MiB; no tag"),
+    // `idpbuilder pull`: the destination is left as it was.
+    row("pull: a tag the registry does not have", 2, PULL,
+        "a_tag_the_registry_does_not_have_exits_2_listing_some_of_its_tags",
+        "`image HOST/team/app:nope does not exist (404 Not Found)`, hint `HOST/team/app has the tags 1.0, 1.1; pull one of them`; nothing written"),
+    row("pull: a digest the registry does not have", 2, PULL,
+        "a_digest_the_registry_does_not_have_exits_2",
+        "`image HOST/team/app@sha256:… does not exist (404 Not Found)`, hint lists the tags"),
+    row("pull: wrong password", 3, PULL,
+        "a_wrong_password_exits_3",
+        "`registry refused the credentials for HOST/team/app (401 Unauthorized)`; the password is not printed; nothing written"),
+    row("pull: the registry's certificate is not trusted", 4, PULL,
+        "an_untrusted_certificate_exits_4",
+        "`the TLS certificate of HOST is not trusted`, hint `--ca-file`; nothing written"),
+    row("pull into the engine, no engine answers", 2, PULL,
+        "no_engine_to_load_into_exits_2_before_any_download",
+        "`cannot load the image into the engine: no engine answered at SOCKET`, hint: start it, `DOCKER_HOST`, or `oci:DIR`; no blob downloaded"),
+    row("pull into a directory that does not exist", 2, PULL,
+        "a_destination_directory_that_does_not_exist_exits_2",
+        "`cannot create the layout …: the directory … does not exist`, hint `mkdir -p`"),
+    row("pull into a read-only place (layout, OCI or docker archive)", 2, PULL,
+        "a_read_only_destination_exits_2_before_any_download",
+        "`cannot write …: permission denied (or a read-only file system)`, before any download"),
+    row("pull onto a full disk (1 MiB tmpfs, 1.5 MiB image)", 2, PULL,
+        "a_full_disk_exits_2_and_leaves_nothing_behind",
+        "`cannot write …: no space left on the device`; the tmpfs is left empty: no layout, archive or temporary file"),
+    row("pull: the registry serves a blob whose bytes do not match its digest", 2, PULL,
+        "a_registry_serving_wrong_bytes_leaves_nothing_written",
+        "`blob sha256:… from HOST/team/app does not match its digest`; no layout or archive appears; an existing layout keeps its `index.json` and gains no wrong blob"),
+    row("pull: Ctrl-C (SIGINT) while blobs download", 130, PULL,
+        "ctrl_c_during_a_pull_exits_130_and_leaves_nothing",
+        "`error: interrupted` within 1 s, hint `the destination was left as it was`; no layout, no temporary file"),
 ];

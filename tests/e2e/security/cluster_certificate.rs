@@ -6,7 +6,7 @@ use std::path::Path;
 use super::fake::Fake;
 use super::support::certs::{self, ServerCert};
 use super::support::kube_api::{FakeCluster, KubeAuth};
-use super::{PASS, Sessions, USER, anonymous_registry, push_image, text};
+use super::{PASS, Sessions, USER, anonymous_registry, push_image_to, text};
 
 /// A certificate for localhost / 127.0.0.1 signed by the idpbuilder-shaped `issuer`.
 fn signed_by(issuer: &ServerCert, dir: &Path) -> ServerCert {
@@ -47,7 +47,9 @@ fn cluster(certificate: &Path) -> FakeCluster {
         "gitea-credential",
         &[("username", USER.as_bytes()), ("password", PASS.as_bytes())],
     );
-    cluster.ingresses("gitea", &["127.0.0.1"]);
+    // A name, as an Ingress host must be (Kubernetes refuses an IP address there), so the
+    // cluster is read for it.
+    cluster.ingresses("gitea", &["localhost"]);
     let pem = std::fs::read(certificate).expect("read certificate");
     cluster.secret("default", "idpbuilder-cert", &[("ca.crt", &pem)]);
     cluster
@@ -57,10 +59,12 @@ fn cluster(certificate: &Path) -> FakeCluster {
 fn push(home: &Path, served: &ServerCert, idpbuilder_cert: &Path) -> (Option<i32>, String) {
     let sessions = Sessions::default();
     let registry = Fake::tls(served, move |seen, me| {
-        anonymous_registry(seen, me, &sessions, me)
+        // Locations as paths: they stay on the name the push used, the cluster's Gitea host.
+        anonymous_registry(seen, me, &sessions, me).location_as_path(me)
     });
     let cluster = cluster(idpbuilder_cert);
-    let output = push_image(home, 3_000, registry.port(), |cmd| {
+    let host = format!("localhost:{}", registry.port());
+    let output = push_image_to(home, 3_000, &host, |cmd| {
         cmd.env("KUBECONFIG", cluster.kubeconfig(home, KubeAuth::Token));
     });
     (output.status.code(), text(&output))

@@ -34,6 +34,21 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The same reply with a `Location` on this server (`me`) given as a path, as a registry
+    /// reached by a name answers when it does not know that name.
+    pub fn location_as_path(mut self, me: SocketAddr) -> Reply {
+        for (name, value) in &mut self.headers {
+            if name.eq_ignore_ascii_case("location") {
+                for scheme in ["http", "https"] {
+                    if let Some(path) = value.strip_prefix(&format!("{scheme}://{me}")) {
+                        *value = path.to_string();
+                    }
+                }
+            }
+        }
+        self
+    }
+
     pub fn status(status: u16) -> Reply {
         Reply {
             status,

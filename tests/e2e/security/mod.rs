@@ -77,11 +77,21 @@ pub fn push_image(
     port: u16,
     with: impl FnOnce(&mut assert_cmd::Command),
 ) -> Output {
+    push_image_to(home, layer, &format!("127.0.0.1:{port}"), with)
+}
+
+/// [`push_image`] to `host` (`NAME:PORT`): a cluster's Gitea is a name, never an IP address.
+pub fn push_image_to(
+    home: &Path,
+    layer: usize,
+    host: &str,
+    with: impl FnOnce(&mut assert_cmd::Command),
+) -> Output {
     let layout = image(home, layer);
     let mut cmd = idpbuilder(home);
     with(&mut cmd);
     cmd.arg(&layout)
-        .arg(format!("127.0.0.1:{port}/team/app:1.0"))
+        .arg(format!("{host}/team/app:1.0"))
         .output()
         .expect("run idpbuilder")
 }

@@ -3,7 +3,7 @@
 //! time, one `error:` line naming the peer at fault with the SPEC's exit code, and nothing
 //! pushed that no manifest names.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;

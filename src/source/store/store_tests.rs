@@ -134,6 +134,56 @@ fn text_and_zstd_files_are_refused() {
 }
 
 #[test]
+fn xz_and_bzip2_files_are_refused_with_the_command_that_decompresses_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, bytes, kind, command) in [
+        (
+            "a.tar.xz",
+            &b"\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4\x46"[..],
+            "xz",
+            "xz -d -k",
+        ),
+        (
+            "a.tar.bz2",
+            &b"BZh91AY&SY\x00\x01"[..],
+            "bzip2",
+            "bunzip2 -k",
+        ),
+    ] {
+        let path = write(tmp.path(), name, bytes);
+        let err = Store::archive(&path).unwrap_err();
+        assert!(
+            err.message().ends_with(&format!(
+                "{name} is {kind}-compressed, which is not supported"
+            )),
+            "{}",
+            err.message()
+        );
+        let hint = err.hint().unwrap_or_default();
+        assert!(
+            hint.contains(&format!("{command} {}", path.display())),
+            "{hint}"
+        );
+    }
+}
+
+#[test]
+fn a_tar_cut_inside_an_entrys_padding_is_truncated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = tar_bytes(&[("blob", &[7u8; 700]), ("index.json", b"{}")], &[]);
+    // The first entry's data ends 700 bytes after its header; its padding runs to 1024.
+    let path = write(tmp.path(), "cut.tar", &bytes[..512 + 800]);
+    let err = Store::archive(&path).unwrap_err();
+    assert!(
+        err.message().contains(
+            "cut.tar is not a readable tar archive (blob is cut short: the file is truncated)"
+        ),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
 fn oversized_json_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("index.json"), b"[1,2,3]").unwrap();
@@ -345,4 +395,37 @@ fn a_layout_file_linked_outside_the_layout_is_an_error_naming_it() {
     std::os::unix::fs::symlink(&layout, tmp.path().join("alias")).unwrap();
     let store = Store::dir(&tmp.path().join("alias"));
     assert_eq!(read(&store, "blobs/sha256/in"), b"inside");
+}
+
+#[test]
+fn the_files_in_a_folder_are_listed_alike_from_a_directory_and_a_tar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    std::fs::create_dir_all(dir.join("blobs/sha256/nested")).unwrap();
+    for name in [
+        "blobs/sha256/bb",
+        "blobs/sha256/aa",
+        "blobs/sha256/nested/cc",
+        "index.json",
+    ] {
+        std::fs::write(dir.join(name), b"x").unwrap();
+    }
+    let bytes = tar_bytes(
+        &[
+            ("./blobs/sha256/bb", b"x"),
+            ("blobs/sha256/aa", b"x"),
+            ("blobs/sha256/nested/cc", b"x"),
+            ("index.json", b"x"),
+        ],
+        &[("blobs/sha256/link", "aa", tar::EntryType::Symlink)],
+    );
+    let tar = write(tmp.path(), "layout.tar", &bytes);
+    for store in [Store::dir(&dir), Store::archive(&tar).unwrap()] {
+        assert_eq!(
+            store.files_in("blobs/sha256"),
+            ["blobs/sha256/aa", "blobs/sha256/bb"],
+            "{store:?}"
+        );
+        assert!(store.files_in("missing").is_empty());
+    }
 }

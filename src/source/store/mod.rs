@@ -1,6 +1,6 @@
 //! Where an image's files live: a layout directory, or a tar archive indexed once so that every
 //! file in it is a byte range of the tar. A gzip'd tar is never decompressed to disk: it is
-//! indexed in one streaming pass ([`super::gz`]), and its files are ranges of the decompressed
+//! indexed in one streaming pass ([`gz`]), and its files are ranges of the decompressed
 //! stream, read by decompressing again.
 //!
 //! Nothing outside the source is ever read: a layout's files (links included) must resolve
@@ -13,9 +13,11 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Encoding, Held, Location, gz};
+use super::{Encoding, Held, Location};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+
+pub(super) mod gz;
 
 /// The most we read into memory for one JSON file (manifest, index, config, manifest.json).
 pub(crate) const JSON_LIMIT: u64 = 4 << 20;
@@ -23,6 +25,15 @@ pub(crate) const JSON_LIMIT: u64 = 4 << 20;
 pub(super) const CHUNK: usize = 256 << 10;
 pub(super) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Compressions `docker load` reads that we do not, by magic number: each is refused with the
+/// command that decompresses it, never read as a tar (which would fail on binary bytes).
+const UNREAD_COMPRESSIONS: [(&[u8], &str, &str); 3] = [
+    (&ZSTD_MAGIC, "zstd", "zstd -d"),
+    (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz", "xz -d -k"),
+    (b"BZh", "bzip2", "bunzip2 -k"),
+];
+/// How long a tar's blocks are: an entry's data is padded to a multiple of this.
+const TAR_BLOCK: u64 = 512;
 /// Symlink chains longer than this are treated as broken (and loops end).
 const MAX_LINK_HOPS: usize = 16;
 /// The most files and links a tar may hold: no image needs nearly as many, and each costs
@@ -76,12 +87,15 @@ impl Store {
     /// A tar file, or a gzip'd tar (detected by its magic bytes) indexed as a stream.
     pub(crate) fn archive(path: &Path) -> Result<Store> {
         let magic = read_magic(path)?;
-        if magic.starts_with(&ZSTD_MAGIC) {
+        if let Some((_, name, command)) = UNREAD_COMPRESSIONS
+            .iter()
+            .find(|(m, _, _)| magic.starts_with(m))
+        {
             return Err(Error::input(format!(
-                "{} is zstd-compressed, which is not supported",
+                "{} is {name}-compressed, which is not supported",
                 path.display()
             ))
-            .with_hint(format!("decompress it first: zstd -d {}", path.display())));
+            .with_hint(format!("decompress it first: {command} {}", path.display())));
         }
         let (encoding, nodes, parked) = if magic.starts_with(&GZIP_MAGIC) {
             (Encoding::Gzip, gz::index(path)?, Some(Arc::default()))
@@ -153,6 +167,35 @@ impl Store {
                 Ok(None)
             }
         }
+    }
+
+    /// The paths of the regular files directly under the folder `dir`, sorted.
+    pub(crate) fn files_in(&self, dir: &str) -> Vec<String> {
+        let Some(dir) = normalise(dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<String> = match &self.backing {
+            Backing::Dir { .. } => std::fs::read_dir(self.source.join(&dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| format!("{dir}/{}", e.file_name().to_string_lossy()))
+                .collect(),
+            Backing::Tar { nodes, .. } => nodes
+                .iter()
+                .filter(|(name, node)| {
+                    matches!(node, Node::File { .. })
+                        && name
+                            .strip_prefix(&dir)
+                            .and_then(|rest| rest.strip_prefix('/'))
+                            .is_some_and(|rest| !rest.contains('/'))
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
+        };
+        found.sort();
+        found
     }
 
     /// A file of the layout must not be (or lie under) a link leading out of it: the push
@@ -348,8 +391,8 @@ pub(crate) fn normalise(path: &str) -> Option<String> {
 fn read_magic(path: &Path) -> Result<Vec<u8>> {
     let file = File::open(path)
         .map_err(|e| Error::input(format!("cannot open {}: {e}", path.display())).with_cause(e))?;
-    let mut magic = Vec::with_capacity(4);
-    file.take(4)
+    let mut magic = Vec::with_capacity(6);
+    file.take(6)
         .read_to_end(&mut magic)
         .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())).with_cause(e))?;
     Ok(magic)
@@ -402,7 +445,10 @@ pub(super) fn index_entries<R: Read>(
         match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let (offset, len) = (entry.raw_file_position(), entry.size());
-                if total.is_some_and(|total| offset.saturating_add(len) > total) {
+                // The data and the padding after it must both be there: a tar cut in the
+                // padding would otherwise end quietly, as if it held no more files.
+                let padded = len.div_ceil(TAR_BLOCK).saturating_mul(TAR_BLOCK);
+                if total.is_some_and(|total| offset.saturating_add(padded) > total) {
                     return Err(fail(&format_args!(
                         "{name} is cut short: the file is truncated"
                     )));

@@ -20,9 +20,9 @@ use flate2::read::MultiGzDecoder;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::store::{JSON_LIMIT, Node, index_entries, not_a_tar};
-use super::{BlobReader, Held};
+use super::{JSON_LIMIT, Node, index_entries, not_a_tar};
 use crate::error::{Error, Result};
+use crate::source::{BlobReader, Held};
 
 /// The decompressed stream of a gzip file (of all its members, as gunzip reads them).
 pub(super) type Decoder = MultiGzDecoder<BufReader<File>>;
@@ -192,7 +192,7 @@ impl std::fmt::Debug for Parked {
 /// returned once its first piece is ready, so the time spent skipping passes before any
 /// request is made, never while a registry waits for a body; an archive that ends before the
 /// range starts fails here. Dropping the reader stops the thread at its next piece.
-pub(super) async fn stream(
+pub(in crate::source) async fn stream(
     file: Arc<PathBuf>,
     parked: Arc<Parked>,
     offset: u64,
