@@ -637,3 +637,44 @@ fn an_endless_export_is_cut_past_the_size_the_engine_gave() {
         Duration::from_secs(30),
     );
 }
+
+/// A source registry that trickles a manifest one byte every 100 ms: the manifest must be whole
+/// within the idle time (here 1 s); the error names the source registry (it ran 900 s with no
+/// output).
+#[test]
+fn a_trickling_source_manifest_ends_at_the_idle_time_naming_the_source() {
+    let source = Hostile::start(|request, conn| {
+        if request.path == "/v2/" {
+            return respond(conn, "200 OK", &[], b"{}");
+        }
+        if request.method == "GET" && request.path.contains("/manifests/") {
+            return endless(
+                conn,
+                &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+                b"{",
+                b" ",
+                Duration::from_millis(100),
+            );
+        }
+        respond(
+            conn,
+            "404 Not Found",
+            &[],
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}"#,
+        )
+    });
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let mut cmd = idpbuilder_process();
+    cmd.env("IDPBUILDER_TEST_READ_TIMEOUT_MS", "1000")
+        .args(["push", "-q", "--plain-http", "--src-plain-http"])
+        .arg(format!("docker://{}/team/src:1.0", source.host()))
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        1,
+        &format!("source registry {} did not send manifest", source.host()),
+        Duration::from_secs(40),
+    );
+}

@@ -353,4 +353,7 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("pull: Ctrl-C (SIGINT) while blobs download", 130, PULL,
         "ctrl_c_during_a_pull_exits_130_and_leaves_nothing",
         "`error: interrupted` within 1 s, hint `the destination was left as it was`; no layout, no temporary file"),
+    row("source registry trickling a manifest one byte every 100 ms", 1, HOSTILE,
+        "a_trickling_source_manifest_ends_at_the_idle_time_naming_the_source",
+        "`source registry HOST did not send manifest … whole within Ns` (the idle time bounds the whole manifest), retried, then exit 1 in 11 s with the test's 1 s (it ran 900 s); nothing pushed"),
 ];
