@@ -102,10 +102,26 @@ impl Registry {
     /// The whole body of a manifest, at most [`MANIFEST_LIMIT`] bytes, each piece within the
     /// idle time; a body that breaks off is worth another try.
     async fn read_manifest_body(&self, mut response: Response, name: &str) -> Attempt<Vec<u8>> {
+        // Whole within the idle time, not only each piece: a registry trickling a byte at a
+        // time would otherwise keep the push waiting for ever.
+        let deadline = tokio::time::Instant::now() + self.timeouts().idle;
         let mut bytes = Vec::new();
         loop {
-            let chunk = match tokio::time::timeout(self.timeouts().idle, response.chunk()).await {
-                Err(_) => return Err(self.timed_out()),
+            let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Err(_) => {
+                    return Err(Failure::transient(
+                        Error::registry(format!(
+                            "{}{} did not send manifest {name} whole within {}s",
+                            if self.role() == Role::Source { "source registry " } else { "" },
+                            self.host(),
+                            self.timeouts().idle.as_secs_f64()
+                        ))
+                        .with_hint(match self.role() {
+                            Role::Source | Role::Pull => "the registry read from is too slow or stalled; check it, or try again",
+                            Role::Destination => "check that the registry is running and reachable, or try again",
+                        }),
+                    ));
+                }
                 Ok(Err(e)) => return Err(self.transport_failure(e)),
                 Ok(Ok(None)) => return Ok(bytes),
                 Ok(Ok(Some(chunk))) => chunk,

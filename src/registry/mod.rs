@@ -19,4 +19,5 @@ pub use chunks::ChunkPolicy;
 pub use client::{Connection, Registry, Role};
 pub use download::FetchedManifest;
 pub use feed::read_through;
+pub use timeouts::Timeouts;
 pub use tls::{HostPin, Trust, install_default_provider};

@@ -435,3 +435,246 @@ fn the_password_prompt_is_not_drawn_over_by_the_bars() {
     );
     assert!(screen.contains("error:"), "{screen:?}");
 }
+
+/// A fake engine: `/_ping` and `/version` as Docker 25 answers them; every other request goes to
+/// `images`.
+fn engine(
+    images: impl Fn(&support::hostile::Request, support::hostile::Conn) -> std::io::Result<()>
+    + Send
+    + Sync
+    + 'static,
+) -> Hostile {
+    Hostile::start_unix(move |request, conn| {
+        let path = request.path.as_str();
+        if path.ends_with("/_ping") {
+            return respond(conn, "200 OK", &[], b"OK");
+        }
+        if path.ends_with("/version") {
+            let version = br#"{"ApiVersion":"1.44","MinAPIVersion":"1.24","Version":"25.0.0"}"#;
+            return respond(
+                conn,
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                version,
+            );
+        }
+        images(request, conn)
+    })
+}
+
+/// An engine whose `/images/{name}/json` answer never ends (bollard collected 3 GB in 9 s):
+/// read to 4 MiB, then refused naming the engine.
+#[test]
+fn an_endless_inspect_answer_from_the_engine_is_cut_at_4_mib() {
+    let peer = engine(|_, conn| {
+        endless(
+            conn,
+            &[("Content-Type", "application/json")],
+            br#"{"Id":""#,
+            &[b'a'; 64 << 10],
+            Duration::ZERO,
+        )
+    });
+    let registry = basic_only();
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", peer.docker_host())
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at {}", peer.docker_host()),
+        Duration::from_secs(20),
+    );
+    assert!(
+        run.stderr().contains("larger than 4 MiB"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .all(|r| !r.starts_with("PUT") && !r.starts_with("POST")),
+        "{:?}",
+        registry.requests()
+    );
+}
+
+/// An engine that trickles its inspect answer: it must be whole within the deadline (here
+/// 1 s, `IDPBUILDER_TEST_ENGINE_DEADLINE_MS`).
+#[test]
+fn a_trickling_inspect_answer_ends_at_the_deadline() {
+    let peer = engine(|_, conn| {
+        endless(
+            conn,
+            &[("Content-Type", "application/json")],
+            br#"{"Id":""#,
+            b"a",
+            Duration::from_millis(100),
+        )
+    });
+    let registry = basic_only();
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", peer.docker_host())
+        .env("IDPBUILDER_TEST_ENGINE_DEADLINE_MS", "1000")
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at {}", peer.docker_host()),
+        Duration::from_secs(20),
+    );
+    assert!(
+        run.stderr().contains("did not come whole within 1s"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// An engine that knows `app:1.0` (300,000 bytes, one layer) and answers its export with
+/// `export`.
+fn engine_with_export(
+    export: impl Fn(support::hostile::Conn) -> std::io::Result<()> + Send + Sync + 'static,
+) -> Hostile {
+    engine(move |request, conn| {
+        if request.path.ends_with("/json") {
+            let inspect = format!(
+                r#"{{"Id":"sha256:{0}","RootFS":{{"Type":"layers","Layers":["sha256:{0}"]}},"Size":300000}}"#,
+                "ab".repeat(32)
+            );
+            return respond(
+                conn,
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                inspect.as_bytes(),
+            );
+        }
+        if request.path.ends_with("/get") {
+            return export(conn);
+        }
+        respond(
+            conn,
+            "404 Not Found",
+            &[],
+            br#"{"message":"no such thing"}"#,
+        )
+    })
+}
+
+/// The 512-byte tar header of a file `name` that claims `size` bytes.
+fn tar_header(name: &str, size: u64) -> Vec<u8> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name).expect("name");
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    header.as_bytes().to_vec()
+}
+
+fn push_engine_image(peer: &Hostile, registry: &support::registry::Registry) -> Command {
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", peer.docker_host())
+        .env("IDPBUILDER_TEST_READ_TIMEOUT_MS", "1000")
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    cmd
+}
+
+/// An export that stops after its first header and never ends: the stream's own idle timer
+/// (here 1 s) ends it, though no upload is in flight (it hung 400 s), naming the engine.
+#[test]
+fn an_export_that_stalls_after_a_header_ends_at_the_idle_time() {
+    let peer = engine_with_export(|conn| {
+        conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nConnection: close\r\n\r\n",
+        )?;
+        conn.write_all(&tar_header("blobs/sha256/x", 1000))?;
+        conn.flush()?;
+        std::thread::sleep(Duration::from_secs(30));
+        Ok(())
+    });
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let run = measured(
+        &mut push_engine_image(&peer, &registry),
+        Duration::from_secs(60),
+    );
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at {} sent nothing for 1s", peer.docker_host()),
+        Duration::from_secs(20),
+    );
+}
+
+/// An export that runs on and on although the engine said the image holds 300,000 bytes: cut
+/// at twice that and 64 MiB, naming the engine (it ran for ever).
+#[test]
+fn an_endless_export_is_cut_past_the_size_the_engine_gave() {
+    let peer = engine_with_export(|conn| {
+        conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nConnection: close\r\n\r\n",
+        )?;
+        conn.write_all(&tar_header("junk", 1 << 40))?;
+        loop {
+            conn.write_all(&[0; 64 << 10])?;
+        }
+    });
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let run = measured(
+        &mut push_engine_image(&peer, &registry),
+        Duration::from_secs(60),
+    );
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at {} sent more than", peer.docker_host()),
+        Duration::from_secs(30),
+    );
+}
+
+/// A source registry that trickles a manifest one byte every 100 ms: the manifest must be whole
+/// within the idle time (here 1 s); the error names the source registry (it ran 900 s with no
+/// output).
+#[test]
+fn a_trickling_source_manifest_ends_at_the_idle_time_naming_the_source() {
+    let source = Hostile::start(|request, conn| {
+        if request.path == "/v2/" {
+            return respond(conn, "200 OK", &[], b"{}");
+        }
+        if request.method == "GET" && request.path.contains("/manifests/") {
+            return endless(
+                conn,
+                &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+                b"{",
+                b" ",
+                Duration::from_millis(100),
+            );
+        }
+        respond(
+            conn,
+            "404 Not Found",
+            &[],
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}"#,
+        )
+    });
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let mut cmd = idpbuilder_process();
+    cmd.env("IDPBUILDER_TEST_READ_TIMEOUT_MS", "1000")
+        .args(["push", "-q", "--plain-http", "--src-plain-http"])
+        .arg(format!("docker://{}/team/src:1.0", source.host()))
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        1,
+        &format!("source registry {} did not send manifest", source.host()),
+        Duration::from_secs(40),
+    );
+}

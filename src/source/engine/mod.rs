@@ -14,7 +14,8 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
-use self::socket::{Endpoint, Endpoints, Environment, Unreachable};
+use self::inspect::{Answer, Inspected};
+use self::socket::{Address, Endpoint, Endpoints, Environment, Unreachable};
 use self::stream::{ByteStream, ExportPlan};
 use super::names::tag_of;
 use super::{ImageSource, Plan};
@@ -23,9 +24,11 @@ use crate::error::{Error, Result};
 use crate::oci::{Manifests, Platform, SourceBlob};
 use crate::reference::looks_like_host;
 
+mod inspect;
 mod manifests;
 pub(crate) mod socket;
 mod stream;
+mod watch;
 
 const PREFIX: &str = "docker-daemon:";
 const HINT_LIST: &str = "docker images (or podman images) lists the engine's images";
@@ -229,12 +232,6 @@ fn unreachable(
     .with_hint(hint)
 }
 
-/// What the engine says about the image before it is read.
-struct Inspected {
-    diff_ids: Vec<Digest>,
-    size: Option<u64>,
-}
-
 /// `GET /images/{name}/json`; a name without tag or digest is `NAME:latest` unless only an ID
 /// prefix matches.
 async fn inspect_api(
@@ -248,6 +245,21 @@ async fn inspect_api(
     }
     let mut last = None;
     for name in names {
+        // Over a Unix socket, read by hand to a limit and a deadline (see `inspect`).
+        if let Address::Unix(socket) = &endpoint.address {
+            match inspect::inspect(socket, &name).await {
+                Answer::Found(inspected) => return Ok((name, inspected)),
+                Answer::NotFound => continue,
+                Answer::Failed(why) => {
+                    return Err(Error::input(format!(
+                        "the engine at {} could not look up image {}: {why}",
+                        endpoint.label(),
+                        request.name
+                    ))
+                    .with_hint("check the engine with docker info (or podman info); DOCKER_HOST names the socket used"));
+                }
+            }
+        }
         match docker.inspect_image(&name).await {
             Ok(inspect) => {
                 let diff_ids = inspect
@@ -436,8 +448,22 @@ impl EngineImage {
         }
     }
 
-    /// The export as a byte stream.
+    /// The export as a byte stream, watched for stalls and for running past the image's size.
     fn export(&mut self) -> ByteStream {
+        let engine = match &self.exporter {
+            Some(Exporter::Api { endpoint, .. }) => format!("the engine at {}", endpoint.label()),
+            _ => "podman save".to_string(),
+        };
+        let bytes = self.export_unwatched();
+        watch::watched(
+            bytes,
+            watch::idle_time(),
+            watch::cap_for(self.known.total),
+            engine,
+        )
+    }
+
+    fn export_unwatched(&mut self) -> ByteStream {
         let name = self.api_name.clone();
         let image = self.request.name.clone();
         match self.exporter.take() {
