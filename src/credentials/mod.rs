@@ -99,7 +99,7 @@ pub async fn resolve(
     if let Some(credentials) = docker.await {
         return (Some(credentials), Origin::DockerConfig);
     }
-    tracing::debug!("no credentials for {host}; pushing anonymously");
+    tracing::debug!("no credentials for {host}; going on anonymously");
     (None, Origin::Anonymous)
 }
 
