@@ -744,3 +744,55 @@ fn a_source_blob_shorter_than_its_descriptor_exits_2_naming_it() {
         .count();
     assert!(reads <= 2, "{:?}", source.requests());
 }
+
+/// An engine whose export starts with 3,000 junk files at the top level, then holds a valid
+/// image (Docker 25+ form): the image is pushed, the junk is not (3,000 extra blobs went up,
+/// exit 0, tagged).
+#[test]
+fn junk_files_in_an_engine_export_are_never_uploaded() {
+    use support::engine::{Export, FakeEngine};
+    let (image, manifest, inspect) =
+        support::engine::docker25_export("app:1.0", &[support::engine::layer("a.txt", b"a")]);
+    let mut builder = tar::Builder::new(Vec::new());
+    let junk: Vec<Vec<u8>> = (0..3000)
+        .map(|n| format!("junk number {n}").into_bytes())
+        .collect();
+    for (n, content) in junk.iter().enumerate() {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, format!("junk{n}"), &content[..])
+            .expect("junk");
+    }
+    let mut archive = tar::Archive::new(&image[..]);
+    for entry in archive.entries().expect("entries") {
+        let entry = entry.expect("entry");
+        let header = entry.header().clone();
+        builder.append(&header, entry).expect("append");
+    }
+    let tar = builder.into_inner().expect("tar");
+    let fake = FakeEngine::start("app:1.0", inspect, Export::Whole(tar));
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", fake.host())
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(registry.manifest_exists("team/app", &support::fixtures::sha256(&manifest)));
+    for content in junk.iter().step_by(300) {
+        let digest = support::fixtures::sha256(content);
+        assert!(
+            !registry.blob_exists("team/app", &digest),
+            "junk {digest} was uploaded"
+        );
+    }
+    assert!(
+        run.peak_kib < support::hostile::RSS_LIMIT_KIB,
+        "peak RSS {} KiB",
+        run.peak_kib
+    );
+}

@@ -359,4 +359,7 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("source registry blob shorter than its manifest says (Content-Length 500, descriptor 1000)", 2, HOSTILE,
         "a_source_blob_shorter_than_its_descriptor_exits_2_naming_it",
         "`blob sha256:… of the source image at HOST/REPO is 500 bytes, not the 1000 its manifest says`, not retried (it was retried five times, exit 1); no tag"),
+    row("engine export with 3,000 junk files at its top before a valid image", 0, HOSTILE,
+        "junk_files_in_an_engine_export_are_never_uploaded",
+        "pushed with the engine's manifest; none of the junk reaches the registry (3,000 extra blobs went up)"),
 ];
