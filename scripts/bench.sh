@@ -312,9 +312,10 @@ fi
 # Pulls: a PULL_MIB / PULL_LAYERS image in one source registry (TLS + htpasswd), pulled each
 # round, alternating, by `idpbuilder pull` into a new OCI layout and by `skopeo copy
 # --preserve-digests docker://... oci:...`; then pulled again into the same layout (nothing to
-# fetch). With the engine section's dockerd running, also into the engine: `idpbuilder pull`
-# against `docker pull` (Docker trusting the registry through certs.d, logged in), the image
-# removed between rounds. PULL=0 skips it.
+# fetch). With the engine section's dockerd running, also into the engine: its image (layers
+# that are tars, ENGINE_MIB / ENGINE_LAYERS) pushed into the same registry, then `idpbuilder
+# pull` against `docker pull` (Docker trusting the registry through certs.d, logged in), the
+# image removed between rounds. PULL=0 skips it.
 pull_table=""
 if [[ ${PULL:-1} == 1 ]]; then
   PULL_MIB=${PULL_MIB:-1024}; PULL_LAYERS=${PULL_LAYERS:-8}; PULL_ROUNDS=${PULL_ROUNDS:-$ROUNDS}
@@ -324,20 +325,30 @@ if [[ ${PULL:-1} == 1 ]]; then
   source_registry
   rm -rf "$LAYOUT"
   idpbuilder_pull_layout() {
-    echo "$PASSWORD" | "$BIN" pull -q --ca-file "$SRC_CA_FILE" -u giteaadmin --password-stdin       "$SRC_HOST/giteaadmin/bench:1.0" "oci:$WORK/pulled:1.0" >/dev/null
+    echo "$PASSWORD" | "$BIN" pull -q --ca-file "$SRC_CA_FILE" -u giteaadmin --password-stdin \
+      "$SRC_HOST/giteaadmin/bench:1.0" "oci:$WORK/pulled:1.0" >/dev/null
   }
   skopeo_pull_layout() {
-    skopeo_isolated copy -q --preserve-digests       --src-cert-dir "$WORK/src/certs" --src-creds "giteaadmin:$PASSWORD"       "docker://$SRC_HOST/giteaadmin/bench:1.0" "oci:$WORK/pulled:1.0"
+    skopeo_isolated copy -q --preserve-digests \
+      --src-cert-dir "$WORK/src/certs" --src-creds "giteaadmin:$PASSWORD" \
+      "docker://$SRC_HOST/giteaadmin/bench:1.0" "oci:$WORK/pulled:1.0"
   }
+  # The engine needs layers that are tars: the engine section's image (ENGINE_MIB /
+  # ENGINE_LAYERS, built by docker), not the random-byte layers above.
   idpbuilder_pull_engine() {
-    echo "$PASSWORD" | "$BIN" pull -q --ca-file "$SRC_CA_FILE" -u giteaadmin --password-stdin       "$SRC_HOST/giteaadmin/bench:1.0" >/dev/null
+    echo "$PASSWORD" | "$BIN" pull -q --ca-file "$SRC_CA_FILE" -u giteaadmin --password-stdin \
+      "$SRC_HOST/giteaadmin/engine:1.0" >/dev/null
   }
-  docker_pull() { docker pull -q "$SRC_HOST/giteaadmin/bench:1.0" >/dev/null; }
+  docker_pull() { docker pull -q "$SRC_HOST/giteaadmin/engine:1.0" >/dev/null; }
   export -f idpbuilder_pull_layout skopeo_pull_layout idpbuilder_pull_engine docker_pull
   for name in pidp pskopeo pagain peidp pedocker; do : >"$WORK/$name"; done
   engine_up=0
   if [[ -n ${ENGINE_PID:-} ]] && kill -0 "$ENGINE_PID" 2>/dev/null; then engine_up=1; fi
   if [[ $engine_up == 1 ]]; then
+    echo "$PASSWORD" | "$BIN" push -q --ca-file "$SRC_CA_FILE" -u giteaadmin --password-stdin \
+      docker-daemon:bench:1.0 "$SRC_HOST/giteaadmin/engine:1.0" >/dev/null
+    # Neither tool may find the layers in the engine already (docker pull skips those).
+    docker rmi bench:1.0 >/dev/null
     mkdir -p "/etc/docker/certs.d/$SRC_HOST"
     cp "$SRC_CA_FILE" "/etc/docker/certs.d/$SRC_HOST/ca.crt"
     echo "$PASSWORD" | docker login -u giteaadmin --password-stdin "$SRC_HOST" >/dev/null 2>&1
@@ -350,9 +361,9 @@ if [[ ${PULL:-1} == 1 ]]; then
     rm -rf "$WORK/pulled"
     if [[ $engine_up == 1 ]]; then
       measure peidp bash -c idpbuilder_pull_engine
-      docker rmi "$SRC_HOST/giteaadmin/bench:1.0" >/dev/null
+      docker rmi "$SRC_HOST/giteaadmin/engine:1.0" >/dev/null
       measure pedocker bash -c docker_pull
-      docker rmi "$SRC_HOST/giteaadmin/bench:1.0" >/dev/null
+      docker rmi "$SRC_HOST/giteaadmin/engine:1.0" >/dev/null
     fi
   done
   [[ $engine_up == 1 ]] && rm -rf "/etc/docker/certs.d/$SRC_HOST"
@@ -361,8 +372,8 @@ if [[ ${PULL:-1} == 1 ]]; then
   engine_rows=""
   engine_ratio=""
   if [[ $engine_up == 1 ]]; then
-    engine_rows="| idpbuilder pull (into the engine) | $(col peidp 1) | $(col peidp 2) | $(prss peidp) |
-| docker pull (certs.d, logged in) | $(col pedocker 1) | $(col pedocker 2) | $(prss pedocker) |"
+    engine_rows="| idpbuilder pull (into the engine, ${ENGINE_MIB} MiB / ${ENGINE_LAYERS} layers) | $(col peidp 1) | $(col peidp 2) | $(prss peidp) |
+| docker pull (certs.d, logged in, the same image) | $(col pedocker 1) | $(col pedocker 2) | $(prss pedocker) |"
     engine_ratio=" Into the engine: idpbuilder/docker pull = $(pratio peidp pedocker) (target at most 1.0, aim 0.8)."
   fi
   pull_table="

@@ -27,7 +27,7 @@ use crate::progress::{BlobOutcome, Reporter, Uploaded};
 use crate::source::engine::socket::{self as engine_socket, Environment, Unreachable};
 
 /// Bytes of tar in flight between the pull and the engine's request.
-const PIPE: usize = 1 << 20;
+const PIPE: usize = 256 << 10;
 
 type Writer = Pin<Box<dyn AsyncWrite + Send>>;
 

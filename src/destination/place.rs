@@ -13,7 +13,7 @@ use crate::error::{Error, Kind, Result};
 use crate::oci::{BlobBytes, SourceBlob};
 
 /// Bytes read and written at a time.
-const PIECE: usize = 256 << 10;
+const PIECE: usize = 64 << 10;
 /// Fresh attempts at a blob whose download broke mid-way, each from where it stopped.
 const READ_ATTEMPTS: u32 = 4;
 

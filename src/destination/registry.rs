@@ -10,8 +10,8 @@ use futures_util::future::BoxFuture;
 use super::ImageDestination;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::oci::media_type::OCI_ARTIFACT_MANIFEST;
-use crate::oci::{Manifest, Manifests, SourceBlob};
+use crate::oci::media_type::{OCI_ARTIFACT_MANIFEST, is_foreign_layer};
+use crate::oci::{Document, Manifest, Manifests, SourceBlob};
 use crate::progress::{Reporter, Uploaded};
 use crate::registry::{ChunkPolicy, Registry};
 
@@ -89,6 +89,14 @@ impl ImageDestination for RegistryDestination {
                 "push it as an image manifest with artifactType (oras push --image-spec v1.1)",
             ));
         }
+        if let Some((manifest, layer)) = foreign_layer(manifests) {
+            return Err(Error::input(format!(
+                "{host} is a Gitea registry, which takes a manifest only when it holds every blob the manifest names: manifest {manifest} names the foreign (non-distributable) layer {layer}, which is never uploaded"
+            ))
+            .with_hint(
+                "push a platform without foreign layers (--platform), or to a registry that allows them",
+            ));
+        }
         Ok(())
     }
 
@@ -143,6 +151,23 @@ impl ImageDestination for RegistryDestination {
         }
         .boxed()
     }
+}
+
+/// The first image manifest naming a foreign layer, and that layer: Gitea answers 404
+/// `BLOB_UNKNOWN` to such a manifest, since the layer is referenced but never uploaded.
+fn foreign_layer(manifests: &Manifests) -> Option<(&Digest, String)> {
+    manifests
+        .children
+        .iter()
+        .chain([&manifests.root])
+        .find_map(|manifest| {
+            let document: Document = serde_json::from_slice(&manifest.bytes).ok()?;
+            let layer = document
+                .layers?
+                .into_iter()
+                .find(|layer| layer.media_type.as_deref().is_some_and(is_foreign_layer))?;
+            Some((&manifest.digest, layer.digest))
+        })
 }
 
 #[cfg(test)]
@@ -201,6 +226,19 @@ mod tests {
         };
         let error = destination(true).check(&artifact).expect_err("artifact");
         assert!(error.message().contains(OCI_ARTIFACT_MANIFEST), "{error}");
+    }
+
+    #[test]
+    fn gitea_refuses_a_foreign_layer_before_anything_is_sent() {
+        let foreign = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:c","size":1},"layers":[{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip","digest":"sha256:f","size":9,"urls":["https://example.com/f"]}]}"#;
+        let image = Manifests {
+            children: vec![],
+            root: manifest(OCI_MANIFEST, foreign),
+        };
+        let error = destination(true).check(&image).expect_err("foreign");
+        assert!(error.message().contains("sha256:f"), "{error}");
+        assert!(error.hint().is_some());
+        assert!(destination(false).check(&image).is_ok());
     }
 
     #[test]

@@ -55,12 +55,15 @@ async fn pull_with(args: &PullArgs, reporter: Arc<dyn Reporter>) -> Result<PullS
         reporter.as_ref(),
     )?;
     let wants_certificate = !(args.insecure || plain_http || args.ca_file.is_some());
+    let kubeconfig =
+        cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
+    // As for a push: a kubeconfig exec plugin is not run for a host that cannot be the
+    // cluster's Gitea, unless the user named the kubeconfig or context.
     let to_read = ToRead {
         credentials: direct.is_none(),
         certificate: wants_certificate,
-    };
-    let kubeconfig =
-        cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
+    }
+    .for_hosts(&[Some(host.as_str())], kubeconfig.explicit());
     let found = cluster::read_in_time(&kubeconfig, to_read).await?;
     let credentials =
         registry_credentials(&host, found.as_ref(), &mut trust, wants_certificate, direct).await;

@@ -269,7 +269,10 @@ fn push_to_gitea(model: &GiteaModel, image: &str, repo_tag: &str) -> Output {
 fn every_shape_goes_into_the_gitea_model_or_is_refused_first() {
     let model = GiteaModel::start(Options::default());
     let expected = [
-        ("foreign", RegistryRefuses("BLOB_UNKNOWN")),
+        (
+            "foreign",
+            RefusedFirst("names the foreign (non-distributable) layer"),
+        ),
         (
             "artifactmanifest",
             RefusedFirst("which refuses application/vnd.oci.artifact.manifest.v1+json"),

@@ -44,6 +44,7 @@ const SAFETY: &str = "tests/peak_rss/source_safety.rs";
 const MIRROR: &str = "tests/e2e/mirror.rs";
 const HOSTILE: &str = "tests/peak_rss/hostile.rs";
 const PULL: &str = "tests/e2e/pull/faults.rs";
+const PULL_ENGINE: &str = "tests/e2e/pull/engine.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
 const PERSISTENT: &str = "persistent_faults_exit_1_with_one_error_line_and_no_tag";
 
@@ -353,6 +354,9 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("pull: Ctrl-C (SIGINT) while blobs download", 130, PULL,
         "ctrl_c_during_a_pull_exits_130_and_leaves_nothing",
         "`error: interrupted` within 1 s, hint `the destination was left as it was`; no layout, no temporary file"),
+    row("pull into the engine: the registry serves a blob whose bytes do not match its digest", 2, PULL_ENGINE,
+        "a_corrupt_blob_aborts_the_load_and_the_engine_gets_nothing",
+        "`does not match its digest`; the load request is cut before its end and the engine has no such image"),
     row("source registry trickling a manifest one byte every 100 ms", 1, HOSTILE,
         "a_trickling_source_manifest_ends_at_the_idle_time_naming_the_source",
         "`source registry HOST did not send manifest … whole within Ns` (the idle time bounds the whole manifest), retried, then exit 1 in 11 s with the test's 1 s (it ran 900 s); nothing pushed"),

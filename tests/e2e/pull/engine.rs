@@ -240,3 +240,62 @@ fn a_pulled_layout_unpacks_with_umoci_and_its_busybox_runs() {
     );
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello\n");
 }
+
+/// A wrong blob stops the load before its end: the engine is left without the image.
+#[test]
+fn a_corrupt_blob_aborts_the_load_and_the_engine_gets_nothing() {
+    let Some(dockerd) = Dockerd::shared("corrupt blob into docker") else {
+        return;
+    };
+    let registry = registry();
+    let image = seed_app(&registry, 44);
+    let layer = image.blob_digests.last().expect("a layer");
+    let hex = layer.trim_start_matches("sha256:");
+    let data = registry
+        .dir()
+        .join("storage/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let mut bytes = std::fs::read(&data).expect("stored layer");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&data, bytes).expect("corrupt the stored layer");
+
+    let output = pull(&registry, &dockerd.host(), "team/app:1.0", &[]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("does not match its digest"), "{err}");
+    let name = format!("{}/team/app:1.0", registry.host());
+    let inspect = dockerd
+        .docker()
+        .args(["image", "inspect", &name])
+        .output()
+        .expect("docker image inspect");
+    assert!(!inspect.status.success(), "{name} was loaded after all");
+}
+
+/// No engine socket answers and `podman` is on PATH: the image goes in by `podman load`.
+#[test]
+fn without_an_engine_socket_the_image_goes_in_by_podman_load() {
+    let Some(podman) = Podman::shared("podman load") else {
+        return;
+    };
+    let registry = registry();
+    seed_app(&registry, 45);
+    let output = idpbuilder()
+        .env_remove("DOCKER_HOST")
+        .env("CONTAINERS_STORAGE_CONF", podman.storage_conf())
+        .arg("pull")
+        .args(registry.tls_args())
+        .args(["--username", USER, "--password-stdin", "-o", "json"])
+        .write_stdin(format!("{PASS}\n"))
+        .arg(format!("{}/team/app:1.0", registry.host()))
+        .output()
+        .expect("run idpbuilder");
+    assert_ok(&output, &registry);
+    let json: Value = serde_json::from_str(support::stdout(&output).trim()).expect("json");
+    assert_eq!(json["destination"], "podman load", "{json}");
+    let name = format!("{}/team/app:1.0", registry.host());
+    assert_eq!(podman.diff_ids(&name), diff_ids(&registry, "team/app:1.0"));
+}

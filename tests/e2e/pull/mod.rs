@@ -359,3 +359,64 @@ fn quiet_prints_only_the_result_and_digestfile_gets_the_digest() {
         image.manifest_digest
     );
 }
+
+/// `idpbuilder push IMAGE HOST/repo_tag`; the digest it printed.
+fn push_digest(registry: &Registry, image: &str, repo_tag: &str) -> String {
+    let output = support::push::push_cmd(registry, image, repo_tag)
+        .output()
+        .expect("run idpbuilder push");
+    assert_ok(&output, registry);
+    result_line(&output)
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .expect("a digest")
+}
+
+#[test]
+fn every_source_kind_pushed_then_pulled_into_a_layout_keeps_its_digests() {
+    let registry = registry();
+    let work = tempfile::tempdir().unwrap();
+    let spec = ImageSpec::new("1.0", &[3000, 20_000]).seed(13);
+    let layout = work.path().join("src-layout");
+    let oci_archive = work.path().join("src-oci.tar");
+    let classic = work.path().join("src-classic.tar");
+    let modern = work.path().join("src-modern.tar");
+    let sources = [
+        (
+            format!("oci:{}:1.0", layout.display()),
+            fixtures::oci_layout(&layout, &spec),
+        ),
+        (
+            oci_archive.display().to_string(),
+            fixtures::oci_archive(&oci_archive, &spec.clone().seed(14)),
+        ),
+        (
+            classic.display().to_string(),
+            fixtures::classic_docker_archive(&classic, &["app:1.0"], &spec.clone().seed(15)),
+        ),
+        (
+            modern.display().to_string(),
+            fixtures::modern_docker_archive(&modern, &["app:1.0"], &spec.clone().seed(16)),
+        ),
+    ];
+    for (i, (image, fixture)) in sources.iter().enumerate() {
+        let repo_tag = format!("team/round{i}:1.0");
+        let pushed = push_digest(&registry, image, &repo_tag);
+        let dir = work.path().join(format!("pulled-{i}"));
+        let output = pull(&registry, &repo_tag, &format!("oci:{}", dir.display()), &[]);
+        assert_ok(&output, &registry);
+        let (raw, digest) = skopeo_raw(&format!("oci:{}:1.0", dir.display()));
+        assert_eq!(digest, pushed, "{image}: the pushed digest comes back");
+        let manifest: Value = serde_json::from_slice(&raw).unwrap();
+        let mut blobs = vec![manifest["config"]["digest"].as_str().unwrap().to_string()];
+        for layer in manifest["layers"].as_array().unwrap() {
+            blobs.push(layer["digest"].as_str().unwrap().to_string());
+        }
+        assert_eq!(blobs.len(), fixture.blob_digests.len(), "{image}");
+        for blob in blobs {
+            let hex = blob.trim_start_matches("sha256:");
+            let bytes = std::fs::read(dir.join("blobs/sha256").join(hex)).expect("blob");
+            assert_eq!(sha256(&bytes), blob, "{image}");
+        }
+    }
+}
