@@ -189,6 +189,18 @@ impl Registry {
         } else {
             offset
         };
+        // A registry that says how long the blob is, and says less than the manifest: the
+        // manifest's size is wrong, and no retry will change that.
+        let expected = size - offset + skip;
+        if let Some(len) = response.content_length().filter(|len| *len < expected) {
+            return Err(Error::input(format!(
+                "blob {digest} of the source image at {}/{} is {} bytes, not the {size} its manifest says",
+                self.host(),
+                self.repository(),
+                len + offset - skip
+            ))
+            .with_hint("the source image's manifest gives a wrong size for it; ask the source's operator, or copy from another mirror"));
+        }
         let body = Body {
             chunks: response.bytes_stream().boxed(),
             skip,

@@ -678,3 +678,121 @@ fn a_trickling_source_manifest_ends_at_the_idle_time_naming_the_source() {
         Duration::from_secs(40),
     );
 }
+
+/// A source registry whose layer is 500 bytes where its manifest says 1000, and says so in
+/// `Content-Length`: the manifest is wrong, which no retry changes: exit 2 naming the blob, no
+/// retries, no tag (it was retried five times as a network fault and ended exit 1).
+#[test]
+fn a_source_blob_shorter_than_its_descriptor_exits_2_naming_it() {
+    use support::fixtures::sha256;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layer = vec![b'x'; 500];
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": 1000}],
+    })
+    .to_string();
+    let layer_digest = sha256(&layer);
+    let config_digest = sha256(&config);
+    let source = Hostile::start(move |request, conn| {
+        let path = request.path.as_str();
+        if path == "/v2/" {
+            return respond(conn, "200 OK", &[], b"{}");
+        }
+        if path.contains("/manifests/") {
+            return respond(
+                conn,
+                "200 OK",
+                &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+                manifest.as_bytes(),
+            );
+        }
+        if path.ends_with(&layer_digest) {
+            return respond(conn, "200 OK", &[], &layer);
+        }
+        if path.ends_with(&config_digest) {
+            return respond(conn, "200 OK", &[], &config);
+        }
+        respond(conn, "404 Not Found", &[], b"{}")
+    });
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let mut cmd = idpbuilder_process();
+    cmd.args(["push", "-q", "--plain-http", "--src-plain-http"])
+        .arg(format!("docker://{}/team/src:1.0", source.host()))
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        2,
+        &format!(
+            "blob {} of the source image at {}",
+            sha256(&[b'x'; 500]),
+            source.host()
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(!run.stderr().contains("retrying"), "{}", run.stderr());
+    let reads = source
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/blobs/"))
+        .count();
+    assert!(reads <= 2, "{:?}", source.requests());
+}
+
+/// An engine whose export starts with 3,000 junk files at the top level, then holds a valid
+/// image (Docker 25+ form): the image is pushed, the junk is not (3,000 extra blobs went up,
+/// exit 0, tagged).
+#[test]
+fn junk_files_in_an_engine_export_are_never_uploaded() {
+    use support::engine::{Export, FakeEngine};
+    let (image, manifest, inspect) =
+        support::engine::docker25_export("app:1.0", &[support::engine::layer("a.txt", b"a")]);
+    let mut builder = tar::Builder::new(Vec::new());
+    let junk: Vec<Vec<u8>> = (0..3000)
+        .map(|n| format!("junk number {n}").into_bytes())
+        .collect();
+    for (n, content) in junk.iter().enumerate() {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, format!("junk{n}"), &content[..])
+            .expect("junk");
+    }
+    let mut archive = tar::Archive::new(&image[..]);
+    for entry in archive.entries().expect("entries") {
+        let entry = entry.expect("entry");
+        let header = entry.header().clone();
+        builder.append(&header, entry).expect("append");
+    }
+    let tar = builder.into_inner().expect("tar");
+    let fake = FakeEngine::start("app:1.0", inspect, Export::Whole(tar));
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", fake.host())
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(registry.manifest_exists("team/app", &support::fixtures::sha256(&manifest)));
+    for content in junk.iter().step_by(300) {
+        let digest = support::fixtures::sha256(content);
+        assert!(
+            !registry.blob_exists("team/app", &digest),
+            "junk {digest} was uploaded"
+        );
+    }
+    assert!(
+        run.peak_kib < support::hostile::RSS_LIMIT_KIB,
+        "peak RSS {} KiB",
+        run.peak_kib
+    );
+}

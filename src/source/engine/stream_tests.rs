@@ -358,3 +358,43 @@ async fn a_stream_that_ends_mid_file_or_is_not_a_tar_is_an_input_error() {
     );
     assert!(error.hint().is_some());
 }
+
+#[tokio::test]
+async fn an_index_naming_one_child_many_times_reads_it_once() {
+    let config = config();
+    let c = Digest::of(&config);
+    let l1 = Digest::of(LAYER1);
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c.to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": l1.to_string(), "size": LAYER1.len()}]})
+    .to_string();
+    let m = Digest::of(manifest.as_bytes());
+    let entry = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m.to_string(),
+        "size": manifest.len(), "platform": {"os": "linux", "architecture": "amd64"}});
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": vec![entry; 5_000]})
+    .to_string();
+    let i = Digest::of(index.as_bytes());
+    let top = json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": i.to_string(), "size": index.len()}]})
+    .to_string();
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let bytes = tar_bytes(
+        &[
+            (&blob(&c), &config),
+            (&blob(&l1), LAYER1),
+            (&blob(&m), manifest.as_bytes()),
+            (&blob(&i), index.as_bytes()),
+            ("index.json", top.as_bytes()),
+        ],
+        &[],
+    );
+    let pushed = push(whole(bytes), plan(&[LAYER1])).await;
+    let manifests = pushed.manifests.unwrap();
+    assert_eq!(manifests.root.digest, i);
+    assert_eq!(
+        manifests.children.len(),
+        1,
+        "the child once, not 5,000 times"
+    );
+}

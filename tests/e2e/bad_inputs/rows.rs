@@ -360,4 +360,10 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("source registry trickling a manifest one byte every 100 ms", 1, HOSTILE,
         "a_trickling_source_manifest_ends_at_the_idle_time_naming_the_source",
         "`source registry HOST did not send manifest … whole within Ns` (the idle time bounds the whole manifest), retried, then exit 1 in 11 s with the test's 1 s (it ran 900 s); nothing pushed"),
+    row("source registry blob shorter than its manifest says (Content-Length 500, descriptor 1000)", 2, HOSTILE,
+        "a_source_blob_shorter_than_its_descriptor_exits_2_naming_it",
+        "`blob sha256:… of the source image at HOST/REPO is 500 bytes, not the 1000 its manifest says`, not retried (it was retried five times, exit 1); no tag"),
+    row("engine export with 3,000 junk files at its top before a valid image", 0, HOSTILE,
+        "junk_files_in_an_engine_export_are_never_uploaded",
+        "pushed with the engine's manifest; none of the junk reaches the registry (3,000 extra blobs went up)"),
 ];
