@@ -791,7 +791,7 @@ fn junk_files_in_an_engine_export_are_never_uploaded() {
         );
     }
     assert!(
-        run.peak_kib < support::hostile::RSS_LIMIT_KIB,
+        !support::rss_is_measured() || run.peak_kib < support::hostile::RSS_LIMIT_KIB,
         "peak RSS {} KiB",
         run.peak_kib
     );

@@ -91,7 +91,7 @@ fn pushing_256_mib_keeps_peak_rss_under_32_mib() {
     let peak_kib = usage.ru_maxrss;
     eprintln!("peak RSS of the push: {} KiB", peak_kib);
     assert!(
-        peak_kib < LIMIT_KIB,
+        !support::rss_is_measured() || peak_kib < LIMIT_KIB,
         "peak RSS {peak_kib} KiB is over {LIMIT_KIB} KiB"
     );
     std::mem::forget(child);

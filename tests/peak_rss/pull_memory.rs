@@ -110,7 +110,7 @@ fn pulling_256_mib_keeps_peak_rss_under_32_mib_into_every_file_destination() {
         let peak = peak_rss_kib(pull);
         eprintln!("peak RSS of the pull into {destination}: {peak} KiB");
         assert!(
-            peak < LIMIT_KIB,
+            !support::rss_is_measured() || peak < LIMIT_KIB,
             "{destination}: peak RSS {peak} KiB is over {LIMIT_KIB} KiB"
         );
         let _ = std::fs::remove_file(work.path().join("big.tar"));
