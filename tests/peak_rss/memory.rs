@@ -13,10 +13,10 @@ use support::registry::{Registry, RegistryOptions};
 
 const LAYERS: usize = 4;
 const LAYER_SIZE: usize = 64 << 20;
-const LIMIT_KIB: i64 = 32 * 1024;
+pub const LIMIT_KIB: i64 = 32 * 1024;
 
 /// An OCI layout with uncompressed layers of pseudo-random bytes (no gzip: fast to write).
-fn big_layout(dir: &Path) {
+pub fn big_layout(dir: &Path) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).expect("blobs dir");
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
