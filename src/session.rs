@@ -6,18 +6,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::PushArgs;
-use crate::cluster::{self, ToRead};
+use crate::cluster;
 use crate::credentials::source as source_credentials;
-use crate::credentials::{self, Credentials, FlagInput};
+use crate::credentials::{self, Credentials};
 use crate::destination::RegistryDestination;
 use crate::error::{Error, Result};
 use crate::progress::{self, Reporter};
 use crate::push::{Push, Summary};
 use crate::reference::DestinationArg;
-use crate::registry::{Connection, Registry, Role, Trust};
+use crate::registry::{Connection, Registry, Role};
 use crate::source::{self, ImageReference, ImageSource, RemoteAccess};
 
+mod login;
 mod pull;
+
+use login::{Login, Side, trust};
 
 pub use pull::{pull, write_digestfile as write_pulled_digestfile};
 
@@ -34,14 +37,9 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
     let started = Instant::now();
     let target = DestinationArg::parse(args.destination.as_deref())?;
     let host = target.host().to_string();
-    let plain_http = args.plain_http || target.plain_http();
+    let plain_http = args.registry.plain_http || target.plain_http();
     let remote = source::ImageReference::parse(&args.image)?;
     check_source_flags(args, remote.is_some())?;
-    if args.password.is_some() {
-        reporter.warn(
-            "a password given with --password is visible to other users of this machine; use --password-stdin",
-        );
-    }
     if args
         .src_creds
         .as_ref()
@@ -51,32 +49,13 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
             "a password given with --src-creds is visible to other users of this machine; give only the user name to be asked for it, or set IDPBUILDER_SRC_PASSWORD",
         );
     }
-    let direct = direct_credentials(
-        args.username.as_ref(),
-        args.password.as_ref(),
-        args.password_stdin,
-    )
-    .await?;
-    let mut trust = trust(
-        args.insecure,
-        args.ca_file.as_deref(),
-        Side::Destination,
-        reporter.as_ref(),
-    )?;
-    let certificate_for_destination = !(args.insecure || plain_http || args.ca_file.is_some());
-    let kubeconfig =
-        cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
-    let to_read = ToRead {
-        credentials: direct.is_none(),
-        certificate: certificate_for_destination
-            || remote.is_some() && source_wants_certificate(args),
-    }
-    .for_hosts(
+    let login = Login::from_flags(&args.registry, plain_http, reporter.as_ref()).await?;
+    let to_read = login.to_read(
+        remote.is_some() && source_wants_certificate(args),
         &[
             Some(host.as_str()),
             remote.as_ref().map(|r| r.host.as_str()),
         ],
-        kubeconfig.explicit(),
     );
 
     // Files are opened while the cluster is read; a registry source needs the cluster's
@@ -85,23 +64,16 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         None => {
             let (image, found) = tokio::join!(
                 source::open_source(&args.image, args.platform.clone(), None),
-                cluster::read_in_time(&kubeconfig, to_read),
+                cluster::read_in_time(&login.kubeconfig, to_read),
             );
             (Opening::Opened(image?), found?)
         }
         Some(reference) => (
             Opening::Remote(reference),
-            cluster::read_in_time(&kubeconfig, to_read).await?,
+            cluster::read_in_time(&login.kubeconfig, to_read).await?,
         ),
     };
-    let credentials = registry_credentials(
-        &host,
-        found.as_ref(),
-        &mut trust,
-        certificate_for_destination,
-        direct,
-    )
-    .await;
+    let (credentials, trust) = login.for_host(&host, found.as_ref()).await;
     let image = match opening {
         Opening::Opened(image) => image,
         Opening::Remote(reference) => {
@@ -161,65 +133,6 @@ async fn push_with(args: &PushArgs, reporter: Arc<dyn Reporter>) -> Result<Summa
         dry_run: args.dry_run,
     };
     push.run(image, started).await
-}
-
-/// `--username` with `--password` or `--password-stdin` (read here, off the runtime's thread),
-/// else `IDPBUILDER_REGISTRY_USERNAME`/`PASSWORD`: the credentials given before any other
-/// source is asked.
-async fn direct_credentials(
-    username: Option<&String>,
-    password: Option<&crate::cli::Password>,
-    password_stdin: bool,
-) -> Result<Option<(Credentials, credentials::Origin)>> {
-    let password_from_stdin = if password_stdin {
-        // Off the runtime's thread: Ctrl-C must still work while we wait for a pipe.
-        let read =
-            tokio::task::spawn_blocking(|| credentials::read_password(std::io::stdin().lock()));
-        Some(read.await.map_err(|e| {
-            Error::input("cannot read the password from standard input").with_cause(e)
-        })??)
-    } else {
-        None
-    };
-    let flags = FlagInput {
-        username: username.cloned(),
-        password: password.map(|p| p.0.clone()),
-        password_from_stdin,
-    };
-    credentials::direct(flags, |key| std::env::var(key).ok())
-}
-
-/// The credentials for the registry at `host` (pushed to or pulled from), in the SPEC's order:
-/// `direct`, the cluster's (only when `host` is the cluster's Gitea), docker's config.json,
-/// none. idpbuilder's certificate from the cluster is pinned for `host` in `trust` when
-/// `wants_certificate` (no `--ca-file`, `--insecure` or plain HTTP).
-async fn registry_credentials(
-    host: &str,
-    found: Option<&cluster::ClusterReading>,
-    trust: &mut Trust,
-    wants_certificate: bool,
-    direct: Option<(Credentials, credentials::Origin)>,
-) -> Option<Credentials> {
-    let from_cluster = found.map(|found| found.for_host(host)).unwrap_or_default();
-    match from_cluster.certificate {
-        Some(certificate) if wants_certificate => {
-            tracing::debug!(
-                "TLS for {host}: also trusting idpbuilder's certificate from the cluster ({})",
-                certificate.place
-            );
-            trust.pin_for_host(host, certificate.certificates);
-        }
-        _ => tracing::debug!("TLS for {host}: no certificate from the cluster"),
-    }
-    let (credentials, origin) = credentials::resolve(
-        direct,
-        from_cluster.credentials,
-        credentials::docker_config::lookup(host.to_string()),
-        host,
-    )
-    .await;
-    tracing::debug!("credentials for {host}: {origin}");
-    credentials
 }
 
 /// The image, opened already (files), or a registry image still to open.
@@ -325,43 +238,4 @@ pub fn write_digestfile(path: &std::path::Path, digest: &str) -> Result<()> {
         .with_cause(e)
         .with_hint("pass a path in a writable directory")
     })
-}
-
-/// Which registry a set of TLS flags is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Destination,
-    Source,
-}
-
-/// The TLS trust the flags ask for: `--insecure` (`--src-insecure`), or the system roots plus
-/// `--ca-file` (`--src-ca-file`).
-fn trust(
-    insecure: bool,
-    ca_file: Option<&std::path::Path>,
-    side: Side,
-    reporter: &dyn Reporter,
-) -> Result<Trust> {
-    let (insecure_flag, ca_flag, whose) = match side {
-        Side::Destination => ("--insecure", "--ca-file", "the registry's"),
-        Side::Source => ("--src-insecure", "--src-ca-file", "the source registry's"),
-    };
-    let mut trust = Trust {
-        insecure,
-        ..Trust::default()
-    };
-    if insecure {
-        reporter.warn(&format!(
-            "{insecure_flag}: {whose} TLS certificate is not verified; anyone on the network path can read the credentials"
-        ));
-    }
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::input(format!("cannot read {ca_flag} {}: {e}", path.display()))
-                .with_cause(e)
-                .with_hint("pass the path of a PEM certificate file")
-        })?;
-        trust.add_pem(&pem, &format!("{ca_flag} {}", path.display()))?;
-    }
-    Ok(trust)
 }

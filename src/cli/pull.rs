@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueHint};
 
-use super::{ColorChoice, LogLevel, OutputFormat, Password, digest_file};
+use super::{ColorChoice, LogLevel, OutputFormat, RegistryFlags, digest_file};
 use crate::oci::Platform;
 
 /// The examples of `pull -h`, and the start of `pull --help` and its man page.
@@ -75,43 +75,8 @@ pub struct PullArgs {
     #[arg(value_name = "DESTINATION")]
     pub destination: Option<String>,
 
-    /// Registry user name
-    #[arg(short, long, value_name = "USER", value_hint = ValueHint::Other)]
-    pub username: Option<String>,
-
-    /// Registry password (visible to other users; prefer --password-stdin)
-    #[arg(
-        short,
-        long,
-        value_name = "PASSWORD",
-        value_hint = ValueHint::Other,
-        conflicts_with = "password_stdin"
-    )]
-    pub password: Option<Password>,
-
-    /// Read the password from standard input
-    #[arg(long)]
-    pub password_stdin: bool,
-
-    /// Do not verify the registry's TLS certificate (prints a warning)
-    #[arg(long, conflicts_with = "plain_http")]
-    pub insecure: bool,
-
-    /// Also trust the certificates in this PEM file (CA or self-signed)
-    #[arg(long, value_name = "PATH")]
-    pub ca_file: Option<PathBuf>,
-
-    /// Talk HTTP, not HTTPS, to the registry (local test registries)
-    #[arg(long)]
-    pub plain_http: bool,
-
-    /// Kubeconfig to read cluster defaults from
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// Kubeconfig context (default: the current one)
-    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other)]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
 
     /// Pull only this platform (engine and docker archives: default the machine's own)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_hint = ValueHint::Other)]

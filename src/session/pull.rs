@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Side, direct_credentials, registry_credentials, trust};
+use super::Login;
 use crate::cli::PullArgs;
-use crate::cluster::{self, ToRead};
+use crate::cluster;
 use crate::destination::{
     ArchiveDestination, EngineDestination, ImageDestination, LayoutDestination, PullTarget,
 };
@@ -36,37 +36,11 @@ async fn pull_with(args: &PullArgs, reporter: Arc<dyn Reporter>) -> Result<PullS
     let (image, plain_from_scheme) = policy::registry_image(&args.image)?;
     let target = PullTarget::parse(args.destination.as_deref())?;
     let host = image.host.clone();
-    let plain_http = args.plain_http || plain_from_scheme;
-    if args.password.is_some() {
-        reporter.warn(
-            "a password given with --password is visible to other users of this machine; use --password-stdin",
-        );
-    }
-    let direct = direct_credentials(
-        args.username.as_ref(),
-        args.password.as_ref(),
-        args.password_stdin,
-    )
-    .await?;
-    let mut trust = trust(
-        args.insecure,
-        args.ca_file.as_deref(),
-        Side::Destination,
-        reporter.as_ref(),
-    )?;
-    let wants_certificate = !(args.insecure || plain_http || args.ca_file.is_some());
-    let kubeconfig =
-        cluster::KubeconfigChoice::from_process(args.kubeconfig.clone(), args.context.clone());
-    // As for a push: a kubeconfig exec plugin is not run for a host that cannot be the
-    // cluster's Gitea, unless the user named the kubeconfig or context.
-    let to_read = ToRead {
-        credentials: direct.is_none(),
-        certificate: wants_certificate,
-    }
-    .for_hosts(&[Some(host.as_str())], kubeconfig.explicit());
-    let found = cluster::read_in_time(&kubeconfig, to_read).await?;
-    let credentials =
-        registry_credentials(&host, found.as_ref(), &mut trust, wants_certificate, direct).await;
+    let plain_http = args.registry.plain_http || plain_from_scheme;
+    let login = Login::from_flags(&args.registry, plain_http, reporter.as_ref()).await?;
+    let to_read = login.to_read(false, &[Some(host.as_str())]);
+    let found = cluster::read_in_time(&login.kubeconfig, to_read).await?;
+    let (credentials, trust) = login.for_host(&host, found.as_ref()).await;
     let access = || RemoteAccess {
         credentials: credentials.clone(),
         trust: trust.clone(),
