@@ -104,6 +104,22 @@ pub struct RegistryFlags {
     pub context: Option<String>,
 }
 
+/// How push and pull report: the result on stdout, logs and colour on stderr.
+#[derive(Debug, Args)]
+pub struct ReportFlags {
+    /// Result format on stdout
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Log detail on stderr (trace: one line per HTTP request)
+    #[arg(short, long, value_enum, default_value_t = LogLevel::Warn)]
+    pub log_level: LogLevel,
+
+    /// Colour on stderr
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Text,
@@ -284,8 +300,8 @@ mod tests {
         assert_eq!(args.concurrency, 4);
         assert_eq!(args.retries, 5);
         assert_eq!(args.chunk_size, 512 << 20);
-        assert_eq!(args.output, OutputFormat::Text);
-        assert_eq!(args.log_level, LogLevel::Warn);
+        assert_eq!(args.report.output, OutputFormat::Text);
+        assert_eq!(args.report.log_level, LogLevel::Warn);
     }
 
     #[test]

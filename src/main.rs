@@ -14,10 +14,11 @@ fn main() {
         Command::Push(args) => Run::Push(args),
         Command::Pull(args) => Run::Pull(args),
     };
-    let (color, log_level) = match &command {
-        Run::Push(args) => (args.color, args.log_level),
-        Run::Pull(args) => (args.color, args.log_level),
+    let report = match &command {
+        Run::Push(args) => &args.report,
+        Run::Pull(args) => &args.report,
     };
+    let (color, log_level) = (report.color, report.log_level);
     let color = terminal::use_color(color);
     terminal::init_logging(log_level);
     registry::install_default_provider();
@@ -63,14 +64,14 @@ fn run(command: &Run, color: bool) -> anyhow::Result<()> {
     let stdout = &mut std::io::stdout().lock();
     match (result?, command) {
         (Done::Pushed(summary), Run::Push(args)) => {
-            report::result(stdout, &summary, args.output)
+            report::result(stdout, &summary, args.report.output)
                 .context("cannot write the result to standard output")?;
             if let Some(path) = args.digestfile.as_deref().filter(|_| !summary.dry_run) {
                 session::write_digestfile(path, &summary.digest)?;
             }
         }
         (Done::Pulled(summary), Run::Pull(args)) => {
-            report::pull_result(stdout, &summary, args.output)
+            report::pull_result(stdout, &summary, args.report.output)
                 .context("cannot write the result to standard output")?;
             if let Some(path) = args.digestfile.as_deref() {
                 session::write_pulled_digestfile(path, &summary.digest)?;

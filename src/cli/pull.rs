@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueHint};
 
-use super::{ColorChoice, LogLevel, OutputFormat, RegistryFlags, digest_file};
+use super::{RegistryFlags, ReportFlags, digest_file};
 use crate::oci::Platform;
 
 /// The examples of `pull -h`, and the start of `pull --help` and its man page.
@@ -98,17 +98,8 @@ pub struct PullArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Result format on stdout
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-
-    /// Log detail on stderr (trace: one line per HTTP request)
-    #[arg(short, long, value_enum, default_value_t = LogLevel::Warn)]
-    pub log_level: LogLevel,
-
-    /// Colour on stderr
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    #[command(flatten)]
+    pub report: ReportFlags,
 }
 
 #[cfg(test)]

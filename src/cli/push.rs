@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueHint};
 
 use super::{
-    ColorChoice, LogLevel, OutputFormat, RegistryFlags, SourceCredentials, SourceCredentialsParser,
-    digest_file, parse_size, tag,
+    RegistryFlags, ReportFlags, SourceCredentials, SourceCredentialsParser, digest_file,
+    parse_size, tag,
 };
 use crate::oci::Platform;
 
@@ -147,15 +147,6 @@ pub struct PushArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Result format on stdout
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-
-    /// Log detail on stderr (trace: one line per HTTP request)
-    #[arg(short, long, value_enum, default_value_t = LogLevel::Warn)]
-    pub log_level: LogLevel,
-
-    /// Colour on stderr
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    #[command(flatten)]
+    pub report: ReportFlags,
 }
