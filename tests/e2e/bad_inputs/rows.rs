@@ -43,6 +43,7 @@ const CLUSTER_CERT: &str = "tests/e2e/security/cluster_certificate.rs";
 const SAFETY: &str = "tests/peak_rss/source_safety.rs";
 const MIRROR: &str = "tests/e2e/mirror.rs";
 const HOSTILE: &str = "tests/peak_rss/hostile.rs";
+const EXEC_PLUGIN: &str = "tests/e2e/cluster/exec_plugin.rs";
 const PULL: &str = "tests/e2e/pull/faults.rs";
 const PULL_ENGINE: &str = "tests/e2e/pull/engine.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
@@ -308,6 +309,15 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("kubeconfig `exec` plugin taking 30 s, push to a host name", 0, HOSTILE,
         "a_slow_kubeconfig_exec_plugin_is_abandoned_at_the_budget",
         "read off the push's runtime, abandoned at the 5 s budget (debug: `cluster: no answer within`); pushed (it used to take 90 s)"),
+    row("kubeconfig `exec` plugin giving a token, push and pull to the cluster's Gitea", 0, EXEC_PLUGIN,
+        "a_kubeconfig_exec_plugin_runs_once_for_a_push_and_once_for_a_pull",
+        "the plugin runs once per run and its token stands in for it (kube's client ran it 3 times for a push, 3 for a pull); pushed, pulled"),
+    row("kubeconfig `exec` plugin giving a token that expires within the minute, or a client certificate", 0, EXEC_PLUGIN,
+        "an_expiring_token_or_a_client_certificate_from_an_exec_plugin_is_asked_for_once",
+        "run once per run (kube's client ran it 8 times for the expiring token: before every request, and 3 for the certificate); pushed"),
+    row("kubeconfig `exec` plugin that starts a child and waits (an SSO prompt nobody answers)", 0, EXEC_PLUGIN,
+        "a_slow_exec_plugin_is_killed_with_its_child_at_the_budget",
+        "abandoned at the 5 s budget and killed with its whole process group then; pushed (the plugin outlived the run, holding its standard error open)"),
     row("`--src-creds USER`: the password question waits on the terminal while the source refuses", 3, HOSTILE,
         "the_password_prompt_is_not_drawn_over_by_the_bars",
         "the question stays on screen: bars are drawn only once the push has a plan (they erased it within 100 ms)"),
