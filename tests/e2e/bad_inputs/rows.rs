@@ -44,6 +44,7 @@ const SAFETY: &str = "tests/peak_rss/source_safety.rs";
 const MIRROR: &str = "tests/e2e/mirror.rs";
 const HOSTILE: &str = "tests/peak_rss/hostile.rs";
 const EXEC_PLUGIN: &str = "tests/e2e/cluster/exec_plugin.rs";
+const HOSTILE_SOURCES: &str = "tests/peak_rss/hostile_sources.rs";
 const PULL: &str = "tests/e2e/pull/faults.rs";
 const PULL_ENGINE: &str = "tests/e2e/pull/engine.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
@@ -373,6 +374,12 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("source registry blob shorter than its manifest says (Content-Length 500, descriptor 1000)", 2, HOSTILE,
         "a_source_blob_shorter_than_its_descriptor_exits_2_naming_it",
         "`blob sha256:… of the source image at HOST/REPO is 500 bytes, not the 1000 its manifest says`, not retried (it was retried five times, exit 1); no tag"),
+    row("source registry trickling a 20,000-byte layer one byte every 300 ms (inside the idle time)", 1, HOSTILE_SOURCES,
+        "a_trickled_source_blob_ends_at_its_deadline_naming_the_source",
+        "`source registry HOST sent blob … too slowly: its 20000 bytes did not all come within Ns` (the idle time, then 8 KiB/s: 3.4 s with the test's 1 s; it would have taken 100 minutes, for ever without end); the upload's own retries share that deadline; peak RSS 26 MiB; no tag"),
+    row("pull from a registry trickling a layer one byte every 300 ms", 1, HOSTILE_SOURCES,
+        "a_trickled_blob_ends_a_pull_at_its_deadline_and_writes_nothing",
+        "`registry HOST sent blob … too slowly` at the same deadline; no layout appears"),
     row("engine export with 3,000 junk files at its top before a valid image", 0, HOSTILE,
         "junk_files_in_an_engine_export_are_never_uploaded",
         "pushed with the engine's manifest; none of the junk reaches the registry (3,000 extra blobs went up)"),

@@ -1,0 +1,122 @@
+//! More hostile peers (issue 22, the findings `hostile.rs` left open): a source registry that
+//! trickles a blob, an engine over TCP whose inspect answer never ends, and an index naming more
+//! manifests than any image needs. Each run ends in bounded memory (peak RSS under 64 MiB) and
+//! time, with one `error:` line naming the peer at fault and the SPEC's exit code, and nothing
+//! pushed that no manifest names.
+
+use crate::support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::fixtures::sha256;
+use support::hostile::{Hostile, assert_refused, endless, measured, respond};
+use support::launch::idpbuilder_process;
+
+/// A one-layer image: its config, its layer (`layer_len` bytes of `x`) and its manifest.
+fn image(layer_len: usize) -> (Vec<u8>, Vec<u8>, String) {
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layer = vec![b'x'; layer_len];
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
+    })
+    .to_string();
+    (config, layer, manifest)
+}
+
+/// A registry serving the image of [`image`] as `team/src:1.0`, but its layer one byte every
+/// 300 ms, each well inside the idle time of these tests (1 s), for ever.
+fn trickling_source(layer_len: usize) -> (Hostile, String) {
+    let (config, layer, manifest) = image(layer_len);
+    let layer_digest = sha256(&layer);
+    let config_digest = sha256(&config);
+    let peer = Hostile::start(move |request, conn| {
+        let path = request.path.as_str();
+        if path == "/v2/" {
+            return respond(conn, "200 OK", &[], b"{}");
+        }
+        if path.contains("/manifests/") {
+            let media_type = ("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+            return respond(conn, "200 OK", &[media_type], manifest.as_bytes());
+        }
+        if path.ends_with(&layer_digest) && request.method == "GET" {
+            return endless(conn, &[], b"", b"x", Duration::from_millis(300));
+        }
+        if path.ends_with(&config_digest) {
+            return respond(conn, "200 OK", &[], &config);
+        }
+        respond(conn, "404 Not Found", &[], b"{}")
+    });
+    (peer, sha256(&layer))
+}
+
+/// A source registry trickling a 20,000-byte layer one byte every 300 ms (each inside the idle
+/// time): it would take 100 minutes; the blob's deadline (the idle time, then 8 KiB/s) ends it
+/// in about 3.4 s, naming the source registry, and no tag.
+#[test]
+fn a_trickled_source_blob_ends_at_its_deadline_naming_the_source() {
+    let (source, layer) = trickling_source(20_000);
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let mut cmd = idpbuilder_process();
+    cmd.env("IDPBUILDER_TEST_READ_TIMEOUT_MS", "1000")
+        .args(["push", "-q", "--plain-http", "--src-plain-http"])
+        .arg(format!("docker://{}/team/src:1.0", source.host()))
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        1,
+        &format!(
+            "source registry {} sent blob {} of {}/team/src too slowly",
+            source.host(),
+            &layer[7..19],
+            source.host()
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(
+        !registry.blob_exists("team/app", &layer),
+        "the trickled layer was committed"
+    );
+    let reads = source
+        .requests()
+        .iter()
+        .filter(|r| r.ends_with(&layer))
+        .count();
+    // The upload may try again meanwhile (it waits on the blob's bytes to fill a request), but
+    // every read of the blob shares its one deadline.
+    assert!(reads <= 5, "read {reads} times: {:?}", source.requests());
+}
+
+/// The same registry read by `pull`: the same deadline, naming the registry, and nothing
+/// written.
+#[test]
+fn a_trickled_blob_ends_a_pull_at_its_deadline_and_writes_nothing() {
+    let (source, layer) = trickling_source(20_000);
+    let work = tempfile::tempdir().expect("temp dir");
+    let layout = work.path().join("pulled");
+    let mut cmd = idpbuilder_process();
+    cmd.env("IDPBUILDER_TEST_READ_TIMEOUT_MS", "1000")
+        .args(["pull", "-q", "--plain-http"])
+        .arg(format!("{}/team/src:1.0", source.host()))
+        .arg(format!("oci:{}", layout.display()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        1,
+        &format!(
+            "registry {} sent blob {} of {}/team/src too slowly",
+            source.host(),
+            &layer[7..19],
+            source.host()
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(!layout.exists(), "a layout appeared");
+}
