@@ -17,4 +17,4 @@ pub use manifest::{Manifest, Manifests};
 pub use partial::{Part, present_part};
 pub use platform::{Platform, PlatformJson, check_config, describe, pick_platform};
 pub use resuming::{MIN_RATE, Pace, TooSlow, reading_on, resuming, worth_reading_again};
-pub use walk::{MAX_DEPTH, ReadManifests, Walked, walk};
+pub use walk::{MANIFESTS_LIMIT, MAX_DEPTH, ReadManifests, Walked, too_many_manifests, walk};

@@ -120,3 +120,84 @@ fn a_trickled_blob_ends_a_pull_at_its_deadline_and_writes_nothing() {
     );
     assert!(!layout.exists(), "a layout appeared");
 }
+
+/// A registry whose `team/src:1.0` is an index naming 5,000 distinct manifests of 4,000,000
+/// bytes each (20 GB), every one of which it would serve.
+fn index_of_many_manifests() -> Hostile {
+    let entries: Vec<serde_json::Value> = (0..5000)
+        .map(|n| {
+            json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": sha256(format!("manifest {n}").as_bytes()),
+                "size": 4_000_000,
+                "platform": {"os": "linux", "architecture": format!("arch{n}")},
+            })
+        })
+        .collect();
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    })
+    .to_string();
+    Hostile::start(move |request, conn| {
+        if request.path == "/v2/" {
+            return respond(conn, "200 OK", &[], b"{}");
+        }
+        if request.path.ends_with("/manifests/1.0") {
+            let media_type = ("Content-Type", "application/vnd.oci.image.index.v1+json");
+            return respond(conn, "200 OK", &[media_type], index.as_bytes());
+        }
+        if request.path.contains("/manifests/") {
+            // Any child: 4,000,000 bytes of a manifest's start and padding.
+            let mut body = br#"{"schemaVersion":2,"pad":""#.to_vec();
+            body.resize(4_000_000 - 2, b'x');
+            body.extend_from_slice(b"\"}");
+            return respond(conn, "200 OK", &[], &body);
+        }
+        respond(conn, "404 Not Found", &[], b"{}")
+    })
+}
+
+/// Refused having read the index only: exit 2 before any upload, naming the image, for a
+/// `docker://` copy and for a pull (the index's children were read and held one by one).
+#[test]
+fn an_index_naming_thousands_of_large_manifests_is_refused_before_reading_them() {
+    let source = index_of_many_manifests();
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let work = tempfile::tempdir().expect("temp dir");
+    let layout = work.path().join("pulled");
+    let mut push = idpbuilder_process();
+    push.args(["push", "-q", "--plain-http", "--src-plain-http"])
+        .arg(format!("docker://{}/team/src:1.0", source.host()))
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let mut pull = idpbuilder_process();
+    pull.args(["pull", "-q", "--plain-http"])
+        .arg(format!("{}/team/src:1.0", source.host()))
+        .arg(format!("oci:{}", layout.display()));
+    for cmd in [&mut push, &mut pull] {
+        let run = measured(cmd, Duration::from_secs(60));
+        assert_refused(
+            &run,
+            2,
+            &format!(
+                "{}/team/src:1.0 add up to more than 16 MiB (5001 manifests",
+                source.host()
+            ),
+            Duration::from_secs(20),
+        );
+    }
+    let children = source
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/manifests/sha256:"))
+        .count();
+    assert_eq!(children, 0, "{:?}", source.requests());
+    assert!(!layout.exists(), "a layout appeared");
+    let log = registry.log();
+    assert!(
+        !log.contains("blobs/uploads") && !log.contains("PUT /v2/team/app/manifests"),
+        "something was uploaded:\n{log}"
+    );
+}
