@@ -201,3 +201,122 @@ fn an_index_naming_thousands_of_large_manifests_is_refused_before_reading_them()
         "something was uploaded:\n{log}"
     );
 }
+
+/// An engine on `tcp://127.0.0.1:PORT` (plain `DOCKER_HOST`): `/_ping` and `/version` as
+/// Docker 25 answers them, and `/images/{name}/json` without end.
+fn endless_tcp_engine() -> Hostile {
+    Hostile::start(|request, conn| {
+        let path = request.path.as_str();
+        if path.ends_with("/_ping") {
+            return respond(conn, "200 OK", &[], b"OK");
+        }
+        if path.ends_with("/version") {
+            let version = br#"{"ApiVersion":"1.44","MinAPIVersion":"1.24","Version":"25.0.0"}"#;
+            let json = ("Content-Type", "application/json");
+            return respond(conn, "200 OK", &[json], version);
+        }
+        let json = ("Content-Type", "application/json");
+        endless(
+            conn,
+            &[json],
+            br#"{"Id":""#,
+            &[b'a'; 64 << 10],
+            Duration::ZERO,
+        )
+    })
+}
+
+/// Over TCP the inspect answer is read by hand too (bollard collected it whole: the socket case
+/// was bounded, this one was not): cut at 4 MiB, naming the engine, nothing pushed.
+#[test]
+fn an_endless_inspect_answer_from_an_engine_over_tcp_is_cut_at_4_mib() {
+    let engine = endless_tcp_engine();
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", format!("tcp://{}", engine.host()))
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at tcp://{}", engine.host()),
+        Duration::from_secs(20),
+    );
+    assert!(
+        run.stderr().contains("larger than 4 MiB"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        !registry.log().contains("blobs/uploads"),
+        "something was uploaded"
+    );
+}
+
+/// A TLS front on `127.0.0.1` for `plain` (a test CA's certificate for `127.0.0.1`); returns its
+/// port. Runs until the test process ends.
+fn tls_front(plain: String, cert: &support::certs::ServerCert) -> u16 {
+    let acceptor = tokio_rustls::TlsAcceptor::from(support::certs::rustls_server_config(cert));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind TLS front");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, plain) = (acceptor.clone(), plain.clone());
+                tokio::spawn(async move {
+                    let (Ok(mut tls), Ok(mut inner)) = (
+                        acceptor.accept(tcp).await,
+                        tokio::net::TcpStream::connect(plain).await,
+                    ) else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut inner).await;
+                });
+            }
+        });
+    });
+    port
+}
+
+/// The same engine behind TLS (`DOCKER_TLS_VERIFY`, the CA and a client identity in
+/// `DOCKER_CERT_PATH`): the same cut, naming the engine.
+#[test]
+fn an_endless_inspect_answer_from_an_engine_over_tls_is_cut_at_4_mib() {
+    let engine = endless_tcp_engine();
+    let certs = tempfile::tempdir().expect("temp dir");
+    let server = support::certs::ca_signed(certs.path());
+    let port = tls_front(engine.host(), &server);
+    let docker = certs.path().join("docker");
+    std::fs::create_dir_all(&docker).expect("mkdir");
+    std::fs::copy(certs.path().join("ca.crt"), docker.join("ca.pem")).expect("ca.pem");
+    std::fs::copy(&server.cert, docker.join("cert.pem")).expect("cert.pem");
+    std::fs::copy(&server.key, docker.join("key.pem")).expect("key.pem");
+    let registry =
+        support::registry::Registry::start(support::registry::RegistryOptions::default());
+    let mut cmd = idpbuilder_process();
+    cmd.env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &docker)
+        .args(["push", "-q", "--plain-http", "docker-daemon:app:1.0"])
+        .arg(format!("{}/team/app:1.0", registry.host()));
+    let run = measured(&mut cmd, Duration::from_secs(60));
+    assert_refused(
+        &run,
+        2,
+        &format!("the engine at tcp://127.0.0.1:{port}"),
+        Duration::from_secs(20),
+    );
+    assert!(
+        run.stderr().contains("larger than 4 MiB"),
+        "{}",
+        run.stderr()
+    );
+}
