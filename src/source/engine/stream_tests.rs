@@ -436,7 +436,9 @@ async fn an_index_whose_manifests_add_up_to_more_than_the_limit_is_refused() {
     files.push(("index.json".to_string(), top.as_bytes()));
     let files: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), *b)).collect();
     let pushed = push(whole(tar_bytes(&files, &[])), plan(&[])).await;
-    let error = pushed.manifests.err().expect("refused");
+    let Err(error) = pushed.manifests else {
+        panic!("the manifests were not refused");
+    };
     assert_eq!(error.kind(), crate::error::Kind::Input);
     assert!(
         error
