@@ -9,6 +9,7 @@
 //! nor the trust.
 
 mod certificate;
+mod exec;
 mod gitea;
 mod kubeconfig;
 
@@ -142,10 +143,13 @@ pub async fn read_in_time(
         return Ok(None);
     }
     let budget = budget(std::env::var(BUDGET_ENV).ok().as_deref());
-    // On a thread of its own: kube runs a kubeconfig `exec` plugin as a blocking call inside
-    // `Client::try_from`, which on the push's runtime would hold the budget's timer back for as
-    // long as the plugin takes. A reading past the budget is abandoned with its thread.
+    // On a thread of its own, so that nothing the reading does (a kubeconfig `exec` plugin, a
+    // blocking call inside kube) can hold the budget's timer back. A reading past the budget is
+    // abandoned with its thread.
     let (sender, answer) = tokio::sync::oneshot::channel();
+    // Dropped when the budget is spent: the reading is then dropped too, which kills an `exec`
+    // plugin still running (and whatever it started).
+    let (abandon, abandoned) = tokio::sync::oneshot::channel::<()>();
     let choice = choice.clone();
     let started = std::thread::Builder::new()
         .name("cluster".into())
@@ -154,7 +158,12 @@ pub async fn read_in_time(
                 .enable_all()
                 .build();
             let outcome = match runtime {
-                Ok(runtime) => runtime.block_on(read(&choice, to_read)),
+                Ok(runtime) => runtime.block_on(async move {
+                    tokio::select! {
+                        outcome = read(&choice, to_read) => outcome,
+                        _ = abandoned => Ok(None),
+                    }
+                }),
                 Err(e) => {
                     tracing::debug!("cluster: cannot start a runtime to read it: {e}");
                     Ok(None)
@@ -170,6 +179,7 @@ pub async fn read_in_time(
         Ok(Ok(result)) => result,
         Ok(Err(_)) => Ok(None),
         Err(_) => {
+            drop(abandon);
             tracing::debug!(
                 "cluster: no answer within {}s; passing it over",
                 budget.as_secs_f64()
@@ -186,6 +196,14 @@ pub async fn read(choice: &KubeconfigChoice, to_read: ToRead) -> Result<Option<C
     };
     let mut config = loaded.config;
     let budget = budget(std::env::var(BUDGET_ENV).ok().as_deref());
+    // An `exec` plugin runs here, once; kube's client would run it three times to build the
+    // client and again before requests when its token is about to expire.
+    // Its own limit is a backstop: at the budget the reading is abandoned, which kills it.
+    let backstop = budget + Duration::from_secs(1);
+    if let Err(why) = exec::run_once(&mut config.auth_info, backstop).await {
+        tracing::debug!("cluster: passing over context {:?}: {why}", loaded.context);
+        return Ok(None);
+    }
     config.connect_timeout = Some(budget);
     config.read_timeout = Some(budget);
     config.default_retry = false;

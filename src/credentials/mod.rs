@@ -9,7 +9,7 @@ use secrecy::SecretString;
 pub mod docker_config;
 mod flags;
 pub mod gitea_secret;
-mod program;
+pub mod program;
 pub mod prompt;
 pub mod source;
 

@@ -1,6 +1,7 @@
-//! Running a program that hands us a secret (a docker credential helper): in a process group of
-//! its own, its answer read to a limit, and the whole group killed when it overruns the time or
-//! the limit, so neither a chatty helper nor a child it left behind outlives the lookup.
+//! Running a program that hands us a secret (a docker credential helper, a kubeconfig `exec`
+//! plugin): in a process group of its own, its answer read to a limit, and the whole group killed
+//! when it overruns the time or the limit or its caller gives up on it, so neither a chatty
+//! helper nor a child it left behind outlives the lookup.
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -13,6 +14,13 @@ pub struct Limits {
     pub time: Duration,
 }
 
+/// What a program gets in its environment besides ours: variables `set`, variables `removed`.
+#[derive(Default)]
+pub struct Environment<'a> {
+    pub set: &'a [(String, String)],
+    pub removed: &'a [String],
+}
+
 /// Runs `program` with `args`, writes `input` to its standard input and closes it, and reads
 /// its standard output to the end (standard error is dropped: it may echo the secret). The
 /// error says what went wrong in words that hold nothing the program wrote.
@@ -22,8 +30,25 @@ pub async fn run(
     input: &[u8],
     limits: &Limits,
 ) -> Result<(ExitStatus, Vec<u8>), String> {
-    let mut child = tokio::process::Command::new(program)
+    run_in(program, args, &Environment::default(), input, limits).await
+}
+
+/// [`run`] with `environment` changed (a kubeconfig `exec` plugin's `env` and
+/// `KUBERNETES_EXEC_INFO`).
+pub async fn run_in(
+    program: &str,
+    args: &[&str],
+    environment: &Environment<'_>,
+    input: &[u8],
+    limits: &Limits,
+) -> Result<(ExitStatus, Vec<u8>), String> {
+    let mut command = tokio::process::Command::new(program);
+    for name in environment.removed {
+        command.env_remove(name);
+    }
+    let mut child = command
         .args(args)
+        .envs(environment.set.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -33,6 +58,9 @@ pub async fn run(
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     let group = child.id();
+    // Until it has answered, the whole group goes with this future: a caller that gives up on
+    // it (a budget spent elsewhere) leaves nothing running.
+    let mut guard = GroupGuard(group);
     let talk = async {
         if let Some(mut stdin) = child.stdin.take() {
             // A program that does not read its input is not an error in itself.
@@ -66,10 +94,19 @@ pub async fn run(
             limits.time.as_secs_f64()
         )),
     };
-    if outcome.is_err() {
-        kill_group(group);
+    if outcome.is_ok() {
+        guard.0 = None;
     }
     outcome
+}
+
+/// Kills the process group it names when dropped, unless emptied first.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
 }
 
 /// Kills every process of the group led by `leader` (the program and whatever it started).

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::digest::{Digest, Hasher};
-use crate::error::{Error, Kind, Result};
-use crate::oci::{BlobBytes, SourceBlob};
+use crate::error::{Error, Result};
+use crate::oci::{BlobBytes, SourceBlob, worth_reading_again};
 
 /// Bytes read and written at a time.
 const PIECE: usize = 64 << 10;
@@ -146,7 +146,7 @@ pub(super) async fn copy_checked<W: AsyncWrite + Unpin>(
             None => break,
             Some(e) => {
                 let error = read_error(&expected, &blob.origin, e);
-                let transient = error.kind() == Kind::Registry;
+                let transient = worth_reading_again(&error);
                 if !transient || reopen.is_none() || attempts >= READ_ATTEMPTS {
                     return Err(error);
                 }
@@ -211,6 +211,7 @@ mod tests {
     use futures_util::future::BoxFuture;
 
     use super::*;
+    use crate::error::Kind;
     use crate::oci::{BlobReader, Reopen};
 
     fn blob_of(bytes: &'static [u8], digest: Digest) -> SourceBlob {

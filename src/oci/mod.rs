@@ -16,5 +16,5 @@ pub use document::{Descriptor, Document, OciDescriptor, OciManifest};
 pub use manifest::{Manifest, Manifests};
 pub use partial::{Part, present_part};
 pub use platform::{Platform, PlatformJson, check_config, describe, pick_platform};
-pub use resuming::{reading_on, resuming};
-pub use walk::{MAX_DEPTH, ReadManifests, Walked, walk};
+pub use resuming::{MIN_RATE, Pace, TooSlow, reading_on, resuming, worth_reading_again};
+pub use walk::{MANIFESTS_LIMIT, MAX_DEPTH, ReadManifests, Walked, too_many_manifests, walk};

@@ -5,11 +5,16 @@
 //! order) up to [`MAX_DEPTH`], each manifest and blob once.
 //!
 //! Whether a destination takes a nested index is the destination's to say, not the walk's.
+//!
+//! The manifests held add up to at most [`MANIFESTS_LIMIT`]: each entry of an index is read
+//! once however often it is listed, and the sizes the index gives are added up before any of
+//! them is read, so an index naming thousands of large manifests is refused having read only
+//! itself.
 
 use std::collections::HashSet;
 
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::{StreamExt, TryStreamExt};
 
 use super::document::{Descriptor, Document};
 use super::manifest::Manifest;
@@ -21,6 +26,20 @@ use crate::error::{Error, Result};
 pub const MAX_DEPTH: usize = 4;
 /// Manifests of one index read at once.
 const READS_AT_ONCE: usize = 4;
+/// The most bytes of manifests one image may hold, its index and every manifest under it:
+/// four of the largest manifests registries take (4 MiB each), where a real image's add up to
+/// a few KiB, a few hundred with a hundred platforms and their attestations.
+pub const MANIFESTS_LIMIT: u64 = 16 << 20;
+
+/// The refusal of an image whose manifests add up to more than [`MANIFESTS_LIMIT`]: exit 2,
+/// before anything is uploaded. `name` names the image and so its source.
+pub fn too_many_manifests(name: &str, manifests: usize, bytes: u64) -> Error {
+    Error::input(format!(
+        "the manifests of {name} add up to more than {} MiB ({manifests} manifests, {bytes} bytes), more than any image needs",
+        MANIFESTS_LIMIT >> 20
+    ))
+    .with_hint("its index is damaged or made to exhaust memory; copy one image of it with --platform os/arch, or ask whoever made it")
+}
 
 /// How a source reads what the walk asks for.
 pub trait ReadManifests: Sync {
@@ -54,13 +73,15 @@ pub async fn walk(
     root: (Manifest, Document),
     platform: Option<&Platform>,
 ) -> Result<Walked> {
+    let (manifest, document) = root;
     let mut walk = Walk {
         reader,
         children: Vec::new(),
         blobs: Vec::new(),
         seen: HashSet::new(),
+        held: manifest.bytes.len() as u64,
+        counted: 1,
     };
-    let (manifest, document) = root;
     if !is_index(&manifest.media_type) {
         if let Some(platform) = platform {
             walk.check_platform(&manifest, &document, platform).await?;
@@ -95,9 +116,26 @@ struct Walk<'a> {
     children: Vec<Manifest>,
     blobs: Vec<Descriptor>,
     seen: HashSet<String>,
+    /// Bytes of manifests read or about to be, and how many.
+    held: u64,
+    counted: usize,
 }
 
 impl Walk<'_> {
+    /// Counts `bytes` more of manifests (`manifests` of them) against [`MANIFESTS_LIMIT`].
+    fn hold(&mut self, bytes: u64, manifests: usize) -> Result<()> {
+        self.held = self.held.saturating_add(bytes);
+        self.counted += manifests;
+        if self.held > MANIFESTS_LIMIT {
+            return Err(too_many_manifests(
+                &self.reader.name(),
+                self.counted,
+                self.held,
+            ));
+        }
+        Ok(())
+    }
+
     fn done(self, root: Manifest) -> Walked {
         Walked {
             children: self.children,
@@ -114,14 +152,34 @@ impl Walk<'_> {
     ) -> BoxFuture<'s, Result<()>> {
         Box::pin(async move {
             let reader = self.reader;
-            let reads: Vec<_> = entries
+            // Each manifest once, however often the index names it, and none read unless
+            // the sizes the index gives fit the limit.
+            let mut unique = HashSet::new();
+            let fresh: Vec<&Descriptor> = entries
+                .iter()
+                .filter(|entry| unique.insert(entry.digest.as_str()))
+                .collect();
+            let declared = fresh.iter().fold(0u64, |sum, e| sum.saturating_add(e.size));
+            self.hold(declared, fresh.len())?;
+            let reads: Vec<_> = fresh
                 .iter()
                 .map(|entry| reader.manifest(entry, true))
                 .collect();
-            let read: Vec<(Manifest, Document)> = futures_util::stream::iter(reads)
-                .buffered(READS_AT_ONCE)
-                .try_collect()
-                .await?;
+            let mut reading = futures_util::stream::iter(reads).buffered(READS_AT_ONCE);
+            let mut read = Vec::with_capacity(fresh.len());
+            // A source that does not hold a manifest to the size its index gives is held to
+            // what it sent, as it sends it.
+            let (mut sent, mut past_held) = (0u64, 0u64);
+            while let Some(next) = reading.next().await {
+                let (manifest, document) = next?;
+                sent = sent.saturating_add(manifest.bytes.len() as u64);
+                let past = sent.saturating_sub(declared);
+                if past > past_held {
+                    self.hold(past - past_held, 0)?;
+                    past_held = past;
+                }
+                read.push((manifest, document));
+            }
             for (manifest, document) in read {
                 if self.children.iter().any(|c| c.digest == manifest.digest) {
                     continue;

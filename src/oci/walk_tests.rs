@@ -10,10 +10,11 @@ use crate::digest::Digest;
 use crate::error::Kind;
 use crate::oci::media_type::{OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST};
 
-/// Manifests and configs by digest.
+/// Manifests and configs by digest, and how many manifests were read.
 #[derive(Default)]
 struct Memory {
     blobs: HashMap<String, Vec<u8>>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl Memory {
@@ -53,6 +54,8 @@ impl Memory {
     }
 
     fn read(&self, digest: &str) -> Result<(Manifest, Document)> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let bytes = self
             .blobs
             .get(digest)
@@ -198,4 +201,72 @@ fn an_artifact_manifest_has_its_blobs_and_no_config() {
         .now_or_never()
         .unwrap();
     assert!(picked.is_ok(), "no config, so no platform to refuse");
+}
+
+/// An image manifest of about `len` bytes (an annotation pads it), distinct for each `n`.
+fn padded_image(memory: &mut Memory, n: usize, len: usize) -> Value {
+    let config = json!({"architecture": "amd64", "os": "linux"}).to_string();
+    let (config_digest, config_size) = memory.put(config.as_bytes());
+    memory.put_json(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
+        "layers": [],
+        "annotations": {"n": n.to_string(), "pad": "x".repeat(len)},
+    }))
+}
+
+fn reads(memory: &Memory) -> usize {
+    memory.reads.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn an_index_naming_more_manifests_than_the_limit_is_refused_having_read_only_itself() {
+    let mut memory = Memory::default();
+    let entries: Vec<Value> = (0..5000)
+        .map(|n| {
+            let digest = Digest::of(n.to_string().as_bytes()).to_string();
+            json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": 4_000_000})
+        })
+        .collect();
+    let root = memory.index(entries);
+    let error = memory.walk(&root, None).await.unwrap_err();
+    assert_eq!(error.kind(), Kind::Input);
+    assert!(
+        error
+            .message()
+            .starts_with("the manifests of memory add up to more than 16 MiB (5001 manifests"),
+        "{error}"
+    );
+    assert_eq!(reads(&memory), 1, "only the index was read");
+}
+
+#[tokio::test]
+async fn one_manifest_listed_thousands_of_times_is_read_once() {
+    let mut memory = Memory::default();
+    let image = padded_image(&mut memory, 0, 1 << 20);
+    let root = memory.index(vec![image; 10_000]);
+    let walked = memory.walk(&root, None).await.unwrap();
+    assert_eq!(walked.children.len(), 1);
+    assert_eq!(reads(&memory), 2);
+}
+
+#[tokio::test]
+async fn manifests_larger_than_their_index_says_are_held_to_the_limit_as_they_come() {
+    let mut memory = Memory::default();
+    let entries: Vec<Value> = (0..8)
+        .map(|n| {
+            let mut entry = padded_image(&mut memory, n, 3 << 20);
+            entry["size"] = json!(10);
+            entry
+        })
+        .collect();
+    let root = memory.index(entries);
+    let error = memory.walk(&root, None).await.unwrap_err();
+    assert!(error.message().contains("more than 16 MiB"), "{error}");
+    assert!(
+        reads(&memory) <= 1 + 6 + READS_AT_ONCE,
+        "read {}",
+        reads(&memory)
+    );
 }

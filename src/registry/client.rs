@@ -200,6 +200,12 @@ impl Registry {
         self.timeouts
     }
 
+    /// How long a request may go without progress: also the grace a blob read from this
+    /// registry gets before its minimum rate applies (`oci::Pace`).
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        self.timeouts.idle
+    }
+
     pub fn host(&self) -> &str {
         &self.connection.host
     }

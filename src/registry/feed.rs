@@ -13,7 +13,7 @@ use tokio::sync::OwnedMutexGuard;
 use super::client::Failure;
 use super::timeouts::Watch;
 use crate::digest::{Digest, Hasher};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::oci::{BlobBytes, BlobReader, Reopen, SourceBlob};
 
 /// How much is read from a source at once.
@@ -146,10 +146,10 @@ impl Problem {
 
     /// What the upload makes of it: a source whose own network broke mid-blob (a registry
     /// source passes an error of kind `Registry`) is worth another attempt, which reads the
-    /// blob anew; a local read error or wrong bytes are final.
+    /// blob anew; a local read error, wrong bytes or a source too slow for its deadline are final.
     pub(super) fn into_failure(self, blob: &BlobInfo) -> Failure {
         let error = self.into_error(blob);
-        if error.kind() == Kind::Registry {
+        if crate::oci::worth_reading_again(&error) {
             Failure::transient(error)
         } else {
             Failure::fatal(error)
@@ -317,6 +317,7 @@ impl Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Kind;
     use crate::registry::chunks::{History, Next, decide};
 
     #[test]

@@ -104,12 +104,13 @@ impl Registry {
                     .open_at(0)
                     .await
                     .map_err(|e| Failure::fatal(read_error(&blob, e)))?;
-                read_whole(reader, &blob)
-                    .await
-                    .map_err(|error| match error.kind() {
-                        Kind::Registry => Failure::transient(error),
-                        _ => Failure::fatal(error),
-                    })
+                read_whole(reader, &blob).await.map_err(|error| {
+                    if crate::oci::worth_reading_again(&error) {
+                        Failure::transient(error)
+                    } else {
+                        Failure::fatal(error)
+                    }
+                })
             })
             .await?;
         }

@@ -18,8 +18,8 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::media_type::{is_foreign_layer, is_manifest_family, is_schema1};
 use crate::oci::{
-    BlobBytes, BlobReader, Descriptor, Document, Manifest, Manifests, Platform, ReadManifests,
-    Reopen, SourceBlob, reading_on, walk,
+    BlobBytes, BlobReader, Descriptor, Document, Manifest, Manifests, Pace, Platform,
+    ReadManifests, Reopen, SourceBlob, reading_on, walk,
 };
 use crate::progress::Reporter;
 use crate::registry::{Connection, Registry, Role, Trust};
@@ -46,6 +46,8 @@ pub struct RegistryImage {
     reference: ImageReference,
     registry: Arc<Registry>,
     plan: Plan,
+    /// How fast each blob must come, and how errors name the registry.
+    pace: Pace,
 }
 
 /// Reads the manifests of `reference` (one platform of an index with `platform`) and lists
@@ -66,6 +68,13 @@ pub(super) async fn open(
     let registry = Arc::new(
         Registry::new(connection, access.credentials)?.with_reporter(access.reporter.clone()),
     );
+    let pace = Pace {
+        grace: registry.idle_timeout(),
+        peer: match access.role {
+            Role::Source => format!("source registry {}", reference.host),
+            Role::Pull | Role::Destination => format!("registry {}", reference.host),
+        },
+    };
     let name = reference.to_string();
     let root = read_manifest(&registry, &reference.reference(), &name).await?;
     let reader = Reader {
@@ -90,6 +99,7 @@ pub(super) async fn open(
         reference,
         registry,
         plan,
+        pace,
     })
 }
 
@@ -243,6 +253,7 @@ impl ImageSource for RegistryImage {
                         }),
                         *size,
                         format!("blob {} of {origin}", digest.short()),
+                        self.pace.clone(),
                     )),
                 })
             })

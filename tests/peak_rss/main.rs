@@ -5,14 +5,16 @@
 //! peak, not the child's. Here the test process stays small and the number is the child's.
 //!
 //! `hostile`: peers and inputs that try to make the push use unbounded memory or time (issue
-//! 22), each bounded and named; `memory`: a 256 MiB push stays flat; `pull_memory`: a 256 MiB
-//! pull into each kind of file stays flat; `source_safety`: files the tool must not trust
-//! (among them a gzip bomb that fills neither disk nor memory).
+//! 22), each bounded and named; `hostile_sources`: the same for the findings left open there (a
+//! trickled blob, an engine over TCP, too many manifests); `memory`: a 256 MiB push stays flat;
+//! `pull_memory`: a 256 MiB pull into each kind of file stays flat; `source_safety`: files the
+//! tool must not trust (among them a gzip bomb that fills neither disk nor memory).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod hostile;
+mod hostile_sources;
 mod memory;
 mod pull_memory;
 mod source_safety;

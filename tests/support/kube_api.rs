@@ -114,6 +114,30 @@ impl FakeCluster {
         )
     }
 
+    /// Writes a kubeconfig into `dir` whose user gets its credentials from the `exec` plugin
+    /// `plugin` (context `fake`, current; the plugin is not run here).
+    pub fn exec_kubeconfig(&self, dir: &Path, plugin: &Path) -> PathBuf {
+        let ca = STANDARD.encode(std::fs::read(self.ca()).expect("read CA"));
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters:\n- name: fake\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\n\
+             users:\n- name: fake-admin\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n\
+             \x20     command: {}\n      interactiveMode: IfAvailable\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake-admin\n",
+            self.url(),
+            plugin.display()
+        );
+        let path = dir.join("exec-kubeconfig");
+        std::fs::write(&path, yaml).expect("write kubeconfig");
+        path
+    }
+
+    /// The client certificate and key (PEM) the fake cluster accepts.
+    pub fn client_identity(&self) -> (String, String) {
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).expect(name);
+        (read("client.crt"), read("client.key"))
+    }
+
     /// Serves Secret `namespace/name` with `data` (values base64'd as the API does).
     pub fn secret(&self, namespace: &str, name: &str, data: &[(&str, &[u8])]) {
         let data: serde_json::Map<String, Value> = data

@@ -1,10 +1,15 @@
-//! `GET /images/{name}/json` over a Unix socket, read by hand: bollard collects an answer whole,
-//! so an engine (or anything listening on its socket) that answers without end would fill
-//! memory. Here the answer is read to [`LIMIT`] bytes within a deadline, over HTTP/1.0 so that
-//! the body simply runs to the end of the connection.
+//! `GET /images/{name}/json`, read by hand: bollard collects an answer whole, so an engine (or
+//! anything listening on its socket or port) that answers without end would fill memory. Here
+//! the answer is read to [`LIMIT`] bytes within a deadline: over a Unix socket as HTTP/1.0, so
+//! that the body simply runs to the end of the connection; over `tcp://` (plain, or TLS with
+//! the `DOCKER_CERT_PATH` files) with reqwest, a piece at a time.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -66,6 +71,91 @@ pub(super) async fn inspect(socket: &Path, name: &str) -> Answer {
     }
 }
 
+/// Asks the engine at `tcp://host` about `name`: plain HTTP, or TLS with `ca.pem`, `cert.pem`
+/// and `key.pem` from `tls`, held to the same limit and deadline as over a socket.
+pub(super) async fn inspect_tcp(host: &str, tls: Option<&Path>, name: &str) -> Answer {
+    let limit = deadline(std::env::var(DEADLINE_ENV).ok().as_deref());
+    match tokio::time::timeout(limit, exchange_tcp(host, tls, name)).await {
+        Ok(Ok((status, body))) => answer(Some(status), &body),
+        Ok(Err(why)) => Answer::Failed(why),
+        Err(_) => Answer::Failed(format!(
+            "its answer to the image's inspection did not come whole within {}s",
+            limit.as_secs_f64()
+        )),
+    }
+}
+
+async fn exchange_tcp(
+    host: &str,
+    tls: Option<&Path>,
+    name: &str,
+) -> Result<(u16, Vec<u8>), String> {
+    crate::registry::install_default_provider();
+    let mut builder = reqwest::Client::builder().no_proxy();
+    if let Some(dir) = tls {
+        builder = builder.tls_backend_preconfigured(tls_config(dir)?);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| format!("cannot set up a connection: {e}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{host}/images/{}/json", encode(name));
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot ask: {e}"))?;
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("its answer broke off: {e}"))?
+    {
+        if body.len() + chunk.len() > LIMIT {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
+}
+
+/// Docker's TLS: the engine's certificate checked against `ca.pem`, ours from `cert.pem` and
+/// `key.pem`, as bollard's `connect_with_ssl` sets it up.
+fn tls_config(dir: &Path) -> Result<rustls::ClientConfig, String> {
+    let read = |file: &str| {
+        std::fs::read(dir.join(file))
+            .map_err(|e| format!("cannot read {}: {e}", dir.join(file).display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(&read("ca.pem")?) {
+        let ca = ca.map_err(|e| format!("ca.pem is not PEM: {e}"))?;
+        roots
+            .add(ca)
+            .map_err(|e| format!("ca.pem holds an unusable certificate: {e}"))?;
+    }
+    let chain = CertificateDer::pem_slice_iter(&read("cert.pem")?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cert.pem is not PEM: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&read("key.pem")?)
+        .map_err(|e| format!("key.pem holds no private key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+        })
+        .map_err(|e| format!("cannot set up TLS: {e}"))
+}
+
+fn too_large() -> String {
+    format!(
+        "its answer to the image's inspection is larger than {} MiB",
+        LIMIT >> 20
+    )
+}
+
 async fn exchange(socket: &Path, name: &str) -> Result<Vec<u8>, String> {
     let mut stream = tokio::net::UnixStream::connect(socket)
         .await
@@ -97,10 +187,7 @@ async fn exchange(socket: &Path, name: &str) -> Result<Vec<u8>, String> {
             return Ok(bytes);
         }
         if bytes.len() + n > LIMIT {
-            return Err(format!(
-                "its answer to the image's inspection is larger than {} MiB",
-                LIMIT >> 20
-            ));
+            return Err(too_large());
         }
         bytes.extend_from_slice(&buffer[..n]);
     }
@@ -126,12 +213,16 @@ fn read_answer(bytes: &[u8]) -> Answer {
         return Answer::Failed("its answer is not HTTP".to_string());
     };
     let head = String::from_utf8_lossy(&bytes[..split]);
-    let body = &bytes[split + 4..];
     let status = head
         .lines()
         .next()
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|code| code.parse::<u16>().ok());
+    answer(status, &bytes[split + 4..])
+}
+
+/// What an answer with `status` and `body` says.
+fn answer(status: Option<u16>, body: &[u8]) -> Answer {
     match status {
         Some(200) => match serde_json::from_slice::<Body>(body) {
             Ok(body) => Answer::Found(Inspected {

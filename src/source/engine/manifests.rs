@@ -22,7 +22,8 @@ use crate::oci::media_type::{
     OCI_LAYER_ZSTD as LAYER_ZSTD, OCI_MANIFEST,
 };
 use crate::oci::{
-    Descriptor, Document, Manifest, Manifests, OciDescriptor, OciManifest, check_config,
+    Descriptor, Document, MANIFESTS_LIMIT, Manifest, Manifests, OciDescriptor, OciManifest,
+    check_config, too_many_manifests,
 };
 use crate::source::names::matches_name;
 use crate::source::store::{GZIP_MAGIC, ZSTD_MAGIC};
@@ -223,6 +224,21 @@ impl<'a> View<'a> {
             }
         }
         if !missing {
+            // Held once already (the export's small JSON); copied for the push only when they
+            // add up to what one image may hold.
+            let bytes = present
+                .iter()
+                .filter_map(|(_, digest)| self.held(digest))
+                .fold(manifest.bytes.len() as u64, |sum, b| {
+                    sum.saturating_add(b.len() as u64)
+                });
+            if bytes > MANIFESTS_LIMIT {
+                return Err(too_many_manifests(
+                    &self.plan.origin,
+                    present.len() + 1,
+                    bytes,
+                ));
+            }
             let mut needed = Vec::new();
             let mut manifests = Vec::new();
             for (_, digest) in present {

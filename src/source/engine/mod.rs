@@ -143,7 +143,7 @@ pub(crate) async fn open(request: Request, platform: Option<Platform>) -> Result
     for endpoint in &endpoints.list {
         match socket::connect(endpoint).await {
             Ok(docker) => {
-                let (api_name, inspected) = inspect_api(&docker, &request, endpoint).await?;
+                let (api_name, inspected) = inspect_api(&request, endpoint).await?;
                 let origin = format!(
                     "image {} of the engine at {}",
                     request.name,
@@ -234,70 +234,45 @@ fn unreachable(
 
 /// `GET /images/{name}/json`; a name without tag or digest is `NAME:latest` unless only an ID
 /// prefix matches.
-async fn inspect_api(
-    docker: &Docker,
-    request: &Request,
-    endpoint: &Endpoint,
-) -> Result<(String, Inspected)> {
+async fn inspect_api(request: &Request, endpoint: &Endpoint) -> Result<(String, Inspected)> {
     let mut names = vec![with_latest(&request.name)];
     if names[0] != request.name {
         names.push(request.name.clone());
     }
-    let mut last = None;
     for name in names {
-        // Over a Unix socket, read by hand to a limit and a deadline (see `inspect`).
-        if let Address::Unix(socket) = &endpoint.address {
-            match inspect::inspect(socket, &name).await {
-                Answer::Found(inspected) => return Ok((name, inspected)),
-                Answer::NotFound => continue,
-                Answer::Failed(why) => {
-                    return Err(Error::input(format!(
-                        "the engine at {} could not look up image {}: {why}",
-                        endpoint.label(),
-                        request.name
-                    ))
-                    .with_hint("check the engine with docker info (or podman info); DOCKER_HOST names the socket used"));
-                }
+        // Read by hand to a limit and a deadline (see `inspect`): bollard would collect the
+        // answer whole, however long.
+        let answer = match &endpoint.address {
+            Address::Unix(socket) => inspect::inspect(socket, &name).await,
+            Address::Tcp { host, tls } => inspect::inspect_tcp(host, tls.as_deref(), &name).await,
+        };
+        match answer {
+            Answer::Found(inspected) => return Ok((name, inspected)),
+            Answer::NotFound => continue,
+            Answer::Failed(why) => {
+                return Err(Error::input(format!(
+                    "the engine at {} could not look up image {}: {why}",
+                    endpoint.label(),
+                    request.name
+                ))
+                .with_hint("check the engine with docker info (or podman info); DOCKER_HOST names the socket used"));
             }
-        }
-        match docker.inspect_image(&name).await {
-            Ok(inspect) => {
-                let diff_ids = inspect
-                    .root_fs
-                    .and_then(|r| r.layers)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|d| Digest::parse(d).ok())
-                    .collect();
-                let size = inspect.size.and_then(|s| u64::try_from(s).ok());
-                return Ok((name, Inspected { diff_ids, size }));
-            }
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(e) => last = Some(e),
         }
     }
     let label = endpoint.label();
-    Err(match last {
-        Some(e) => Error::input(format!(
-            "the engine at {label} could not look up image {}: {}",
-            request.name,
-            socket::error_chain(&e)
-        ))
-        .with_hint(HINT_LIST)
-        .with_cause(e),
-        None if request.prefixed => Error::input(format!(
+    Err(if request.prefixed {
+        Error::input(format!(
             "the engine at {label} has no image {}",
             with_latest(&request.name)
         ))
-        .with_hint(HINT_LIST),
-        None => Error::input(format!(
+        .with_hint(HINT_LIST)
+    } else {
+        Error::input(format!(
             "{} is neither a file nor an image of the engine at {label}{}",
             request.name,
             looked_for(&request.name)
         ))
-        .with_hint(format!("{HINT_LIST}; {}", not_found_hint(&request.name))),
+        .with_hint(format!("{HINT_LIST}; {}", not_found_hint(&request.name)))
     })
 }
 

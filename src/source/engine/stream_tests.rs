@@ -398,3 +398,52 @@ async fn an_index_naming_one_child_many_times_reads_it_once() {
         "the child once, not 5,000 times"
     );
 }
+
+#[tokio::test]
+async fn an_index_whose_manifests_add_up_to_more_than_the_limit_is_refused() {
+    let config = config();
+    let c = Digest::of(&config);
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    // Five distinct manifests of 3.5 MiB each (padded annotations): each is small JSON the
+    // export holds, but together they are more than one image may hold.
+    let children: Vec<String> = (0..5)
+        .map(|n| {
+            json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c.to_string(), "size": config.len()},
+                "layers": [], "annotations": {"n": n.to_string(), "pad": "x".repeat(7 << 19)}})
+            .to_string()
+        })
+        .collect();
+    let entries: Vec<serde_json::Value> = children
+        .iter()
+        .map(|m| {
+            json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": Digest::of(m.as_bytes()).to_string(), "size": m.len()})
+        })
+        .collect();
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries})
+    .to_string();
+    let i = Digest::of(index.as_bytes());
+    let top = json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": i.to_string(), "size": index.len()}]})
+    .to_string();
+    let mut files: Vec<(String, &[u8])> = vec![(blob(&c), &config)];
+    for child in &children {
+        files.push((blob(&Digest::of(child.as_bytes())), child.as_bytes()));
+    }
+    files.push((blob(&i), index.as_bytes()));
+    files.push(("index.json".to_string(), top.as_bytes()));
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), *b)).collect();
+    let pushed = push(whole(tar_bytes(&files, &[])), plan(&[])).await;
+    let Err(error) = pushed.manifests else {
+        panic!("the manifests were not refused");
+    };
+    assert_eq!(error.kind(), crate::error::Kind::Input);
+    assert!(
+        error
+            .message()
+            .starts_with("the manifests of image app:1.0 of the engine at unix:///test.sock add up to more than 16 MiB (6 manifests"),
+        "{error}"
+    );
+}

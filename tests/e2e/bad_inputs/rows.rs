@@ -43,6 +43,8 @@ const CLUSTER_CERT: &str = "tests/e2e/security/cluster_certificate.rs";
 const SAFETY: &str = "tests/peak_rss/source_safety.rs";
 const MIRROR: &str = "tests/e2e/mirror.rs";
 const HOSTILE: &str = "tests/peak_rss/hostile.rs";
+const EXEC_PLUGIN: &str = "tests/e2e/cluster/exec_plugin.rs";
+const HOSTILE_SOURCES: &str = "tests/peak_rss/hostile_sources.rs";
 const PULL: &str = "tests/e2e/pull/faults.rs";
 const PULL_ENGINE: &str = "tests/e2e/pull/engine.rs";
 const ONCE: &str = "each_transient_fault_once_is_retried_and_the_digests_match";
@@ -308,12 +310,24 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("kubeconfig `exec` plugin taking 30 s, push to a host name", 0, HOSTILE,
         "a_slow_kubeconfig_exec_plugin_is_abandoned_at_the_budget",
         "read off the push's runtime, abandoned at the 5 s budget (debug: `cluster: no answer within`); pushed (it used to take 90 s)"),
+    row("kubeconfig `exec` plugin giving a token, push and pull to the cluster's Gitea", 0, EXEC_PLUGIN,
+        "a_kubeconfig_exec_plugin_runs_once_for_a_push_and_once_for_a_pull",
+        "the plugin runs once per run and its token stands in for it (kube's client ran it 3 times for a push, 3 for a pull); pushed, pulled"),
+    row("kubeconfig `exec` plugin giving a token that expires within the minute, or a client certificate", 0, EXEC_PLUGIN,
+        "an_expiring_token_or_a_client_certificate_from_an_exec_plugin_is_asked_for_once",
+        "run once per run (kube's client ran it 8 times for the expiring token: before every request, and 3 for the certificate); pushed"),
+    row("kubeconfig `exec` plugin that starts a child and waits (an SSO prompt nobody answers)", 0, EXEC_PLUGIN,
+        "a_slow_exec_plugin_is_killed_with_its_child_at_the_budget",
+        "abandoned at the 5 s budget and killed with its whole process group then; pushed (the plugin outlived the run, holding its standard error open)"),
     row("`--src-creds USER`: the password question waits on the terminal while the source refuses", 3, HOSTILE,
         "the_password_prompt_is_not_drawn_over_by_the_bars",
         "the question stays on screen: bars are drawn only once the push has a plan (they erased it within 100 ms)"),
     row("engine answering `/images/{name}/json` without end", 2, HOSTILE,
         "an_endless_inspect_answer_from_the_engine_is_cut_at_4_mib",
         "`the engine at SOCKET could not look up image …: its answer … is larger than 4 MiB`; peak RSS 27 MiB (bollard held 3 GB in 9 s); nothing pushed"),
+    row("engine on `tcp://` (plain, and TLS with `DOCKER_TLS_VERIFY`) answering `/images/{name}/json` without end", 2, HOSTILE_SOURCES,
+        "an_endless_inspect_answer_from_an_engine_over_tcp_is_cut_at_4_mib",
+        "`the engine at tcp://HOST:PORT could not look up image …: its answer … is larger than 4 MiB` in 0.1 s, peak RSS 30 MiB (bollard collected it whole; the same over TLS: `an_endless_inspect_answer_from_an_engine_over_tls_is_cut_at_4_mib`); nothing pushed"),
     row("engine trickling its `/images/{name}/json` answer", 2, HOSTILE,
         "a_trickling_inspect_answer_ends_at_the_deadline",
         "`… did not come whole within Ns` (60 s; the test's 1 s); nothing pushed"),
@@ -363,6 +377,15 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
     row("source registry blob shorter than its manifest says (Content-Length 500, descriptor 1000)", 2, HOSTILE,
         "a_source_blob_shorter_than_its_descriptor_exits_2_naming_it",
         "`blob sha256:… of the source image at HOST/REPO is 500 bytes, not the 1000 its manifest says`, not retried (it was retried five times, exit 1); no tag"),
+    row("source registry trickling a 20,000-byte layer one byte every 300 ms (inside the idle time)", 1, HOSTILE_SOURCES,
+        "a_trickled_source_blob_ends_at_its_deadline_naming_the_source",
+        "`source registry HOST sent blob … too slowly: its 20000 bytes did not all come within Ns` (the idle time, then 8 KiB/s: 3.4 s with the test's 1 s; it would have taken 100 minutes, for ever without end); the upload's own retries share that deadline; peak RSS 26 MiB; no tag"),
+    row("pull from a registry trickling a layer one byte every 300 ms", 1, HOSTILE_SOURCES,
+        "a_trickled_blob_ends_a_pull_at_its_deadline_and_writes_nothing",
+        "`registry HOST sent blob … too slowly` at the same deadline; no layout appears"),
+    row("index naming 100 distinct manifests of 4 MB each (400 MB), `docker://` copy and pull", 2, HOSTILE_SOURCES,
+        "an_index_naming_thousands_of_large_manifests_is_refused_before_reading_them",
+        "`the manifests of IMAGE add up to more than 16 MiB (101 manifests, … bytes)`, hint `--platform`; only the index is read, in 0.1 s, peak RSS 28 MiB; nothing uploaded, no layout (every child was read and held)"),
     row("engine export with 3,000 junk files at its top before a valid image", 0, HOSTILE,
         "junk_files_in_an_engine_export_are_never_uploaded",
         "pushed with the engine's manifest; none of the junk reaches the registry (3,000 extra blobs went up)"),

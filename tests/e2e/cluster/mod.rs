@@ -6,11 +6,13 @@
 //!
 //! One test binary, one module per topic: `zero_config` (what works, and the unreachable cluster),
 //! `security` (what goes where, source precedence), `bad_data` (broken cluster data and flags),
-//! `mirror` (copies out of and within the cluster's Gitea).
+//! `mirror` (copies out of and within the cluster's Gitea), `exec_plugin` (a kubeconfig `exec`
+//! plugin is run once per run).
 
 use crate::support;
 
 mod bad_data;
+mod exec_plugin;
 mod mirror;
 mod security;
 mod zero_config;
