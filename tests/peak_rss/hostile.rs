@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use support::hostile::{Hostile, assert_refused, endless, measured, measured_with_input, respond};
+use support::child::{measured, measured_with_input};
+use support::hostile::{Hostile, assert_refused, endless, respond};
 use support::launch::idpbuilder_process;
 
 /// A registry whose every answer is a bearer challenge naming a realm on itself, and whose

@@ -9,8 +9,9 @@ use crate::support;
 use std::time::Duration;
 
 use serde_json::json;
+use support::child::measured;
 use support::fixtures::sha256;
-use support::hostile::{Hostile, assert_refused, endless, measured, respond};
+use support::hostile::{Hostile, assert_refused, endless, respond};
 use support::launch::idpbuilder_process;
 
 /// A one-layer image: its config, its layer (`layer_len` bytes of `x`) and its manifest.

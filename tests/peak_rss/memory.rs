@@ -5,9 +5,10 @@ use crate::support;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
+use support::child::measured;
 use support::launch::idpbuilder_process;
 use support::registry::{Registry, RegistryOptions};
 
@@ -70,29 +71,18 @@ fn pushing_256_mib_keeps_peak_rss_under_32_mib() {
     let layout = work.path().join("big");
     big_layout(&layout);
 
-    let child = idpbuilder_process()
-        .args(["push", "-q", "--plain-http"])
-        .arg(&layout)
-        .arg(format!("{}/team/big:1.0", registry.host()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start idpbuilder");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zero is a valid value; wait4 reaps our own child by pid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "push failed: {status}"
+    let run = measured(
+        idpbuilder_process()
+            .args(["push", "-q", "--plain-http"])
+            .arg(&layout)
+            .arg(format!("{}/team/big:1.0", registry.host())),
+        Duration::from_secs(600),
     );
-    let peak_kib = usage.ru_maxrss;
+    assert_eq!(run.code(), Some(0), "push failed:\n{}", run.stderr());
+    let peak_kib = run.peak_kib;
     eprintln!("peak RSS of the push: {} KiB", peak_kib);
     assert!(
         !support::rss_is_measured() || peak_kib < LIMIT_KIB,
         "peak RSS {peak_kib} KiB is over {LIMIT_KIB} KiB"
     );
-    std::mem::forget(child);
 }

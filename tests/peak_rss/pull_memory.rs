@@ -3,7 +3,10 @@
 
 use crate::support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
+
+use support::child::measured;
 
 use support::launch::idpbuilder_process;
 use support::registry::{Registry, RegistryOptions};
@@ -11,25 +14,11 @@ use support::registry::{Registry, RegistryOptions};
 // The 256 MiB layout and its limits are the push's own (`memory.rs`).
 use super::memory::{LIMIT_KIB, big_layout};
 
-/// Runs `command` to its end and returns its peak RSS in KiB.
+/// Runs `command` to its end (at most 10 minutes) and returns its peak RSS in KiB.
 fn peak_rss_kib(mut command: Command) -> i64 {
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start idpbuilder");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zero is a valid value; wait4 reaps our own child by pid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "idpbuilder failed: {status}"
-    );
-    std::mem::forget(child);
-    usage.ru_maxrss
+    let run = measured(&mut command, Duration::from_secs(600));
+    assert_eq!(run.code(), Some(0), "idpbuilder failed:\n{}", run.stderr());
+    run.peak_kib
 }
 
 #[test]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
-use support::child::output_within;
+use support::child::{measured, output_within};
 use support::fault_proxy::{Fault, FaultProxy, Rule};
 use support::fixtures::{self, FixtureImage, ImageSpec};
 use support::raw_image::{noise, raw_layout, sha256};
@@ -220,16 +220,15 @@ fn a_gzip_bomb_fills_neither_tmpdir_nor_memory() {
     gzip_bomb(&bomb, 1);
     assert!(std::fs::metadata(&bomb).expect("bomb").len() < 8 << 20);
 
-    let child = idpbuilder(&tmpdir)
-        .args(["push", "--plain-http"])
-        .arg(&bomb)
-        .arg("127.0.0.1:9/team/bomb:1.0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start idpbuilder");
-    let (code, usage, err) = wait_with_usage(child, Duration::from_secs(300));
-    assert_eq!(code, Some(2), "{err}");
+    let run = measured(
+        idpbuilder(&tmpdir)
+            .args(["push", "--plain-http"])
+            .arg(&bomb)
+            .arg("127.0.0.1:9/team/bomb:1.0"),
+        Duration::from_secs(300),
+    );
+    let err = run.stderr();
+    assert_eq!(run.code(), Some(2), "{err}");
     assert!(
         err.starts_with("error: ") && err.contains("bomb.tar.gz is neither a docker archive"),
         "{err}"
@@ -238,47 +237,13 @@ fn a_gzip_bomb_fills_neither_tmpdir_nor_memory() {
     // Blocks written count when pages are dirtied, so a temporary copy deleted at the end
     // still shows. The bomb holds 1 GiB; a few MiB are allowed for whatever else the process
     // writes (under `make coverage`, its ~4 MiB coverage profile).
-    let (peak_kib, written_kib) = (usage.ru_maxrss, usage.ru_oublock / 2);
+    let (peak_kib, written_kib) = (run.peak_kib, run.written_kib);
     eprintln!("a 1 GiB gzip bomb: peak RSS {peak_kib} KiB, {written_kib} KiB written");
     assert!(written_kib < 32 * 1024, "{written_kib} KiB written to disk");
     assert!(
         !support::rss_is_measured() || peak_kib < 64 * 1024,
         "peak RSS {peak_kib} KiB"
     );
-}
-
-/// Waits for `child` (killing it after `limit`); its exit code, resource usage and stderr.
-fn wait_with_usage(
-    mut child: std::process::Child,
-    limit: Duration,
-) -> (Option<i32>, libc::rusage, String) {
-    let mut pipe = child.stderr.take().expect("stderr piped");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
-        text
-    });
-    let pid = child.id() as libc::pid_t;
-    let started = Instant::now();
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zero is a valid value; wait4 reaps our own child by pid,
-    // WNOHANG keeps it from blocking past the deadline.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if waited == pid {
-            break;
-        }
-        assert_eq!(waited, 0, "wait4 failed");
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::mem::forget(child);
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (code, usage, reader.join().unwrap_or_default())
 }
 
 #[test]

@@ -1,15 +1,15 @@
 //! Hostile peers for issue 22: a small HTTP server on loopback (or a Unix socket, for a fake
 //! engine) whose every answer a test writes by hand, so it can send an endless token, trickle a
-//! manifest or stall an export; and [`measured`], which runs the binary with a deadline and
-//! reports its peak RSS and how long it ran.
+//! manifest or stall an export; and [`assert_refused`], which checks how a run measured by
+//! `child::measured` ended.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One request as the peer saw it.
 #[derive(Debug, Clone)]
@@ -222,86 +222,7 @@ pub fn endless(
     }
 }
 
-/// How a measured run went.
-pub struct Measured {
-    pub output: Output,
-    pub peak_kib: i64,
-    pub elapsed: Duration,
-}
-
-impl Measured {
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-
-    pub fn code(&self) -> Option<i32> {
-        self.output.status.code()
-    }
-}
-
-/// Runs `cmd` (standard input empty, stdout and stderr collected), killing it after `limit`; reports
-/// its peak RSS from `wait4`'s rusage and how long it ran.
-pub fn measured(cmd: &mut Command, limit: Duration) -> Measured {
-    measured_with_input(cmd, Stdio::null(), limit)
-}
-
-/// [`measured`] with `stdin` as standard input (`/dev/zero`: input without end).
-pub fn measured_with_input(cmd: &mut Command, stdin: Stdio, limit: Duration) -> Measured {
-    let mut child = cmd
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start idpbuilder");
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let pid = child.id() as libc::pid_t;
-    let started = Instant::now();
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zero is a valid value; wait4 reaps our own child by pid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let mut killed = false;
-    loop {
-        let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if waited == pid {
-            break;
-        }
-        assert!(waited == 0, "wait4 failed");
-        if started.elapsed() > limit && !killed {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            killed = true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let elapsed = started.elapsed();
-    std::mem::forget(child);
-    let stderr = err.join().unwrap_or_default();
-    assert!(
-        !killed,
-        "still running after {limit:?}:\n{}",
-        String::from_utf8_lossy(&stderr)
-    );
-    use std::os::unix::process::ExitStatusExt;
-    Measured {
-        output: Output {
-            status: std::process::ExitStatus::from_raw(status),
-            stdout: out.join().unwrap_or_default(),
-            stderr,
-        },
-        peak_kib: usage.ru_maxrss,
-        elapsed,
-    }
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
-}
+use super::child::Measured;
 
 /// Peak RSS every hostile run must stay under.
 pub const RSS_LIMIT_KIB: i64 = 64 * 1024;
