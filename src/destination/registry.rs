@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 
 use super::ImageDestination;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::oci::media_type::{OCI_ARTIFACT_MANIFEST, is_foreign_layer};
 use crate::oci::{Document, Manifest, Manifests, SourceBlob};
 use crate::progress::{Reporter, Uploaded};
@@ -135,6 +135,7 @@ impl ImageDestination for RegistryDestination {
             self.registry
                 .put_manifest(manifest.digest.as_str(), manifest)
                 .await
+                .map_err(|error| self.refused(error, manifest))
         }
         .boxed()
     }
@@ -142,15 +143,56 @@ impl ImageDestination for RegistryDestination {
     fn commit<'a>(&'a self, root: &'a Manifest, tags: &'a [String]) -> BoxFuture<'a, Result<()>> {
         async move {
             if tags.is_empty() {
-                return self.registry.put_manifest(root.digest.as_str(), root).await;
+                return self
+                    .registry
+                    .put_manifest(root.digest.as_str(), root)
+                    .await
+                    .map_err(|error| self.refused(error, root));
             }
             for tag in tags {
-                self.registry.put_manifest(tag, root).await?;
+                self.registry
+                    .put_manifest(tag, root)
+                    .await
+                    .map_err(|error| self.refused(error, root))?;
             }
             Ok(())
         }
         .boxed()
     }
+}
+
+impl RegistryDestination {
+    /// A manifest the registry answered with an error of its own (after its blobs went up):
+    /// the hint says it is the registry's rule, not the image's fault, and what to try.
+    fn refused(&self, error: Error, manifest: &Manifest) -> Error {
+        let answered = error.kind() == Kind::Registry
+            && error.hint().is_none()
+            && error.message().contains(" answered ");
+        if !answered {
+            return error;
+        }
+        let host = self.registry.host();
+        let hint = match foreign_layer_of(manifest) {
+            Some(layer) => format!(
+                "{host} refused a manifest naming the foreign layer {layer} (distribution takes layers with urls only when its configuration sets validation.manifests.urls.allow); no tag was written: push a platform without foreign layers (--platform), or allow them in the registry"
+            ),
+            None => format!(
+                "{host} refused the manifest itself (not every registry takes a {}); no tag was written: push it to a registry that takes it",
+                manifest.media_type
+            ),
+        };
+        error.with_hint(hint)
+    }
+}
+
+/// The first foreign layer `manifest` names, if it is an image manifest that names one.
+fn foreign_layer_of(manifest: &Manifest) -> Option<String> {
+    let document: Document = serde_json::from_slice(&manifest.bytes).ok()?;
+    document
+        .layers?
+        .into_iter()
+        .find(|layer| layer.media_type.as_deref().is_some_and(is_foreign_layer))
+        .map(|layer| layer.digest)
 }
 
 /// The first image manifest naming a foreign layer, and that layer: Gitea answers 404
@@ -160,14 +202,7 @@ fn foreign_layer(manifests: &Manifests) -> Option<(&Digest, String)> {
         .children
         .iter()
         .chain([&manifests.root])
-        .find_map(|manifest| {
-            let document: Document = serde_json::from_slice(&manifest.bytes).ok()?;
-            let layer = document
-                .layers?
-                .into_iter()
-                .find(|layer| layer.media_type.as_deref().is_some_and(is_foreign_layer))?;
-            Some((&manifest.digest, layer.digest))
-        })
+        .find_map(|manifest| Some((&manifest.digest, foreign_layer_of(manifest)?)))
 }
 
 #[cfg(test)]
@@ -239,6 +274,31 @@ mod tests {
         assert!(error.message().contains("sha256:f"), "{error}");
         assert!(error.hint().is_some());
         assert!(destination(false).check(&image).is_ok());
+    }
+
+    #[test]
+    fn a_manifest_the_registry_refuses_gets_a_hint_naming_its_kind() {
+        let refused = || Error::registry("h answered 400 Bad Request to /v2/a/manifests/1");
+        let artifact = manifest(OCI_ARTIFACT_MANIFEST, b"x");
+        let error = destination(false).refused(refused(), &artifact);
+        assert!(
+            error
+                .hint()
+                .is_some_and(|h| h.contains(OCI_ARTIFACT_MANIFEST))
+        );
+        let foreign = manifest(
+            OCI_MANIFEST,
+            br#"{"layers":[{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar","digest":"sha256:ab","size":1}]}"#,
+        );
+        let error = destination(false).refused(refused(), &foreign);
+        assert!(
+            error
+                .hint()
+                .is_some_and(|h| h.contains("sha256:ab") && h.contains("urls"))
+        );
+        let timed_out = Error::registry("h did not answer in time").with_hint("check it");
+        let error = destination(false).refused(timed_out, &artifact);
+        assert_eq!(error.hint(), Some("check it"));
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl Registry {
             .map(|s| Duration::from_secs(s.min(60)));
         let request_path = response.url().path().to_string();
         let plain_http = response.url().scheme() == "http";
-        let detail = registry_message(response, self.timeouts().idle).await;
+        let (detail, https_server) = registry_message(response, self.timeouts().idle).await;
         let transient = matches!(status.as_u16(), 408 | 429) || status.is_server_error();
         let answered = || {
             Error::registry(format!(
@@ -58,8 +58,10 @@ impl Registry {
                 ))
             }
             // What an HTTPS server answers to plain HTTP (Go's: "Client sent an HTTP request to
-            // an HTTPS server").
-            StatusCode::BAD_REQUEST if plain_http => {
+            // an HTTPS server"; nginx's: "The plain HTTP request was sent to HTTPS port"). Any
+            // other 400 is the registry's own refusal (a manifest it does not take), not a
+            // wrong scheme.
+            StatusCode::BAD_REQUEST if plain_http && https_server => {
                 answered().with_reason(Cause::PlainHttpToHttps { role: self.role() })
             }
             _ => answered(),
@@ -201,14 +203,25 @@ impl Registry {
 
 /// The first message of an OCI error envelope `{"errors":[{"code","message"}]}`, read from at
 /// most 64 KiB of body, each piece within the idle time.
-async fn registry_message(mut response: Response, idle: Duration) -> Option<String> {
+async fn registry_message(mut response: Response, idle: Duration) -> (Option<String>, bool) {
     let mut body = Vec::new();
     while let Ok(Ok(Some(chunk))) = tokio::time::timeout(idle, response.chunk()).await {
         body.extend_from_slice(&chunk);
         if body.len() > 64 * 1024 {
-            return None;
+            return (None, false);
         }
     }
+    (error_message(&body), says_https(&body))
+}
+
+/// Whether an error body is an HTTPS server's answer to a plain-HTTP request.
+fn says_https(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    text.contains("HTTP request to an HTTPS server") || text.contains("sent to HTTPS port")
+}
+
+/// The first entry of a registry's JSON error envelope, as `CODE: message`.
+fn error_message(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Envelope {
         errors: Vec<Entry>,
@@ -218,7 +231,7 @@ async fn registry_message(mut response: Response, idle: Duration) -> Option<Stri
         code: Option<String>,
         message: Option<String>,
     }
-    let envelope: Envelope = serde_json::from_slice(&body).ok()?;
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
     let first = envelope.errors.into_iter().next()?;
     let text = match (first.code, first.message) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
@@ -283,4 +296,27 @@ fn find_source<'a, T: std::error::Error + 'static>(
 /// may carry an upload's state or an object store's signature, nor user info.
 fn request_line(method: &Method, url: &Url) -> String {
     format!("{method} {}{}", origin_text(url), url.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_https_servers_own_words_mean_the_wrong_scheme() {
+        assert!(says_https(
+            b"Client sent an HTTP request to an HTTPS server.\n"
+        ));
+        assert!(says_https(
+            b"<html><center>The plain HTTP request was sent to HTTPS port</center></html>"
+        ));
+        assert!(!says_https(b""));
+        assert!(!says_https(br#"{"errors":[{"code":"MANIFEST_INVALID"}]}"#));
+        assert_eq!(
+            error_message(
+                br#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"}]}"#
+            ),
+            Some("MANIFEST_INVALID: manifest invalid".to_string())
+        );
+    }
 }

@@ -29,7 +29,8 @@ enum Outcome {
     Arrives,
     /// Pushed with the source's digests; skopeo reads the manifest but cannot copy the image.
     ArrivesSkopeoReadsManifestOnly,
-    /// The registry refuses the manifest: exit 1, one `error:` line holding this text, no tag.
+    /// The registry refuses the manifest: exit 1, one `error:` line holding this text, a hint
+    /// that says the registry refused it (not the HTTPS guess), no tag.
     RegistryRefuses(&'static str),
     /// Refused before any upload: exit 2, one `error:` line holding this text, and a hint.
     RefusedFirst(&'static str),
@@ -126,7 +127,14 @@ fn push_every_shape(
                 } else {
                     1
                 };
-                let hinted = !matches!(outcome, RefusedFirst(_)) || err.contains("\nhint: ");
+                let hinted = match outcome {
+                    RefusedFirst(_) => err.contains("\nhint: "),
+                    _ => {
+                        err.contains("refused")
+                            && err.contains("\nhint: ")
+                            && !err.contains("HTTPS")
+                    }
+                };
                 let fine = output.status.code() == Some(code)
                     && errors == 1
                     && err.contains(text)
