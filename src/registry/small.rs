@@ -268,13 +268,16 @@ impl Registry {
     /// A way failed for this blob. Refused while the blob tried it, or refused outright (an
     /// answer that trying again would not change) once it worked: not tried again on this
     /// registry, and the blob goes on the longer way (`Ok`). A failure of the source, the
-    /// credentials or the trust, or a passing one of a way known to work, is the attempt's.
+    /// credentials or the trust, a 404, or a passing one of a way known to work, is the
+    /// attempt's.
     fn way_failed(&self, way: &Way, trial: Option<Trial<'_>>, failure: BodyFailure) -> Attempt<()> {
         let failure = match failure {
             BodyFailure::Source(failure) => return Err(failure),
             BodyFailure::Registry(failure) => failure,
         };
-        let ours = failure.error.kind() == Kind::Registry;
+        // A 404 names a repository or session that is not there, which no other way changes.
+        let ours =
+            failure.error.kind() == Kind::Registry && failure.status != Some(StatusCode::NOT_FOUND);
         let outright = failure.status.is_some() && !failure.transient;
         if !ours || (trial.is_none() && !outright) {
             return Err(failure);
