@@ -16,16 +16,16 @@ use crate::error::{Error, Result};
 use crate::oci::{BlobBytes, Manifests, SourceBlob};
 use crate::progress::{BlobOutcome, Reporter, Uploaded};
 use crate::reference::{Destination, Target, is_valid_tag};
-use crate::registry::read_through;
+use crate::registry::{SMALL_BLOB, read_through};
 use crate::source::ImageSource;
 
 /// `HEAD`s in flight at once when the blobs are asked about before any upload: they carry no
 /// body, so a slow link's round trips, not its bandwidth, bound them.
 const HEADS_AT_ONCE: usize = 32;
 
-/// A blob this small spends its upload waiting on round trips, not sending bytes: it does not
-/// take one of the `--concurrency` places.
-const SMALL_BLOB: u64 = 1 << 20;
+// A blob of `SMALL_BLOB` or less spends its upload waiting on round trips, not sending bytes:
+// it does not take one of the `--concurrency` places (and goes in fewer requests where the
+// registry allows it: `registry/small.rs`).
 
 /// Small blobs in flight at once beside the large ones. Each holds one read buffer (256 KiB),
 /// so they add at most 4 MiB.

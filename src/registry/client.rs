@@ -20,6 +20,7 @@ use super::auth::{
     push_scope,
 };
 use super::origin::{Realm, Resolver, judge_realm, origin_text, redirect_policy, same_origin};
+use super::small::Shortcuts;
 use super::timeouts::{Timeouts, Watch};
 use super::tls::{Trust, client_config};
 use crate::credentials::{Credentials, Origin};
@@ -118,6 +119,8 @@ pub struct Registry {
     /// A repository of this registry that blobs are mounted from (a `docker://` source on the
     /// same host): tokens also ask for pull on it.
     mount_from: Option<String>,
+    /// The shorter ways small blobs may take here, learnt during the push (`small.rs`).
+    shortcuts: Shortcuts,
 }
 
 impl Registry {
@@ -159,6 +162,7 @@ impl Registry {
             resolver,
             warned_clear_text: AtomicBool::new(false),
             mount_from: None,
+            shortcuts: Shortcuts::default(),
         })
     }
 
@@ -171,6 +175,10 @@ impl Registry {
 
     pub(super) fn mount_from(&self) -> Option<&str> {
         self.mount_from.as_deref()
+    }
+
+    pub(super) fn shortcuts(&self) -> &Shortcuts {
+        &self.shortcuts
     }
 
     pub(super) fn role(&self) -> Role {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::io::AsyncReadExt;
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::client::Failure;
 use super::timeouts::Watch;
@@ -110,7 +110,29 @@ pub(super) fn ended_early() -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, "the blob ended early")
 }
 
-/// Which bytes of a blob one `PATCH` carries.
+/// What a request carrying the blob's bytes needs: the blob, its feed, where progress goes.
+pub(super) struct BlobBody<'a> {
+    pub(super) blob: &'a BlobInfo,
+    pub(super) feed: &'a Arc<Mutex<Feed>>,
+    pub(super) progress: &'a Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+/// Why a request carrying the blob's bytes failed: the source (its bytes do not match, it
+/// could not be read), or the registry and the network between.
+pub(super) enum BodyFailure {
+    Source(Failure),
+    Registry(Failure),
+}
+
+impl From<BodyFailure> for Failure {
+    fn from(failure: BodyFailure) -> Failure {
+        match failure {
+            BodyFailure::Source(failure) | BodyFailure::Registry(failure) => failure,
+        }
+    }
+}
+
+/// Which bytes of a blob one request carries.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Part {
     pub(super) start: u64,

@@ -21,7 +21,10 @@ use url::Url;
 
 use super::chunks::{ChunkPolicy, History, Next, decide};
 use super::client::{Attempt, Failure, Registry};
-use super::feed::{BlobInfo, Feed, Part, Problem, Reading, read_error, read_whole};
+use super::feed::{
+    BlobBody, BlobInfo, BodyFailure, Feed, Part, Problem, Reading, read_error, read_whole,
+};
+use super::small::SMALL_BLOB;
 use crate::digest::Digest;
 use crate::error::{Error, Kind, Result};
 use crate::oci::{BlobBytes, Manifest, SourceBlob};
@@ -124,6 +127,10 @@ impl Registry {
             BlobBytes::Reopenable(reopen) => Some(reopen.clone()),
             BlobBytes::Once(_) => None,
         };
+        // Small enough to spend its upload on round trips, known by digest, and readable again
+        // should a shorter way turn out to be refused (`small.rs`). Never chunked: the chunk
+        // size is at least 1 MiB.
+        let small = blob.digest.is_some() && reopen.is_some() && blob.size <= SMALL_BLOB;
         let mut feed = Arc::new(Mutex::new(Feed::new(bytes)));
         let mut delays = self.backoff();
         let mut history = History::default();
@@ -137,7 +144,7 @@ impl Registry {
             let chunk = chunks.current();
             let mut session = first_session.take();
             let failure = match self
-                .upload_in_session(&blob, &feed, chunk, &mut session, reporter)
+                .upload_in_session(&blob, &feed, chunk, small, &mut session, reporter)
                 .await
             {
                 Ok(digest) => {
@@ -195,12 +202,14 @@ impl Registry {
     }
 
     /// One attempt: a new session (or the one `session` holds already, from a mount the
-    /// registry answered with an upload), the bytes, the commit. Returns the digest committed.
+    /// registry answered with an upload), the bytes, the commit. A `small` blob first tries
+    /// the shorter ways this registry takes (`small.rs`). Returns the digest committed.
     async fn upload_in_session(
         &self,
         blob: &BlobInfo,
         feed: &Arc<Mutex<Feed>>,
         chunk: u64,
+        small: bool,
         session: &mut Option<Url>,
         reporter: &dyn Reporter,
     ) -> Attempt<Digest> {
@@ -209,15 +218,31 @@ impl Registry {
             .rewind()
             .await
             .map_err(|e| Failure::fatal(read_error(blob, e)))?;
+        let progress = match &blob.digest {
+            Some(digest) => reporter.blob_progress_sink(digest),
+            None => reporter.unnamed_progress_sink(),
+        };
+        let body = BlobBody {
+            blob,
+            feed,
+            progress: &progress,
+        };
+        if small {
+            if let Some(digest) = self.upload_small(&body, session, reporter).await? {
+                return Ok(digest);
+            }
+            // A shorter way was refused part-way through the body: from the first byte again.
+            feed.lock()
+                .await
+                .rewind()
+                .await
+                .map_err(|e| Failure::fatal(read_error(blob, e)))?;
+        }
         let mut location = match session.take() {
             Some(location) => location,
             None => self.initiate_upload().await?,
         };
         *session = Some(location.clone());
-        let progress = match &blob.digest {
-            Some(digest) => reporter.blob_progress_sink(digest),
-            None => reporter.unnamed_progress_sink(),
-        };
         let chunked = blob.size > chunk;
         let mut start = 0;
         while start < blob.size {
@@ -228,9 +253,7 @@ impl Registry {
                 last: start + len == blob.size,
                 ranged: chunked,
             };
-            location = self
-                .patch_chunk(&location, blob, feed, part, &progress)
-                .await?;
+            location = self.patch_chunk(&location, &body, part).await?;
             *session = Some(location.clone());
             start += len;
         }
@@ -271,7 +294,7 @@ impl Registry {
     }
 
     /// `POST /v2/<name>/blobs/uploads/`: 202 with the session's `Location`.
-    async fn initiate_upload(&self) -> Attempt<Url> {
+    pub(super) async fn initiate_upload(&self) -> Attempt<Url> {
         let url = self.url("blobs/uploads/")?;
         let response = self.post_empty(&url, &[StatusCode::ACCEPTED]).await?;
         self.next_location(&response)
@@ -290,7 +313,7 @@ impl Registry {
         .await
     }
 
-    fn next_location(&self, response: &reqwest::Response) -> Attempt<Url> {
+    pub(super) fn next_location(&self, response: &reqwest::Response) -> Attempt<Url> {
         let location = response
             .headers()
             .get(LOCATION)
@@ -305,27 +328,48 @@ impl Registry {
     }
 
     /// `PATCH <location>` with `part` of the blob as the body (and `Content-Range: start-end`
-    /// when the blob goes in several parts): 202 with the next `Location`. The digest is
-    /// checked before the last bytes of the last part are handed over, so a corrupt blob never
-    /// completes its request.
-    async fn patch_chunk(
+    /// when the blob goes in several parts): 202 with the next `Location`.
+    async fn patch_chunk(&self, location: &Url, body: &BlobBody<'_>, part: Part) -> Attempt<Url> {
+        let response = self
+            .send_part(
+                Method::PATCH,
+                location,
+                body,
+                part,
+                &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT],
+            )
+            .await?;
+        self.next_location(&response)
+    }
+
+    /// One request whose body is `part` of the blob, read from the feed as it goes. The digest
+    /// is checked before the last bytes of the last part are handed over, so a corrupt blob
+    /// never completes its request. A failure the source caused (its bytes do not match, it
+    /// cannot be read) is told apart from the registry's.
+    pub(super) async fn send_part(
         &self,
-        location: &Url,
-        blob: &BlobInfo,
-        feed: &Arc<Mutex<Feed>>,
+        method: Method,
+        url: &Url,
+        body: &BlobBody<'_>,
         part: Part,
-        progress: &Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> Attempt<Url> {
+        expected: &[StatusCode],
+    ) -> std::result::Result<reqwest::Response, BodyFailure> {
+        let BlobBody {
+            blob,
+            feed,
+            progress,
+        } = body;
         let problem: Arc<std::sync::Mutex<Option<Problem>>> = Arc::default();
         let start_hash = feed.lock().await.hasher.clone();
         let result = self
             .send(
                 |watch| {
-                    let feed = feed.clone();
+                    let feed = (*feed).clone();
                     let problem = problem.clone();
                     let start_hash = start_hash.clone();
-                    let progress = progress.clone();
+                    let progress = (*progress).clone();
                     let expected = blob.digest.clone().filter(|_| part.last);
+                    let method = method.clone();
                     async move {
                         let mut feed = feed.lock_owned().await;
                         feed.seek(part.start, start_hash)
@@ -342,7 +386,7 @@ impl Registry {
                             progress,
                         };
                         let mut request = self
-                            .request(Method::PATCH, location.clone())
+                            .request(method, url.clone())
                             .header(CONTENT_TYPE, "application/octet-stream")
                             .header(CONTENT_LENGTH, part.len);
                         if part.ranged {
@@ -354,7 +398,7 @@ impl Registry {
                         Ok(request.body(Body::wrap_stream(reading.into_stream())))
                     }
                 },
-                &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT],
+                expected,
             )
             .await;
         let problem = problem
@@ -362,9 +406,9 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         if let Some(problem) = problem {
-            return Err(problem.into_failure(blob));
+            return Err(BodyFailure::Source(problem.into_failure(blob)));
         }
-        self.next_location(&result?)
+        result.map_err(BodyFailure::Registry)
     }
 
     /// `PUT <location>?digest=<digest>` with no body: 201.
@@ -385,7 +429,7 @@ impl Registry {
     /// `DELETE <location>`: ends a failed upload session so the registry drops its partial
     /// data now rather than at its next purge (204). Best effort: one try, bounded in time;
     /// a session that already ended answers 404, which is fine.
-    async fn cancel_upload(&self, location: &Url) {
+    pub(super) async fn cancel_upload(&self, location: &Url) {
         let cancel = self.send(
             |_| async { Ok(self.request(Method::DELETE, location.clone())) },
             &[StatusCode::NO_CONTENT, StatusCode::ACCEPTED, StatusCode::OK],
@@ -438,7 +482,7 @@ impl Registry {
     }
 }
 
-fn with_digest(mut location: Url, digest: &Digest) -> Url {
+pub(super) fn with_digest(mut location: Url, digest: &Digest) -> Url {
     location
         .query_pairs_mut()
         .append_pair("digest", digest.as_str());

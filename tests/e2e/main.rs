@@ -35,4 +35,5 @@ mod pull;
 mod push;
 mod registries;
 mod security;
+mod small_blobs;
 mod unreachable;
