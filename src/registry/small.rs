@@ -151,11 +151,15 @@ impl Registry {
             return Ok(None);
         };
         let ways = self.shortcuts();
+        // A blob that sent its body once already does not wait for another blob's verdict:
+        // its source's deadline runs from that first read (`oci::resuming`).
+        let mut read_once = false;
         if session.is_none() {
             // Nobody waits while one blob tries the single POST: the others' plain POST opens
             // the session that the next way needs anyway.
             let turn = ways.single_post.turn(false).await;
             if let Some(trial) = trying(turn) {
+                read_once = true;
                 match self.post_with_body(body, &digest).await {
                     Ok(Posted::Stored) => {
                         self.judged(&ways.single_post, trial, Verdict::Works, "took it");
@@ -178,7 +182,7 @@ impl Registry {
                 }
             }
         }
-        let turn = ways.put_with_body.turn(true).await;
+        let turn = ways.put_with_body.turn(!read_once).await;
         let Some(trial) = trying(turn) else {
             return Ok(None);
         };

@@ -213,11 +213,15 @@ impl Registry {
         session: &mut Option<Url>,
         reporter: &dyn Reporter,
     ) -> Attempt<Digest> {
-        feed.lock()
-            .await
-            .rewind()
-            .await
-            .map_err(|e| Failure::fatal(read_error(blob, e)))?;
+        // A small blob opens its source only once it knows its way: it may first wait for
+        // another blob's verdict (`small.rs`), and a source read's deadline starts at opening.
+        if !small {
+            feed.lock()
+                .await
+                .rewind()
+                .await
+                .map_err(|e| Failure::fatal(read_error(blob, e)))?;
+        }
         let progress = match &blob.digest {
             Some(digest) => reporter.blob_progress_sink(digest),
             None => reporter.unnamed_progress_sink(),
@@ -231,7 +235,7 @@ impl Registry {
             if let Some(digest) = self.upload_small(&body, session, reporter).await? {
                 return Ok(digest);
             }
-            // A shorter way was refused part-way through the body: from the first byte again.
+            // No shorter way, or one refused part-way through the body: from the first byte.
             feed.lock()
                 .await
                 .rewind()

@@ -82,7 +82,9 @@ fn distribution_takes_a_small_blob_in_two_requests_after_ignoring_one_single_pos
     let blobs = LAYERS + 1;
     let seen = push_counted(&registry, &dir, &image, "small/dist:1.0");
     // One blob tried the single POST: distribution answered 202 and dropped the body; that
-    // blob went on in the session it opened. Every blob: one POST, one PUT with the body.
+    // blob went on in the session it opened. Every blob: one POST, one PUT with the body;
+    // but the blob that already sent its body once does not wait for another blob's trial of
+    // the PUT with a body (its source's deadline runs), so it may go PATCH, empty PUT instead.
     assert_eq!(count(&seen, "POST", true), 1, "{:#?}", shown(&seen));
     assert_eq!(
         count(&seen, "POST", false),
@@ -90,9 +92,15 @@ fn distribution_takes_a_small_blob_in_two_requests_after_ignoring_one_single_pos
         "{:#?}",
         shown(&seen)
     );
-    assert_eq!(count(&seen, "PUT", true), blobs, "{:#?}", shown(&seen));
-    assert_eq!(count(&seen, "PATCH", true), 0, "{:#?}", shown(&seen));
-    assert_eq!(seen.len(), 2 * blobs, "{:#?}", shown(&seen));
+    let patched = count(&seen, "PATCH", true);
+    assert!(patched <= 1, "{:#?}", shown(&seen));
+    assert_eq!(
+        count(&seen, "PUT", true),
+        blobs - patched,
+        "{:#?}",
+        shown(&seen)
+    );
+    assert_eq!(seen.len(), 2 * blobs + patched, "{:#?}", shown(&seen));
 }
 
 #[test]
@@ -111,7 +119,14 @@ fn container_registry_refuses_a_put_with_a_body_once_and_gets_post_patch_put() {
     // one blob; then every blob went POST, PATCH, empty PUT.
     assert_eq!(count(&seen, "POST", true), 1, "{:#?}", shown(&seen));
     assert_eq!(count(&seen, "PUT", true), 1, "{:#?}", shown(&seen));
-    assert_eq!(count(&seen, "PATCH", true), blobs, "{:#?}", shown(&seen));
+    // The blob that tried the single POST may PATCH in the session it opened before the PUT
+    // trial's verdict is in, and start over in a fresh one if that session fails.
+    let patched = count(&seen, "PATCH", true);
+    assert!(
+        (blobs..=blobs + 1).contains(&patched),
+        "{:#?}",
+        shown(&seen)
+    );
     assert_eq!(count(&seen, "PUT", false), blobs, "{:#?}", shown(&seen));
     let posts = count(&seen, "POST", false);
     assert!(
@@ -120,7 +135,7 @@ fn container_registry_refuses_a_put_with_a_body_once_and_gets_post_patch_put() {
         shown(&seen)
     );
     assert!(
-        seen.len() <= 3 * blobs + 4,
+        seen.len() <= 3 * blobs + 6,
         "three requests per blob and the two trials: {:#?}",
         shown(&seen)
     );
