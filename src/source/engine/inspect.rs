@@ -60,9 +60,21 @@ pub(super) fn deadline(ms: Option<&str>) -> Duration {
 
 /// Asks the engine at `socket` about `name`.
 pub(super) async fn inspect(socket: &Path, name: &str) -> Answer {
+    within_deadline(async {
+        exchange(socket, name)
+            .await
+            .map(|bytes| read_answer(&bytes))
+    })
+    .await
+}
+
+/// `asking` held to the inspection's deadline: its answer, or why there is none.
+async fn within_deadline(
+    asking: impl std::future::Future<Output = Result<Answer, String>>,
+) -> Answer {
     let limit = deadline(std::env::var(DEADLINE_ENV).ok().as_deref());
-    match tokio::time::timeout(limit, exchange(socket, name)).await {
-        Ok(Ok(bytes)) => read_answer(&bytes),
+    match tokio::time::timeout(limit, asking).await {
+        Ok(Ok(answer)) => answer,
         Ok(Err(why)) => Answer::Failed(why),
         Err(_) => Answer::Failed(format!(
             "its answer to the image's inspection did not come whole within {}s",
@@ -74,15 +86,11 @@ pub(super) async fn inspect(socket: &Path, name: &str) -> Answer {
 /// Asks the engine at `tcp://host` about `name`: plain HTTP, or TLS with `ca.pem`, `cert.pem`
 /// and `key.pem` from `tls`, held to the same limit and deadline as over a socket.
 pub(super) async fn inspect_tcp(host: &str, tls: Option<&Path>, name: &str) -> Answer {
-    let limit = deadline(std::env::var(DEADLINE_ENV).ok().as_deref());
-    match tokio::time::timeout(limit, exchange_tcp(host, tls, name)).await {
-        Ok(Ok((status, body))) => answer(Some(status), &body),
-        Ok(Err(why)) => Answer::Failed(why),
-        Err(_) => Answer::Failed(format!(
-            "its answer to the image's inspection did not come whole within {}s",
-            limit.as_secs_f64()
-        )),
-    }
+    within_deadline(async {
+        let (status, body) = exchange_tcp(host, tls, name).await?;
+        Ok(answer(Some(status), &body))
+    })
+    .await
 }
 
 async fn exchange_tcp(
