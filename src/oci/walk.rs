@@ -153,7 +153,9 @@ impl Walk<'_> {
         Box::pin(async move {
             let reader = self.reader;
             // Each manifest once, however often the index names it, and none read unless
-            // the sizes the index gives fit the limit.
+            // the sizes the index gives fit the limit. The set is this index's, not the
+            // walk's: a manifest an outer index lists after a nested index that lists it too
+            // must still be read here, so that it goes up before the nested index does.
             let mut unique = HashSet::new();
             let fresh: Vec<&Descriptor> = entries
                 .iter()

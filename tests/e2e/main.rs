@@ -7,9 +7,6 @@
 //! test binary of its own would say `mod support;`, and reaches the helpers as `support::...`.
 //! A file dropped at the top of `tests/` still builds, as a test binary of its own that
 //! compiles `tests/support` again: fold it in here instead.
-//!
-//! The one exception is `tests/peak_rss/`: tests that read a child's peak RSS need a small test
-//! process (its `main.rs` says why).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -30,6 +27,7 @@ mod image_shapes;
 mod library;
 mod mirror;
 mod passthrough;
+mod peak_rss;
 mod progress;
 mod pull;
 mod push;

@@ -246,7 +246,7 @@ pub fn assert_refused(run: &Measured, code: i32, names: &str, limit: Duration) {
     );
     assert!(stderr.lines().any(|l| l.starts_with("hint:")), "{stderr}");
     assert!(
-        !super::rss_is_measured() || run.peak_kib < RSS_LIMIT_KIB,
+        run.peak_kib < RSS_LIMIT_KIB,
         "peak RSS {} KiB",
         run.peak_kib
     );

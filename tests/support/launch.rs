@@ -44,7 +44,7 @@ pub fn idpbuilder_at(home: &Path) -> assert_cmd::Command {
 }
 
 /// `idpbuilder` with `HOME` at [`NOWHERE`], as a std command: for tests that spawn it themselves
-/// (a deadline with `child::output_within`, a signal, `wait4` for its peak memory).
+/// (a deadline with `child::output_within`, a signal, `child::measured` for its peak memory).
 pub fn idpbuilder_process() -> Command {
     isolated(env!("CARGO_BIN_EXE_idpbuilder"), Path::new(NOWHERE))
 }

@@ -105,13 +105,6 @@ pub fn tiny_layout(dir: &Path) -> (PathBuf, String) {
 }
 
 /// `sha256:HEX` of `bytes`.
-/// Whether a child's peak RSS is held to its limit: not under `make coverage`
-/// (`IDPBUILDER_COVERAGE`), where the binary is instrumented and tarpaulin's test process is
-/// larger, so the number is not the one users see. `make test` checks every limit.
-pub fn rss_is_measured() -> bool {
-    std::env::var_os("IDPBUILDER_COVERAGE").is_none()
-}
-
 pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }

@@ -738,12 +738,14 @@ fn a_source_blob_shorter_than_its_descriptor_exits_2_naming_it() {
         Duration::from_secs(20),
     );
     assert!(!run.stderr().contains("retrying"), "{}", run.stderr());
-    let reads = source
+    // The short layer is not read again as if the network had cut it (the config may be: a
+    // small blob is sent a second time when the registry turns down its one-request way).
+    let layer_reads = source
         .requests()
         .iter()
-        .filter(|r| r.contains("/blobs/"))
+        .filter(|r| r.ends_with(&sha256(&[b'x'; 500])))
         .count();
-    assert!(reads <= 2, "{:?}", source.requests());
+    assert!(layer_reads <= 2, "{:?}", source.requests());
 }
 
 /// An engine whose export starts with 3,000 junk files at the top level, then holds a valid
@@ -792,7 +794,7 @@ fn junk_files_in_an_engine_export_are_never_uploaded() {
         );
     }
     assert!(
-        !support::rss_is_measured() || run.peak_kib < support::hostile::RSS_LIMIT_KIB,
+        run.peak_kib < support::hostile::RSS_LIMIT_KIB,
         "peak RSS {} KiB",
         run.peak_kib
     );
