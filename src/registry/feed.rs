@@ -300,6 +300,7 @@ impl Reading {
             }
             let want = reading.remaining.min(READ_BUFFER as u64) as usize;
             let mut buffer = BytesMut::with_capacity(want);
+            let source_read = reading.watch.reading_source();
             while buffer.len() < want {
                 let Some(reader) = feed.reader.as_mut() else {
                     return Err(stop(
@@ -314,6 +315,7 @@ impl Reading {
                     Err(e) => return Err(stop(&reading.problem, Problem::Read(e))),
                 }
             }
+            drop(source_read);
             reading.remaining -= want as u64;
             feed.position += want as u64;
             feed.hasher.update(&buffer);

@@ -55,6 +55,8 @@ struct Progress {
     last: AtomicU64,
     body_len: AtomicU64,
     body_sent: AtomicU64,
+    /// Reads of the body's source under way: waiting on the source is not the peer's silence.
+    source_reads: AtomicU64,
 }
 
 impl Default for Watch {
@@ -70,6 +72,7 @@ impl Watch {
             last: AtomicU64::new(0),
             body_len: AtomicU64::new(0),
             body_sent: AtomicU64::new(0),
+            source_reads: AtomicU64::new(0),
         }))
     }
 
@@ -98,6 +101,15 @@ impl Watch {
         len > 0 && self.0.body_sent.load(Ordering::Relaxed) < len
     }
 
+    /// The body is being read from its source until the guard is dropped. Meanwhile the idle
+    /// timer does not run out: the peer is waiting on us, and the source has a deadline of its
+    /// own that names it (a trickled `docker://` blob drew "REGISTRY did not answer in time"
+    /// warnings about the destination before its own error).
+    pub fn reading_source(&self) -> SourceRead {
+        self.0.source_reads.fetch_add(1, Ordering::Relaxed);
+        SourceRead(self.clone())
+    }
+
     fn last_progress(&self) -> Instant {
         self.0.origin + Duration::from_millis(self.0.last.load(Ordering::Relaxed))
     }
@@ -110,7 +122,9 @@ impl Watch {
             tokio::select! {
                 output = &mut work => return Some(output),
                 () = tokio::time::sleep_until(deadline.into()) => {
-                    if self.last_progress() + idle <= Instant::now() {
+                    if self.0.source_reads.load(Ordering::Relaxed) > 0 {
+                        self.touch();
+                    } else if self.last_progress() + idle <= Instant::now() {
                         return None;
                     }
                 }
@@ -119,9 +133,32 @@ impl Watch {
     }
 }
 
+/// A read of the body's source under way ([`Watch::reading_source`]); its end counts as
+/// progress.
+pub struct SourceRead(Watch);
+
+impl Drop for SourceRead {
+    fn drop(&mut self) {
+        self.0.0.source_reads.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn waiting_on_the_source_is_not_the_peers_silence() {
+        let idle = Duration::from_millis(50);
+        let watch = Watch::new();
+        let reading = watch.reading_source();
+        let slow_source = tokio::time::sleep(Duration::from_millis(300));
+        assert_eq!(watch.within(idle, slow_source).await, Some(()));
+        drop(reading);
+        let silent_peer = tokio::time::sleep(Duration::from_millis(300));
+        assert_eq!(watch.within(idle, silent_peer).await, None);
+    }
 
     #[test]
     fn the_idle_timeout_is_two_minutes_unless_a_test_lowers_it() {

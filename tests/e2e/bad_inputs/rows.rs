@@ -379,7 +379,7 @@ pub const REGISTRY_ROWS: &[RegistryRow] = &[
         "`blob sha256:… of the source image at HOST/REPO is 500 bytes, not the 1000 its manifest says`, not retried (it was retried five times, exit 1); no tag"),
     row("source registry trickling a 20,000-byte layer one byte every 300 ms (inside the idle time)", 1, HOSTILE_SOURCES,
         "a_trickled_source_blob_ends_at_its_deadline_naming_the_source",
-        "`source registry HOST sent blob … too slowly: its 20000 bytes did not all come within Ns` (the idle time, then 8 KiB/s: 3.4 s with the test's 1 s; it would have taken 100 minutes, for ever without end); the upload's own retries share that deadline; peak RSS 26 MiB; no tag"),
+        "`source registry HOST sent blob … too slowly: its 20000 bytes did not all come within Ns` (the idle time, then 8 KiB/s: 3.4 s with the test's 1 s; it would have taken 100 minutes, for ever without end); no retry warning blames the destination (the upload's idle timer waits while the source is read); peak RSS 26 MiB; no tag"),
     row("pull from a registry trickling a layer one byte every 300 ms", 1, HOSTILE_SOURCES,
         "a_trickled_blob_ends_a_pull_at_its_deadline_and_writes_nothing",
         "`registry HOST sent blob … too slowly` at the same deadline; no layout appears"),
