@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 
 use super::ImageDestination;
 use super::place::{TempPath, write_error};
+use super::spool;
 use super::tar::{ImageTar, Shape};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -122,14 +123,15 @@ impl ImageDestination for ArchiveDestination {
                 .digest
                 .clone()
                 .ok_or_else(|| Error::input(format!("a blob of {} has no digest", blob.origin)))?;
-            let mut writing = self.writing.lock().await;
+            let progress = reporter.blob_progress_sink(&digest);
+            let (mut writing, turn) =
+                spool::wait_turn(&self.writing, blob, progress.as_ref()).await?;
             let (tar, temp) = writing
                 .as_mut()
                 .ok_or_else(|| Error::input(format!("{} was not opened", self.what())))?;
             let place = temp.path().to_path_buf();
-            let progress = reporter.blob_progress_sink(&digest);
             let size = tar
-                .blob(blob, progress.as_ref(), &|e| write_error(&place, e))
+                .put(turn, progress.as_ref(), &|e| write_error(&place, e))
                 .await?;
             Ok(Uploaded {
                 digest,

@@ -1,7 +1,8 @@
 //! The local engine as a destination: the image as a docker archive, built on the fly and
 //! streamed into the engine's `POST /images/load` (Docker, or Podman's compatible service,
 //! found as a push finds its engine), or into `podman load` on standard input when no socket
-//! answers and `podman` is on PATH. Nothing touches the disk on our side. The tar's
+//! answers and `podman` is on PATH. Blobs that wait for their turn in the tar are downloaded
+//! meanwhile into unlinked spool files (`spool.rs`); nothing else touches the disk. The tar's
 //! `manifest.json` comes last, and a pull that fails aborts the request before its end, so the
 //! engine never loads a partial image.
 
@@ -19,6 +20,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use super::ImageDestination;
+use super::spool;
 use super::tar::{ImageTar, Shape};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -260,7 +262,8 @@ impl ImageDestination for EngineDestination {
             let progress = reporter.blob_progress_sink(&digest);
             let broken: std::sync::Mutex<Option<io::Error>> = std::sync::Mutex::new(None);
             let result = {
-                let mut loading = self.loading.lock().await;
+                let (mut loading, turn) =
+                    spool::wait_turn(&self.loading, blob, progress.as_ref()).await?;
                 let loading = loading
                     .as_mut()
                     .ok_or_else(|| Error::input("the engine load was not started"))?;
@@ -273,7 +276,7 @@ impl ImageDestination for EngineDestination {
                     .tar
                     .as_mut()
                     .ok_or_else(|| Error::input("the engine load was already finished"))?;
-                tar.blob(blob, progress.as_ref(), &keep).await
+                tar.put(turn, progress.as_ref(), &keep).await
             };
             let taken = broken.lock().unwrap_or_else(|p| p.into_inner()).take();
             let size = match (result, taken) {

@@ -17,6 +17,7 @@ mod engine;
 mod layout;
 mod place;
 mod registry;
+mod spool;
 mod tar;
 
 pub use archive::ArchiveDestination;

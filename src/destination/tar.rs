@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::place::copy_checked;
+use super::spool::Turn;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci::media_type::{is_foreign_layer, is_index};
@@ -113,6 +114,26 @@ impl<W: AsyncWrite + Unpin + Send> ImageTar<W> {
             .await
             .map_err(written)?;
         copy_checked(blob, &mut self.out, progress, written).await?;
+        self.pad(size).await.map_err(written)?;
+        Ok(size)
+    }
+
+    /// One blob, from its source or from the spool file it waited in.
+    pub(super) async fn put(
+        &mut self,
+        turn: Turn,
+        progress: &(dyn Fn(u64) + Send + Sync),
+        written: &(dyn Fn(io::Error) -> Error + Send + Sync),
+    ) -> Result<u64> {
+        let spooled = match turn {
+            Turn::Now(blob) => return self.blob(blob, progress, written).await,
+            Turn::Spooled(spooled) => spooled,
+        };
+        let size = spooled.size;
+        self.header(&blob_path(&spooled.digest), size, tar::EntryType::Regular)
+            .await
+            .map_err(written)?;
+        spooled.copy_into(&mut self.out, written).await?;
         self.pad(size).await.map_err(written)?;
         Ok(size)
     }

@@ -8,6 +8,7 @@ mod cluster;
 mod engine;
 mod faults;
 mod gitea;
+mod spool;
 
 use std::path::Path;
 use std::process::{Command, Output};
