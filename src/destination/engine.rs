@@ -1,10 +1,10 @@
 //! The local engine as a destination: the image as a docker archive, built on the fly and
 //! streamed into the engine's `POST /images/load` (Docker, or Podman's compatible service,
 //! found as a push finds its engine), or into `podman load` on standard input when no socket
-//! answers and `podman` is on PATH. Blobs that wait for their turn in the tar are downloaded
-//! meanwhile into unlinked spool files (`spool.rs`); nothing else touches the disk. The tar's
-//! `manifest.json` comes last, and a pull that fails aborts the request before its end, so the
-//! engine never loads a partial image.
+//! answers and `podman` is on PATH. Small blobs that wait for their turn in the tar are
+//! downloaded meanwhile into unlinked spool files (`spool.rs`); nothing else touches the disk.
+//! The tar's `manifest.json` comes last, and a pull that fails aborts the request before its
+//! end, so the engine never loads a partial image.
 
 use std::io;
 use std::pin::Pin;

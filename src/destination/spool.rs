@@ -1,8 +1,9 @@
 //! Blobs waiting for their turn in a tar. A tar is one stream, so a pull into the engine or an
 //! archive writes blobs into it one after another; a blob that finds the tar busy is downloaded
 //! meanwhile into a spool file (checked against its digest as it arrives) and copied in when
-//! its turn comes. Such pulls so download `--concurrency` blobs at once, as a pull into a
-//! layout does, instead of at the speed of one download (issue 19). A spool file is unlinked
+//! its turn comes, if it is small ([`SPOOL_LIMIT`]). Such pulls so fetch small blobs
+//! `--concurrency` at once, as a pull into a layout does, instead of one round trip after
+//! another (issue 19); large ones stream straight into the tar. A spool file is unlinked
 //! as soon as it is made, so nothing is left behind however the pull ends; with no usable
 //! temporary directory a blob waits and streams straight into the tar, as before.
 
@@ -19,6 +20,11 @@ use crate::oci::SourceBlob;
 
 /// Bytes copied from a spool file at a time.
 const PIECE: usize = 64 << 10;
+/// The largest blob spooled. Small blobs are bound by latency, which spooling hides; a large
+/// one is bound by bandwidth, and a second copy through the disk costs more than it saves
+/// (measured with `make bench`, 1 GiB in 8 layers from a local registry: into a docker archive
+/// 6.79 s with every blob spooled against 5.60 s without, into the engine 12.18 s vs 11.90 s).
+const SPOOL_LIMIT: u64 = 16 << 20;
 
 /// How a blob goes into the tar once the tar is free.
 pub(super) enum Turn {
@@ -44,6 +50,9 @@ pub(super) async fn wait_turn<'m, T>(
 ) -> Result<(MutexGuard<'m, T>, Turn)> {
     if let Ok(free) = lock.try_lock() {
         return Ok((free, Turn::Now(blob)));
+    }
+    if blob.size > SPOOL_LIMIT {
+        return Ok((lock.lock().await, Turn::Now(blob)));
     }
     let Some(file) = spool_file() else {
         return Ok((lock.lock().await, Turn::Now(blob)));
