@@ -213,15 +213,6 @@ impl Registry {
         session: &mut Option<Url>,
         reporter: &dyn Reporter,
     ) -> Attempt<Digest> {
-        // A small blob opens its source only once it knows its way: it may first wait for
-        // another blob's verdict (`small.rs`), and a source read's deadline starts at opening.
-        if !small {
-            feed.lock()
-                .await
-                .rewind()
-                .await
-                .map_err(|e| Failure::fatal(read_error(blob, e)))?;
-        }
         let progress = match &blob.digest {
             Some(digest) => reporter.blob_progress_sink(digest),
             None => reporter.unnamed_progress_sink(),
@@ -231,17 +222,19 @@ impl Registry {
             feed,
             progress: &progress,
         };
-        if small {
-            if let Some(digest) = self.upload_small(&body, session, reporter).await? {
-                return Ok(digest);
-            }
-            // No shorter way, or one refused part-way through the body: from the first byte.
-            feed.lock()
-                .await
-                .rewind()
-                .await
-                .map_err(|e| Failure::fatal(read_error(blob, e)))?;
+        // A small blob tries its shorter ways first, opening its source only once it knows its
+        // way: it may first wait for another blob's verdict (`small.rs`), and a source read's
+        // deadline starts at opening.
+        if small && let Some(digest) = self.upload_small(&body, session, reporter).await? {
+            return Ok(digest);
         }
+        // From the first byte: a fresh attempt, or a small blob with no shorter way (or one
+        // refused part-way through the body).
+        feed.lock()
+            .await
+            .rewind()
+            .await
+            .map_err(|e| Failure::fatal(read_error(blob, e)))?;
         let mut location = match session.take() {
             Some(location) => location,
             None => self.initiate_upload().await?,
