@@ -23,12 +23,10 @@ use crate::source::ImageSource;
 /// body, so a slow link's round trips, not its bandwidth, bound them.
 const HEADS_AT_ONCE: usize = 32;
 
-// A blob of `SMALL_BLOB` or less spends its upload waiting on round trips, not sending bytes:
-// it does not take one of the `--concurrency` places (and goes in fewer requests where the
-// registry allows it: `registry/small.rs`).
-
-/// Small blobs in flight at once beside the large ones. Each holds one read buffer (256 KiB),
-/// so they add at most 4 MiB.
+/// Small blobs in flight at once beside the large ones. A blob of `SMALL_BLOB` or less spends
+/// its upload waiting on round trips, not sending bytes, so it does not take one of the
+/// `--concurrency` places (and goes in fewer requests where the registry allows it:
+/// `registry/small.rs`). Each holds one read buffer (256 KiB), so they add at most 4 MiB.
 const SMALL_AT_ONCE: usize = 16;
 
 /// What a push did, for the result line and `-o json`.
