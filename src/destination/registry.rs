@@ -9,11 +9,11 @@ use futures_util::future::BoxFuture;
 
 use super::ImageDestination;
 use crate::digest::Digest;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::oci::media_type::{OCI_ARTIFACT_MANIFEST, is_foreign_layer};
 use crate::oci::{Document, Manifest, Manifests, SourceBlob};
 use crate::progress::{Reporter, Uploaded};
-use crate::registry::{ChunkPolicy, Registry};
+use crate::registry::{Answered, ChunkPolicy, Registry};
 
 /// The token service Gitea names in its challenge (`routers/api/packages/container`).
 const GITEA_TOKEN_SERVICE: &str = "container_registry";
@@ -165,10 +165,7 @@ impl RegistryDestination {
     /// A manifest the registry answered with an error of its own (after its blobs went up):
     /// the hint says it is the registry's rule, not the image's fault, and what to try.
     fn refused(&self, error: Error, manifest: &Manifest) -> Error {
-        let answered = error.kind() == Kind::Registry
-            && error.hint().is_none()
-            && error.message().contains(" answered ");
-        if !answered {
+        if error.reason::<Answered>().is_none() || error.hint().is_some() {
             return error;
         }
         let host = self.registry.host();
@@ -278,7 +275,10 @@ mod tests {
 
     #[test]
     fn a_manifest_the_registry_refuses_gets_a_hint_naming_its_kind() {
-        let refused = || Error::registry("h answered 400 Bad Request to /v2/a/manifests/1");
+        let refused = || {
+            Error::registry("h answered 400 Bad Request to /v2/a/manifests/1")
+                .with_reason(Answered { status: 400 })
+        };
         let artifact = manifest(OCI_ARTIFACT_MANIFEST, b"x");
         let error = destination(false).refused(refused(), &artifact);
         assert!(

@@ -29,3 +29,11 @@ pub enum Cause {
     #[error("idpbuilder's registry host cannot be reached")]
     IdpbuilderUnreachable,
 }
+
+/// The registry answered a request with an error status of its own, none of the [`Cause`]s:
+/// what a layer above reads to tell "the registry refused this" from a network failure, where
+/// the message alone would have to be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    pub status: u16,
+}

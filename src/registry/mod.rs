@@ -15,7 +15,7 @@ mod tls;
 mod upload;
 
 pub use auth::{Challenge, parse_challenge};
-pub use cause::Cause;
+pub use cause::{Answered, Cause};
 pub use chunks::ChunkPolicy;
 pub use client::{Connection, Registry, Role};
 pub use download::FetchedManifest;

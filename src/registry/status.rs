@@ -9,10 +9,10 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
-use super::Cause;
 use super::client::{Attempt, Failure, Registry, Role};
 use super::origin::{Downgrade, Unresolved, origin_text};
 use super::timeouts::Watch;
+use super::{Answered, Cause};
 use crate::error::Error;
 use crate::text::escape_controls;
 
@@ -64,7 +64,9 @@ impl Registry {
             StatusCode::BAD_REQUEST if plain_http && https_server => {
                 answered().with_reason(Cause::PlainHttpToHttps { role: self.role() })
             }
-            _ => answered(),
+            _ => answered().with_reason(Answered {
+                status: status.as_u16(),
+            }),
         };
         Err(Failure {
             error,
